@@ -1,0 +1,64 @@
+#!/usr/bin/env bash
+# Idempotent set-up for primeflow: Debian packages, libtorch (from PyPI's
+# torch==2.11.0, the version tch 0.24 needs) and the Python test tools.
+#
+#   ./setup.sh            core set-up (HDF5, libtorch)
+#   ./setup.sh --python   also the Python packages the test suite and the
+#                         benchmarks compare against (anndata, scanpy, scipy)
+#
+# The torch virtual environment lives in a per-user cache shared by every
+# clone (PRIMEFLOW_CACHE, default ~/.cache/primeflow), and the project links to
+# it through two git-ignored symlinks: .venv (the environment) and .libtorch
+# (its torch package, which .cargo/config.toml points LIBTORCH at). Nothing has
+# to be exported by the user. Quick when everything is present.
+set -euo pipefail
+cd "$(dirname "$0")"
+
+TORCH_VERSION=2.11.0
+CACHE="${PRIMEFLOW_CACHE:-$HOME/.cache/primeflow}"
+VENV="$CACHE/venv-torch-$TORCH_VERSION"
+want_python=0
+for a in "$@"; do
+  case "$a" in
+    --python) want_python=1 ;;
+    *) echo "setup.sh: unknown option '$a' (known: --python)" >&2; exit 2 ;;
+  esac
+done
+
+say() { printf '[setup] %s\n' "$*"; }
+
+# 1. Debian packages: HDF5 (hdf5-metno links the system libhdf5) and pkg-config.
+need_apt=()
+dpkg -s libhdf5-dev >/dev/null 2>&1 || need_apt+=(libhdf5-dev)
+command -v pkg-config >/dev/null 2>&1 || need_apt+=(pkg-config)
+if [ ${#need_apt[@]} -gt 0 ]; then
+  say "installing Debian packages: ${need_apt[*]}"
+  SUDO=""; [ "$(id -u)" -ne 0 ] && SUDO="sudo"
+  export DEBIAN_FRONTEND=noninteractive
+  $SUDO apt-get install -y -q "${need_apt[@]}" >/dev/null 2>&1 || {
+    $SUDO apt-get update -q >/dev/null
+    $SUDO apt-get install -y -q "${need_apt[@]}" >/dev/null
+  }
+fi
+
+# 2. The torch venv (libtorch with its CUDA libraries: libtorch_cpu needs
+#    libcudart even on CPU-only machines).
+PY="$VENV/bin/python"
+if ! "$PY" -c "import torch,sys; sys.exit(0 if torch.__version__.split('+')[0]=='$TORCH_VERSION' else 1)" >/dev/null 2>&1; then
+  say "installing torch==$TORCH_VERSION into $VENV (about 1-2 minutes, 4.6 GB)"
+  mkdir -p "$CACHE"
+  python3 -m venv "$VENV"
+  "$VENV/bin/pip" install -q --disable-pip-version-check "torch==$TORCH_VERSION" numpy
+fi
+TORCH_DIR="$("$PY" -c 'import torch,os; print(os.path.dirname(torch.__file__))')"
+ln -sfn "$VENV" .venv
+ln -sfn "$TORCH_DIR" .libtorch
+
+# 3. Python packages used by the interoperability tests and benchmarks.
+if [ "$want_python" -eq 1 ]; then
+  if ! "$PY" -c "import anndata, scanpy, scipy, h5py" >/dev/null 2>&1; then
+    say "installing anndata, scanpy and scipy into $VENV (about 30 s)"
+    "$VENV/bin/pip" install -q --disable-pip-version-check anndata scanpy scipy h5py
+  fi
+fi
+say "ready: libtorch at $TORCH_DIR"

@@ -1,0 +1,69 @@
+//! AnnData `.h5ad` files: the in-memory model, reading and writing.
+//!
+//! The on-disk format is AnnData >= 0.8 (`encoding-type` attributes): `X` dense
+//! or CSR/CSC, `obs`/`var` dataframes, `layers/<name>`, `uns`. In memory the
+//! expression matrix is dense f32 (cells x genes), which is what models and
+//! metrics consume; sparse files are densified row-chunk by row-chunk so a load
+//! never holds two copies of the matrix.
+
+pub mod frame;
+pub mod info;
+pub mod read;
+pub mod write;
+
+use std::collections::BTreeMap;
+
+use ndarray::Array2;
+
+pub use frame::{Categorical, Column, DataFrame};
+pub use info::{inspect_h5ad, H5adInfo};
+pub use read::{read_h5ad, ReadOptions};
+pub use write::{write_h5ad, WriteOptions, XFormat};
+
+/// An annotated data matrix.
+///
+/// * `x`: `[n_obs, n_vars]` f32 expression (or the chosen layer).
+/// * `obs`: `n_obs` rows; `var`: `n_vars` rows (index = gene names).
+/// * `layers`: extra `[n_obs, n_vars]` matrices (e.g. `counts`).
+/// * `uns`: unstructured metadata as JSON (scalars, strings, numeric arrays,
+///   nested groups).
+#[derive(Debug, Clone, Default)]
+pub struct AnnData {
+    pub x: Array2<f32>,
+    pub obs: DataFrame,
+    pub var: DataFrame,
+    pub layers: BTreeMap<String, Array2<f32>>,
+    pub uns: serde_json::Map<String, serde_json::Value>,
+}
+
+impl AnnData {
+    /// Number of cells.
+    pub fn n_obs(&self) -> usize {
+        self.x.nrows()
+    }
+
+    /// Number of genes.
+    pub fn n_vars(&self) -> usize {
+        self.x.ncols()
+    }
+
+    /// Gene names (the `var` index).
+    pub fn var_names(&self) -> &[String] {
+        &self.var.index
+    }
+
+    /// The cells `rows`, in that order (X, obs and layers).
+    pub fn take_rows(&self, rows: &[usize]) -> AnnData {
+        AnnData {
+            x: self.x.select(ndarray::Axis(0), rows),
+            obs: self.obs.take(rows),
+            var: self.var.clone(),
+            layers: self
+                .layers
+                .iter()
+                .map(|(k, v)| (k.clone(), v.select(ndarray::Axis(0), rows)))
+                .collect(),
+            uns: self.uns.clone(),
+        }
+    }
+}

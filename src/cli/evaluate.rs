@@ -1,0 +1,10 @@
+//! `primeflow evaluate` (being written).
+
+/// Arguments.
+#[derive(Debug, clap::Args)]
+pub struct Args {}
+
+/// Runs the subcommand.
+pub fn run(_args: Args) -> anyhow::Result<()> {
+    anyhow::bail!("'evaluate' is not available yet")
+}

@@ -1,0 +1,402 @@
+//! `Dataset`: cells x genes expression with the obs columns that say which
+//! perturbation and covariates each cell has, grouped into units.
+//!
+//! A *unit* is a (covariate key, perturbation label) pair (metrics.md); the
+//! covariate key joins a cell's covariate values with `_`. Control units hold
+//! the control cells of their covariate key.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+use ndarray::{Array2, Axis};
+use serde::{Deserialize, Serialize};
+
+use crate::anndata::{self, AnnData, Column, DataFrame, ReadOptions};
+use crate::data::condition::{parse_perturbations, Condition, ConditionVocab};
+use crate::error::{Error, Result};
+
+/// Which obs columns carry the perturbation and covariates, and the control
+/// label.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ObsColumns {
+    /// Perturbation label column (default `condition`).
+    pub perturbation: String,
+    /// Covariate columns (default `[cell_type]`); may be empty.
+    pub covariates: Vec<String>,
+    /// The label of control cells (default `control`; `ctrl` is always
+    /// understood too).
+    pub control: String,
+}
+
+impl Default for ObsColumns {
+    fn default() -> Self {
+        ObsColumns {
+            perturbation: "condition".into(),
+            covariates: vec!["cell_type".into()],
+            control: "control".into(),
+        }
+    }
+}
+
+/// Options for [`Dataset::load`].
+#[derive(Debug, Clone, Default)]
+pub struct LoadOptions {
+    pub columns: ObsColumns,
+    /// Train on `layers/<name>` instead of X.
+    pub layer: Option<String>,
+    /// Allow negative values (by default data must be log1p-like, >= 0).
+    pub allow_negative: bool,
+}
+
+/// A (covariate key, perturbation) group of cells.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Unit {
+    /// The perturbation label as written in the data (`KLF1+MAP2K6`).
+    pub label: String,
+    /// Covariate values in column order.
+    pub covariates: Vec<String>,
+    /// Covariate values joined with `_`.
+    pub cov_key: String,
+    /// The parsed perturbation set (empty for control).
+    pub perturbations: Vec<String>,
+    /// Row indices of the unit's cells, ascending.
+    pub cells: Vec<usize>,
+}
+
+impl Unit {
+    /// True for a control unit.
+    pub fn is_control(&self) -> bool {
+        self.perturbations.is_empty()
+    }
+
+    /// The unit's condition.
+    pub fn condition(&self) -> Condition {
+        Condition {
+            perturbations: self.perturbations.clone(),
+            covariates: self.covariates.clone(),
+        }
+    }
+
+    /// `cov_key/label`, a readable unique name.
+    pub fn name(&self) -> String {
+        format!("{}/{}", self.cov_key, self.label)
+    }
+}
+
+/// Cells x genes expression with perturbation and covariate annotations.
+#[derive(Debug, Clone)]
+pub struct Dataset {
+    /// `[n_cells, n_genes]` expression (log1p-normalised by convention).
+    pub x: Array2<f32>,
+    /// Gene names, `n_genes`.
+    pub genes: Vec<String>,
+    /// All obs columns of the source (cells in row order).
+    pub obs: DataFrame,
+    /// var dataframe of the source.
+    pub var: DataFrame,
+    /// Which columns mean what.
+    pub columns: ObsColumns,
+    /// The file this came from, if any (for messages).
+    pub source: Option<PathBuf>,
+    units: Vec<Unit>,
+    cell_unit: Vec<usize>,
+}
+
+impl Dataset {
+    /// Reads `path` (.h5ad) and checks it: columns present with no missing
+    /// values, X finite and (unless allowed) non-negative.
+    pub fn load(path: &Path, opts: &LoadOptions) -> Result<Dataset> {
+        let ad = anndata::read_h5ad(
+            path,
+            &ReadOptions {
+                layer: opts.layer.clone(),
+                ..ReadOptions::default()
+            },
+        )?;
+        Self::from_anndata(ad, opts.columns.clone(), Some(path), opts.allow_negative)
+    }
+
+    /// Builds a dataset from an in-memory AnnData (validated as in
+    /// [`load`](Self::load)); `source` is used in messages.
+    pub fn from_anndata(ad: AnnData, columns: ObsColumns, source: Option<&Path>, allow_negative: bool) -> Result<Dataset> {
+        let src = source.map(|p| p.to_path_buf()).unwrap_or_else(|| PathBuf::from("<memory>"));
+        let field = |f: &str| f.to_string();
+        if ad.obs.len() != ad.x.nrows() {
+            return Err(Error::format(&src, "obs", format!("obs has {} rows but X has {} cells", ad.obs.len(), ad.x.nrows())));
+        }
+        if ad.var.len() != ad.x.ncols() {
+            return Err(Error::format(&src, "var", format!("var has {} rows but X has {} genes", ad.var.len(), ad.x.ncols())));
+        }
+        // Values: finite, non-negative unless allowed.
+        for (i, row) in ad.x.axis_iter(Axis(0)).enumerate() {
+            for (j, &v) in row.iter().enumerate() {
+                if !v.is_finite() || (!allow_negative && v < 0.0) {
+                    let what = if !v.is_finite() { "a non-finite value" } else { "a negative value (log1p data expected)" };
+                    return Err(Error::format(
+                        &src,
+                        field("X"),
+                        format!("{what} {v} at cell {i} ('{}'), gene {j} ('{}')", ad.obs.index[i], ad.var.index[j]),
+                    ));
+                }
+            }
+        }
+        let check_col = |name: &str| -> Result<Vec<String>> {
+            ad.obs.labels("obs", name).map_err(|e| match e {
+                Error::Unknown { .. } | Error::Invalid { .. } => Error::format(&src, format!("obs/{name}"), e.to_string()),
+                other => other,
+            })
+        };
+        let perts = check_col(&columns.perturbation)?;
+        let covs: Vec<Vec<String>> = columns.covariates.iter().map(|c| check_col(c)).collect::<Result<_>>()?;
+        let (units, cell_unit) = group_units(&perts, &covs, &columns.control);
+        Ok(Dataset {
+            x: ad.x,
+            genes: ad.var.index.clone(),
+            obs: ad.obs,
+            var: ad.var,
+            columns,
+            source: source.map(|p| p.to_path_buf()),
+            units,
+            cell_unit,
+        })
+    }
+
+    /// An AnnData view of this dataset (X, obs, var).
+    pub fn to_anndata(&self) -> AnnData {
+        AnnData {
+            x: self.x.clone(),
+            obs: self.obs.clone(),
+            var: self.var.clone(),
+            layers: Default::default(),
+            uns: Default::default(),
+        }
+    }
+
+    /// Number of cells.
+    pub fn n_cells(&self) -> usize {
+        self.x.nrows()
+    }
+
+    /// Number of genes.
+    pub fn n_genes(&self) -> usize {
+        self.x.ncols()
+    }
+
+    /// Where the data came from, for messages.
+    pub fn source_name(&self) -> String {
+        self.source.as_ref().map(|p| p.display().to_string()).unwrap_or_else(|| "<memory>".into())
+    }
+
+    /// All units, sorted by (covariate key, label).
+    pub fn units(&self) -> &[Unit] {
+        &self.units
+    }
+
+    /// The unit index of every cell.
+    pub fn cell_units(&self) -> &[usize] {
+        &self.cell_unit
+    }
+
+    /// The unit of cell `i`.
+    pub fn unit_of(&self, cell: usize) -> &Unit {
+        &self.units[self.cell_unit[cell]]
+    }
+
+    /// The condition of every cell, in row order.
+    pub fn cell_conditions(&self) -> Vec<Condition> {
+        self.cell_unit.iter().map(|&u| self.units[u].condition()).collect()
+    }
+
+    /// Covariate keys, sorted.
+    pub fn cov_keys(&self) -> Vec<String> {
+        let mut k: Vec<String> = self.units.iter().map(|u| u.cov_key.clone()).collect();
+        k.dedup();
+        k
+    }
+
+    /// Control cells of covariate key `cov_key` (may be empty).
+    pub fn control_cells(&self, cov_key: &str) -> Vec<usize> {
+        self.units
+            .iter()
+            .filter(|u| u.is_control() && u.cov_key == cov_key)
+            .flat_map(|u| u.cells.iter().copied())
+            .collect()
+    }
+
+    /// Sorted distinct perturbation labels (including control).
+    pub fn conditions(&self) -> Vec<String> {
+        let mut v: Vec<String> = self.units.iter().map(|u| u.label.clone()).collect();
+        v.sort();
+        v.dedup();
+        v
+    }
+
+    /// The vocabulary of this data: all single perturbations and covariate
+    /// values, sorted.
+    pub fn vocab(&self) -> ConditionVocab {
+        let mut perts: Vec<String> = self.units.iter().flat_map(|u| u.perturbations.iter().cloned()).collect();
+        perts.sort();
+        perts.dedup();
+        let covariates = (0..self.columns.covariates.len())
+            .map(|j| {
+                let mut v: Vec<String> = self.units.iter().map(|u| u.covariates[j].clone()).collect();
+                v.sort();
+                v.dedup();
+                v
+            })
+            .collect();
+        ConditionVocab {
+            perturbation_column: self.columns.perturbation.clone(),
+            covariate_columns: self.columns.covariates.clone(),
+            control: self.columns.control.clone(),
+            perturbations: perts,
+            covariates,
+        }
+    }
+
+    /// The cells `rows` (in that order) as a new dataset.
+    pub fn subset(&self, rows: &[usize]) -> Result<Dataset> {
+        if let Some(&bad) = rows.iter().find(|&&r| r >= self.n_cells()) {
+            return Err(Error::invalid("cell index", format!("{bad} is out of range (the data has {} cells)", self.n_cells())));
+        }
+        let ad = AnnData {
+            x: self.x.select(Axis(0), rows),
+            obs: self.obs.take(rows),
+            var: self.var.clone(),
+            layers: Default::default(),
+            uns: Default::default(),
+        };
+        let mut ds = Self::from_anndata(ad, self.columns.clone(), self.source.as_deref(), true)?;
+        ds.source = self.source.clone();
+        Ok(ds)
+    }
+
+    /// Cells whose obs column `col` has label `value`.
+    pub fn cells_where(&self, col: &str, value: &str) -> Result<Vec<usize>> {
+        let c = self.obs.column("obs", col)?;
+        Ok((0..c.len()).filter(|&i| c.label(i).as_deref() == Some(value)).collect())
+    }
+
+    /// Mean expression of `cells`, `[n_genes]` (zeros when empty).
+    pub fn mean_of(&self, cells: &[usize]) -> Vec<f32> {
+        let mut m = vec![0f64; self.n_genes()];
+        for &c in cells {
+            for (a, &v) in m.iter_mut().zip(self.x.row(c).iter()) {
+                *a += v as f64;
+            }
+        }
+        let n = cells.len().max(1) as f64;
+        m.into_iter().map(|v| (v / n) as f32).collect()
+    }
+
+    /// A summary for printing or JSON.
+    pub fn summary(&self) -> DatasetSummary {
+        let mut per_cov: BTreeMap<String, CovSummary> = BTreeMap::new();
+        for u in &self.units {
+            let e = per_cov.entry(u.cov_key.clone()).or_default();
+            if u.is_control() {
+                e.control_cells += u.cells.len();
+            } else {
+                e.perturbations += 1;
+                e.perturbed_cells += u.cells.len();
+                if u.perturbations.len() > 1 {
+                    e.combinations += 1;
+                }
+            }
+        }
+        DatasetSummary {
+            source: self.source_name(),
+            n_cells: self.n_cells(),
+            n_genes: self.n_genes(),
+            perturbation_column: self.columns.perturbation.clone(),
+            covariate_columns: self.columns.covariates.clone(),
+            control: self.columns.control.clone(),
+            n_units: self.units.iter().filter(|u| !u.is_control()).count(),
+            n_perturbations: self.vocab().perturbations.len(),
+            covariates: per_cov,
+        }
+    }
+}
+
+/// Per-covariate-key counts.
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
+pub struct CovSummary {
+    pub control_cells: usize,
+    pub perturbations: usize,
+    pub combinations: usize,
+    pub perturbed_cells: usize,
+}
+
+/// What `Dataset::summary` reports.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct DatasetSummary {
+    pub source: String,
+    pub n_cells: usize,
+    pub n_genes: usize,
+    pub perturbation_column: String,
+    pub covariate_columns: Vec<String>,
+    pub control: String,
+    /// Non-control units.
+    pub n_units: usize,
+    /// Distinct single perturbations.
+    pub n_perturbations: usize,
+    pub covariates: BTreeMap<String, CovSummary>,
+}
+
+impl std::fmt::Display for DatasetSummary {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        writeln!(f, "Dataset {}: {} cells x {} genes", self.source, self.n_cells, self.n_genes)?;
+        writeln!(
+            f,
+            "  perturbation column '{}' (control '{}'), covariates [{}]",
+            self.perturbation_column,
+            self.control,
+            self.covariate_columns.join(", ")
+        )?;
+        writeln!(f, "  {} perturbed units, {} distinct perturbations", self.n_units, self.n_perturbations)?;
+        writeln!(f, "  {:<24} {:>9} {:>14} {:>13} {:>15}", "covariate", "controls", "perturbations", "combinations", "perturbed cells")?;
+        for (k, c) in &self.covariates {
+            writeln!(f, "  {:<24} {:>9} {:>14} {:>13} {:>15}", k, c.control_cells, c.perturbations, c.combinations, c.perturbed_cells)?;
+        }
+        Ok(())
+    }
+}
+
+/// Groups cells into units sorted by (cov key, label).
+fn group_units(perts: &[String], covs: &[Vec<String>], control: &str) -> (Vec<Unit>, Vec<usize>) {
+    let n = perts.len();
+    let mut map: BTreeMap<(String, String), Vec<usize>> = BTreeMap::new();
+    for i in 0..n {
+        let cv: Vec<&str> = covs.iter().map(|c| c[i].as_str()).collect();
+        map.entry((cv.join("_"), perts[i].clone())).or_default().push(i);
+    }
+    let mut units = Vec::with_capacity(map.len());
+    let mut cell_unit = vec![0usize; n];
+    for ((cov_key, label), cells) in map {
+        let first = cells[0];
+        for &c in &cells {
+            cell_unit[c] = units.len();
+        }
+        units.push(Unit {
+            perturbations: parse_perturbations(&label, control),
+            covariates: covs.iter().map(|c| c[first].clone()).collect(),
+            cov_key,
+            label,
+            cells,
+        });
+    }
+    (units, cell_unit)
+}
+
+/// Builds an obs frame for generated cells: one categorical column per
+/// perturbation/covariate column, index `cell_<i>`.
+pub fn obs_for_conditions(columns: &ObsColumns, conds: &[Condition]) -> Result<DataFrame> {
+    let mut obs = DataFrame::with_index((0..conds.len()).map(|i| format!("cell_{i}")).collect());
+    let labels: Vec<String> = conds.iter().map(|c| c.label(&columns.control)).collect();
+    obs.insert(&columns.perturbation, Column::Categorical(anndata::Categorical::from_labels(&labels, true)))?;
+    for (j, name) in columns.covariates.iter().enumerate() {
+        let vals: Vec<String> = conds.iter().map(|c| c.covariates.get(j).cloned().unwrap_or_default()).collect();
+        obs.insert(name, Column::Categorical(anndata::Categorical::from_labels(&vals, true)))?;
+    }
+    Ok(obs)
+}

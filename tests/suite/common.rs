@@ -1,0 +1,71 @@
+//! Helpers shared by the test modules.
+#![allow(dead_code)]
+
+use std::path::{Path, PathBuf};
+
+/// The project root.
+pub fn root() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+}
+
+/// `../shared/data/devel.h5ad` (PerturBench's devel file; never copied).
+pub fn devel() -> PathBuf {
+    root().join("../shared/data/devel.h5ad")
+}
+
+/// A fresh, empty temporary folder for one test, under target/test-tmp.
+pub fn tmpdir(name: &str) -> PathBuf {
+    let d = root().join("target/test-tmp").join(name);
+    let _ = std::fs::remove_dir_all(&d);
+    std::fs::create_dir_all(&d).expect("create test dir");
+    d
+}
+
+/// The project venv's Python (set up by ./setup.sh --python).
+pub fn python() -> PathBuf {
+    root().join(".venv/bin/python")
+}
+
+/// True when the venv's Python can import `module`.
+pub fn python_has(module: &str) -> bool {
+    std::process::Command::new(python())
+        .args(["-c", &format!("import {module}")])
+        .output()
+        .map(|o| o.status.success())
+        .unwrap_or(false)
+}
+
+/// Runs the venv's Python on `code`, panicking with its stderr on failure.
+pub fn run_python(code: &str) -> String {
+    let out = std::process::Command::new(python())
+        .args(["-c", code])
+        .output()
+        .expect("run python");
+    assert!(
+        out.status.success(),
+        "python failed:\n{}\n{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+/// The built `primeflow` binary.
+pub fn bin() -> PathBuf {
+    PathBuf::from(env!("CARGO_BIN_EXE_primeflow"))
+}
+
+/// Runs `primeflow args...` and returns (exit code, stdout, stderr).
+pub fn primeflow(args: &[&str]) -> (i32, String, String) {
+    let out = std::process::Command::new(bin()).args(args).output().expect("run primeflow");
+    (
+        out.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+/// Asserts `path` exists.
+pub fn assert_exists(path: &Path) {
+    assert!(path.exists(), "{} does not exist", path.display());
+}

@@ -1,0 +1,16 @@
+//! The integration-test suite: one binary (each extra one relinks libtorch).
+//! Areas live in their own modules.
+
+mod common;
+
+mod anndata_io;
+mod cli;
+mod data;
+mod export;
+mod flow;
+mod metrics;
+mod model;
+mod sample;
+mod script;
+mod sim;
+mod train;
