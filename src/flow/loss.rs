@@ -36,9 +36,19 @@ impl FlowNoise {
     /// (only when `with_eps`) and the guidance mask, in that order, on
     /// `device`. Later draws of the same step (dropout) continue from this
     /// generator state, so they are determined by `seed` too.
-    pub fn draw(batch: i64, genes: i64, with_eps: bool, prob_unconditional: f64, device: Device, seed: u64) -> Result<FlowNoise> {
+    pub fn draw(
+        batch: i64,
+        genes: i64,
+        with_eps: bool,
+        prob_unconditional: f64,
+        device: Device,
+        seed: u64,
+    ) -> Result<FlowNoise> {
         if !(0.0..=1.0).contains(&prob_unconditional) {
-            return Err(Error::invalid("prob_unconditional", format!("{prob_unconditional} is not in [0, 1]")));
+            return Err(Error::invalid(
+                "prob_unconditional",
+                format!("{prob_unconditional} is not in [0, 1]"),
+            ));
         }
         crate::device::seed_everything(seed);
         let opts = (Kind::Float, device);
@@ -64,17 +74,31 @@ pub fn drop_conditions(cond: &Tensor, keep: &Tensor) -> Result<Tensor> {
 /// The CFM loss (scalar) for data `x1` `[B, m]` under conditions `cond`
 /// `[B, n_c]` with the given draws. `train` switches dropout (in the network)
 /// on; condition dropout is applied whenever `noise.keep` says so.
-pub fn cfm_loss_with(net: &dyn VelocityField, path: &Path, x1: &Tensor, cond: &Tensor, noise: &FlowNoise, train: bool) -> Result<Tensor> {
+pub fn cfm_loss_with(
+    net: &dyn VelocityField,
+    path: &Path,
+    x1: &Tensor,
+    cond: &Tensor,
+    noise: &FlowNoise,
+    train: bool,
+) -> Result<Tensor> {
     let x_t = path.sample_xt(&noise.x0, x1, &noise.t, &noise.eps)?; // [B, m]
     let u_t = path.target(&noise.x0, x1, &noise.t)?; // [B, m]
     let c = drop_conditions(cond, &noise.keep)?; // [B, n_c]
     let v = net.velocity(&x_t, &noise.t, &c, train)?; // [B, m]
     if v.size() != u_t.size() {
-        return Err(Error::Mismatch(format!("the velocity field returned {:?}, the target is {:?}", v.size(), u_t.size())));
+        return Err(Error::Mismatch(format!(
+            "the velocity field returned {:?}, the target is {:?}",
+            v.size(),
+            u_t.size()
+        )));
     }
     // Mean squared error over cells and genes, accumulated in f32 even under
     // autocast.
-    Ok(v.f_to_kind(Kind::Float)?.f_sub(&u_t)?.f_square()?.f_mean(Kind::Float)?)
+    Ok(v.f_to_kind(Kind::Float)?
+        .f_sub(&u_t)?
+        .f_square()?
+        .f_mean(Kind::Float)?)
 }
 
 /// The CFM loss with fresh draws from `seed` (see [`FlowNoise::draw`]).
@@ -92,6 +116,13 @@ pub fn cfm_loss(
         [b, m] => (*b, *m),
         _ => return Err(Error::Mismatch(format!("x1 must be [B, m], got {size:?}"))),
     };
-    let noise = FlowNoise::draw(b, m, path.sigma() > 0.0, prob_unconditional, x1.device(), seed)?;
+    let noise = FlowNoise::draw(
+        b,
+        m,
+        path.sigma() > 0.0,
+        prob_unconditional,
+        x1.device(),
+        seed,
+    )?;
     cfm_loss_with(net, path, x1, cond, &noise, train)
 }

@@ -51,7 +51,10 @@ impl Path {
     /// The path of `kind` with noise `sigma` (must be finite and >= 0).
     pub fn new(kind: PathKind, sigma: f64) -> Result<Path> {
         if !sigma.is_finite() || sigma < 0.0 {
-            return Err(Error::invalid("sigma", format!("{sigma} is not a finite number >= 0")));
+            return Err(Error::invalid(
+                "sigma",
+                format!("{sigma} is not a finite number >= 0"),
+            ));
         }
         Ok(match kind {
             PathKind::Linear => Path::Linear { sigma },
@@ -93,7 +96,10 @@ impl Path {
             Path::Linear { .. } => (t.f_full_like(-1.0)?, t.f_full_like(1.0)?),
             Path::Trigonometric { .. } => {
                 let a = t.f_mul_scalar(FRAC_PI_2)?;
-                (a.f_sin()?.f_mul_scalar(-FRAC_PI_2)?, a.f_cos()?.f_mul_scalar(FRAC_PI_2)?)
+                (
+                    a.f_sin()?.f_mul_scalar(-FRAC_PI_2)?,
+                    a.f_cos()?.f_mul_scalar(FRAC_PI_2)?,
+                )
             }
         })
     }
@@ -109,7 +115,11 @@ impl Path {
     pub fn sample_xt(&self, x0: &Tensor, x1: &Tensor, t: &Tensor, eps: &Tensor) -> Result<Tensor> {
         let mu = self.mu_t(x0, x1, t)?;
         if eps.size() != mu.size() {
-            return Err(Error::Mismatch(format!("eps has shape {:?}, x_t has {:?}", eps.size(), mu.size())));
+            return Err(Error::Mismatch(format!(
+                "eps has shape {:?}, x_t has {:?}",
+                eps.size(),
+                mu.size()
+            )));
         }
         let sigma = self.sigma();
         if sigma == 0.0 {

@@ -24,7 +24,10 @@ impl ModelConfig {
     pub fn preset(model: &str, preset: &str) -> Result<ModelConfig> {
         match model.trim().to_ascii_lowercase().as_str() {
             "mlp" => Ok(ModelConfig::Mlp(MlpConfig::preset(preset)?)),
-            "unet" | "u-net" => Err(Error::invalid("model", "the U-Net is not available in this build yet")),
+            "unet" | "u-net" => Err(Error::invalid(
+                "model",
+                "the U-Net is not available in this build yet",
+            )),
             other => Err(Error::unknown("model", other, &Self::KINDS)),
         }
     }
@@ -54,7 +57,8 @@ impl ModelConfig {
     /// naming `source` in errors; unknown keys are errors listing the valid
     /// ones.
     pub fn from_json(value: serde_json::Value, source: &str) -> Result<ModelConfig> {
-        let cfg: ModelConfig = serde_json::from_value(value).map_err(|e| Error::invalid(format!("model config ({source})"), e.to_string()))?;
+        let cfg: ModelConfig = serde_json::from_value(value)
+            .map_err(|e| Error::invalid(format!("model config ({source})"), e.to_string()))?;
         cfg.validate()?;
         Ok(cfg)
     }

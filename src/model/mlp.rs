@@ -103,17 +103,29 @@ impl MlpConfig {
         ];
         for (name, v) in positive {
             if v == 0 {
-                return Err(Error::invalid(format!("MLP config '{name}'"), "must be at least 1"));
+                return Err(Error::invalid(
+                    format!("MLP config '{name}'"),
+                    "must be at least 1",
+                ));
             }
         }
         if self.time_embed_dim % 2 != 0 {
-            return Err(Error::invalid("MLP config 'time_embed_dim'", format!("{} must be even (cos and sin halves)", self.time_embed_dim)));
+            return Err(Error::invalid(
+                "MLP config 'time_embed_dim'",
+                format!("{} must be even (cos and sin halves)", self.time_embed_dim),
+            ));
         }
         if !(0.0..1.0).contains(&self.dropout) {
-            return Err(Error::invalid("MLP config 'dropout'", format!("{} is not in [0, 1)", self.dropout)));
+            return Err(Error::invalid(
+                "MLP config 'dropout'",
+                format!("{} is not in [0, 1)", self.dropout),
+            ));
         }
         if !self.time_scale.is_finite() || self.time_scale <= 0.0 {
-            return Err(Error::invalid("MLP config 'time_scale'", format!("{} must be a positive number", self.time_scale)));
+            return Err(Error::invalid(
+                "MLP config 'time_scale'",
+                format!("{} must be a positive number", self.time_scale),
+            ));
         }
         Ok(())
     }
@@ -126,7 +138,11 @@ pub fn sinusoidal_embedding(x: &Tensor, dim: usize, scale: f64) -> Result<Tensor
     let half = (dim / 2) as i64;
     let i = Tensor::f_arange(half, (Kind::Float, x.device()))?; // [half]
     let freqs = i.f_mul_scalar(-(10000f64.ln()) / half as f64)?.f_exp()?; // [half]
-    let args = x.f_to_kind(Kind::Float)?.f_mul_scalar(scale)?.f_unsqueeze(-1)?.f_mul(&freqs.f_unsqueeze(0)?)?; // [B, half]
+    let args = x
+        .f_to_kind(Kind::Float)?
+        .f_mul_scalar(scale)?
+        .f_unsqueeze(-1)?
+        .f_mul(&freqs.f_unsqueeze(0)?)?; // [B, half]
     Ok(Tensor::f_cat(&[args.f_cos()?, args.f_sin()?], -1)?) // [B, dim]
 }
 
@@ -141,7 +157,10 @@ struct Linear {
 impl Linear {
     fn new(p: &nn::Path, fan_in: usize, fan_out: usize) -> Result<Linear> {
         let bound = 1.0 / (fan_in as f64).sqrt();
-        let init = nn::Init::Uniform { lo: -bound, up: bound };
+        let init = nn::Init::Uniform {
+            lo: -bound,
+            up: bound,
+        };
         Ok(Linear {
             weight: p.f_var("weight", &[fan_out as i64, fan_in as i64], init)?,
             bias: p.f_var("bias", &[fan_out as i64], init)?,
@@ -203,7 +222,12 @@ pub struct MlpVelocity {
 impl MlpVelocity {
     /// Builds the network under `p` for `n_genes` genes and a condition
     /// encoding of width `cond_dim`.
-    pub fn new(p: &nn::Path, cfg: &MlpConfig, n_genes: usize, cond_dim: usize) -> Result<MlpVelocity> {
+    pub fn new(
+        p: &nn::Path,
+        cfg: &MlpConfig,
+        n_genes: usize,
+        cond_dim: usize,
+    ) -> Result<MlpVelocity> {
         cfg.validate()?;
         if n_genes == 0 || cond_dim == 0 {
             return Err(Error::invalid(
@@ -220,9 +244,21 @@ impl MlpVelocity {
         };
         Ok(MlpVelocity {
             x_encoder: Mlp::new(&(p / "x_encoder"), &widths(n_genes, cfg.n_layers_x, h), 0.0)?,
-            cond_encoder: Mlp::new(&(p / "cond_encoder"), &widths(cond_dim, cfg.n_layers_conditions, h), 0.0)?,
-            time_encoder: Mlp::new(&(p / "time_encoder"), &widths(cfg.time_embed_dim, cfg.n_layers_time, h), 0.0)?,
-            decoder: Mlp::new(&(p / "decoder"), &widths(3 * h, cfg.n_layers_decoder, n_genes), cfg.dropout)?,
+            cond_encoder: Mlp::new(
+                &(p / "cond_encoder"),
+                &widths(cond_dim, cfg.n_layers_conditions, h),
+                0.0,
+            )?,
+            time_encoder: Mlp::new(
+                &(p / "time_encoder"),
+                &widths(cfg.time_embed_dim, cfg.n_layers_time, h),
+                0.0,
+            )?,
+            decoder: Mlp::new(
+                &(p / "decoder"),
+                &widths(3 * h, cfg.n_layers_decoder, n_genes),
+                cfg.dropout,
+            )?,
             config: cfg.clone(),
             n_genes,
             cond_dim,

@@ -31,7 +31,13 @@ pub trait VelocityField: std::fmt::Debug {
 
 /// Checks velocity-field inputs: `x_t` `[B, m]`, `t` `[B]`, `cond` `[B, n_c]`
 /// with the expected `m` and `n_c`; the error names every shape.
-pub fn check_inputs(x_t: &Tensor, t: &Tensor, cond: &Tensor, n_genes: usize, cond_dim: usize) -> Result<()> {
+pub fn check_inputs(
+    x_t: &Tensor,
+    t: &Tensor,
+    cond: &Tensor,
+    n_genes: usize,
+    cond_dim: usize,
+) -> Result<()> {
     let (sx, st, sc) = (x_t.size(), t.size(), cond.size());
     let ok = sx.len() == 2
         && st.len() == 1

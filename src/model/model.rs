@@ -63,17 +63,29 @@ impl std::fmt::Debug for Model {
 impl Model {
     /// A freshly initialised model on `device`; initialisation is seeded
     /// with `seed` (libtorch's generators, via `device::seed_everything`).
-    pub fn new(config: ModelConfig, genes: Vec<String>, vocab: ConditionVocab, device: Device, seed: u64) -> Result<Model> {
+    pub fn new(
+        config: ModelConfig,
+        genes: Vec<String>,
+        vocab: ConditionVocab,
+        device: Device,
+        seed: u64,
+    ) -> Result<Model> {
         config.validate()?;
         if genes.is_empty() {
             return Err(Error::invalid("genes", "a model needs at least one gene"));
         }
         let mut seen = std::collections::HashSet::new();
         if let Some(dup) = genes.iter().find(|g| !seen.insert(g.as_str())) {
-            return Err(Error::invalid("genes", format!("gene '{dup}' appears more than once")));
+            return Err(Error::invalid(
+                "genes",
+                format!("gene '{dup}' appears more than once"),
+            ));
         }
         if vocab.width() == 0 {
-            return Err(Error::invalid("condition vocabulary", "it is empty (no perturbations and no covariate values)"));
+            return Err(Error::invalid(
+                "condition vocabulary",
+                "it is empty (no perturbations and no covariate values)",
+            ));
         }
         crate::device::seed_everything(seed);
         let vs = nn::VarStore::new(device);
@@ -93,7 +105,12 @@ impl Model {
     }
 
     /// A new model for the genes and vocabulary of `ds`.
-    pub fn for_dataset(config: ModelConfig, ds: &Dataset, device: Device, seed: u64) -> Result<Model> {
+    pub fn for_dataset(
+        config: ModelConfig,
+        ds: &Dataset,
+        device: Device,
+        seed: u64,
+    ) -> Result<Model> {
         Model::new(config, ds.genes.clone(), ds.vocab(), device, seed)
     }
 
@@ -115,7 +132,11 @@ impl Model {
 
     /// Number of trainable parameters.
     pub fn n_params(&self) -> usize {
-        self.vs.trainable_variables().iter().map(|t| t.numel()).sum()
+        self.vs
+            .trainable_variables()
+            .iter()
+            .map(|t| t.numel())
+            .sum()
     }
 
     /// Where the parameters live.
@@ -126,7 +147,12 @@ impl Model {
     /// Trainable parameters sorted by name (a stable order for optimizers
     /// and checkpoints).
     pub fn named_parameters(&self) -> Vec<(String, Tensor)> {
-        let sorted: BTreeMap<String, Tensor> = self.vs.variables().into_iter().filter(|(_, t)| t.requires_grad()).collect();
+        let sorted: BTreeMap<String, Tensor> = self
+            .vs
+            .variables()
+            .into_iter()
+            .filter(|(_, t)| t.requires_grad())
+            .collect();
         sorted.into_iter().collect()
     }
 
@@ -134,17 +160,31 @@ impl Model {
     /// perturbations or covariate values are errors that list known ones.
     pub fn encode(&self, conds: &[Condition]) -> Result<Tensor> {
         let flat = self.vocab.encode_many(conds)?;
-        let t = Tensor::f_from_slice(&flat)?.f_reshape([conds.len() as i64, self.cond_dim() as i64])?; // [n, n_c]
+        let t =
+            Tensor::f_from_slice(&flat)?.f_reshape([conds.len() as i64, self.cond_dim() as i64])?; // [n, n_c]
         Ok(t.f_to_device(self.device())?)
     }
 
     /// Checks that `ds` can be used with this model: the same genes in the
     /// same order, and the same perturbation/covariate columns.
     pub fn check_data(&self, ds: &Dataset) -> Result<()> {
-        let ckpt = self.source.as_ref().map(|p| p.display().to_string()).unwrap_or_else(|| "the model".into());
+        let ckpt = self
+            .source
+            .as_ref()
+            .map(|p| p.display().to_string())
+            .unwrap_or_else(|| "the model".into());
         if ds.genes != self.genes {
-            let first = self.genes.iter().zip(&ds.genes).position(|(a, b)| a != b).unwrap_or(self.genes.len().min(ds.genes.len()));
-            let name = |v: &[String]| v.get(first).map(|g| format!("'{g}'")).unwrap_or_else(|| "(none)".into());
+            let first = self
+                .genes
+                .iter()
+                .zip(&ds.genes)
+                .position(|(a, b)| a != b)
+                .unwrap_or(self.genes.len().min(ds.genes.len()));
+            let name = |v: &[String]| {
+                v.get(first)
+                    .map(|g| format!("'{g}'"))
+                    .unwrap_or_else(|| "(none)".into())
+            };
             return Err(Error::Mismatch(format!(
                 "the genes of {} do not match {}: the data has {} genes, the checkpoint {}; first difference at position {}: data {}, checkpoint {}",
                 ds.source_name(),
@@ -158,7 +198,14 @@ impl Model {
         }
         self.vocab
             .check_columns(&ds.columns.perturbation, &ds.columns.covariates)
-            .map_err(|e| Error::Mismatch(format!("{} vs {}: {}", ds.source_name(), ckpt, e.to_string().trim_start_matches("mismatch: "))))
+            .map_err(|e| {
+                Error::Mismatch(format!(
+                    "{} vs {}: {}",
+                    ds.source_name(),
+                    ckpt,
+                    e.to_string().trim_start_matches("mismatch: ")
+                ))
+            })
     }
 
     /// Writes the model folder `dir` (created if needed): weights, config,
@@ -198,14 +245,22 @@ impl Model {
         let stored = read_tensors(path)?;
         let _guard = tch::no_grad_guard();
         for (name, mut var) in self.named_parameters() {
-            let src = stored
-                .get(&name)
-                .ok_or_else(|| Error::format(path, &name, "this parameter is missing (the file belongs to a different model)"))?;
+            let src = stored.get(&name).ok_or_else(|| {
+                Error::format(
+                    path,
+                    &name,
+                    "this parameter is missing (the file belongs to a different model)",
+                )
+            })?;
             if src.size() != var.size() {
                 return Err(Error::format(
                     path,
                     &name,
-                    format!("shape {:?} in the file, the model expects {:?}", src.size(), var.size()),
+                    format!(
+                        "shape {:?} in the file, the model expects {:?}",
+                        src.size(),
+                        var.size()
+                    ),
                 ));
             }
             var.f_copy_(&src.f_to_kind(var.kind())?.f_to_device(var.device())?)?;
@@ -233,7 +288,11 @@ pub fn resolve_model_dir(dir: &Path) -> Result<PathBuf> {
         if target.join(CONFIG_FILE).is_file() {
             return Ok(target);
         }
-        return Err(Error::format(&latest, "latest", format!("names '{}', which holds no {CONFIG_FILE}", name.trim())));
+        return Err(Error::format(
+            &latest,
+            "latest",
+            format!("names '{}', which holds no {CONFIG_FILE}", name.trim()),
+        ));
     }
     Err(Error::invalid(
         "checkpoint",
@@ -246,7 +305,12 @@ pub fn resolve_model_dir(dir: &Path) -> Result<PathBuf> {
 pub fn write_tensors(path: &Path, tensors: &[(String, Tensor)]) -> Result<()> {
     let cpu: Vec<(String, Tensor)> = tensors
         .iter()
-        .map(|(n, t)| Ok((n.clone(), t.f_detach()?.f_to_device(Device::Cpu)?.f_contiguous()?)))
+        .map(|(n, t)| {
+            Ok((
+                n.clone(),
+                t.f_detach()?.f_to_device(Device::Cpu)?.f_contiguous()?,
+            ))
+        })
         .collect::<Result<_>>()?;
     crate::atomic::write_atomic(path, |tmp| Ok(Tensor::write_safetensors(&cpu, tmp)?))
 }
@@ -261,6 +325,7 @@ pub fn read_tensors(path: &Path) -> Result<BTreeMap<String, Tensor>> {
             source: None,
         });
     }
-    let v = Tensor::read_safetensors(path).map_err(|e| Error::format(path, "safetensors", Error::from(e).to_string()))?;
+    let v = Tensor::read_safetensors(path)
+        .map_err(|e| Error::format(path, "safetensors", Error::from(e).to_string()))?;
     Ok(v.into_iter().collect())
 }

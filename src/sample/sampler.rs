@@ -12,18 +12,21 @@
 //! unconditional rows go through ONE forward of doubled batch. Everything
 //! runs under no-grad, in chunks of at most `max_batch` network rows.
 //!
-//! Seeding: the noise of condition `c` is drawn on the CPU from
+//! Seeding: the noise of condition `c` is drawn on the CPU (ChaCha8) from
 //! `(seed, c)`, so a condition's cells do not depend on which other
 //! conditions are requested, on `max_batch`, or on the device.
 
 use ndarray::Array2;
+use rand::{Rng, SeedableRng};
+use rand_chacha::ChaCha8Rng;
+use rand_distr::StandardNormal;
 use serde::{Deserialize, Serialize};
 use tch::{Device, Kind, Tensor};
 
 use crate::anndata::{AnnData, DataFrame};
 use crate::data::{obs_for_conditions, Condition, Dataset, ObsColumns, Part, Split};
 use crate::error::{Error, Result};
-use crate::model::Model;
+use crate::model::{Model, VelocityField};
 use crate::sample::solver::Solver;
 use crate::train::derive_seed;
 
@@ -70,10 +73,16 @@ impl SampleConfig {
             return Err(Error::invalid("sampling 'steps'", "must be at least 1"));
         }
         if !self.guidance.is_finite() {
-            return Err(Error::invalid("guidance", format!("{} is not a finite number", self.guidance)));
+            return Err(Error::invalid(
+                "guidance",
+                format!("{} is not a finite number", self.guidance),
+            ));
         }
         if self.max_batch < 2 {
-            return Err(Error::invalid("max_batch", format!("{} must be at least 2", self.max_batch)));
+            return Err(Error::invalid(
+                "max_batch",
+                format!("{} must be at least 2", self.max_batch),
+            ));
         }
         Ok(())
     }
@@ -93,7 +102,12 @@ pub struct Sampler {
 /// A 64-bit FNV-1a hash of a condition (its perturbations and covariates).
 fn condition_hash(c: &Condition) -> u64 {
     let mut h: u64 = 0xcbf2_9ce4_8422_2325;
-    for s in c.perturbations.iter().chain(std::iter::once(&"@".to_string())).chain(c.covariates.iter()) {
+    for s in c
+        .perturbations
+        .iter()
+        .chain(std::iter::once(&"@".to_string()))
+        .chain(c.covariates.iter())
+    {
         for b in s.bytes().chain(std::iter::once(0xff)) {
             h ^= b as u64;
             h = h.wrapping_mul(0x0000_0100_0000_01b3);
@@ -109,34 +123,74 @@ impl Sampler {
         Ok(Sampler { config })
     }
 
-    /// The source noise of `cond`: `[n, m]` f32 on the CPU.
-    fn source_noise(&self, cond: &Condition, n: usize, m: usize) -> Result<Tensor> {
-        tch::manual_seed(derive_seed(self.config.seed, &[condition_hash(cond)]) as i64);
-        Ok(Tensor::f_randn([n as i64, m as i64], (Kind::Float, Device::Cpu))?)
+    /// The source noise of `cond`: `[n, m]` f32 on the CPU, from a ChaCha8
+    /// stream seeded with `(seed, cond)` (not libtorch's process-wide
+    /// generator, so other threads cannot disturb it).
+    pub fn source_noise(&self, cond: &Condition, n: usize, m: usize) -> Result<Tensor> {
+        let mut rng =
+            ChaCha8Rng::seed_from_u64(derive_seed(self.config.seed, &[condition_hash(cond)]));
+        let v: Vec<f32> = (0..n * m)
+            .map(|_| rng.sample::<f32, _>(StandardNormal))
+            .collect();
+        Ok(Tensor::f_from_slice(&v)?.f_reshape([n as i64, m as i64])?) // [n, m]
     }
 
-    /// The guided velocity at `x` `[b, m]`, time `t`, conditions `cond`
-    /// `[b, n_c]` -> `[b, m]`.
-    fn guided_velocity(&self, model: &Model, x: &Tensor, t: f64, cond: &Tensor, null: &Tensor) -> Result<Tensor> {
+    /// The guided velocity of `net` at `x` `[b, m]`, time `t`, condition
+    /// encodings `cond` `[b, n_c]` and null conditions `null` `[b, n_c]`
+    /// -> `[b, m]`.
+    fn guided_velocity(
+        &self,
+        net: &dyn VelocityField,
+        x: &Tensor,
+        t: f64,
+        cond: &Tensor,
+        null: &Tensor,
+    ) -> Result<Tensor> {
         let b = x.size().first().copied().unwrap_or(0);
         let w = self.config.guidance;
         if !self.config.guided() {
             let tt = Tensor::f_full([b], t, (Kind::Float, x.device()))?; // [b]
-            return model.velocity(x, &tt, cond, false);
+            return net.velocity(x, &tt, cond, false);
         }
         let xx = Tensor::f_cat(&[x, x], 0)?; // [2b, m]
         let cc = Tensor::f_cat(&[cond, null], 0)?; // [2b, n_c]
         let tt = Tensor::f_full([2 * b], t, (Kind::Float, x.device()))?; // [2b]
-        let v = model.velocity(&xx, &tt, &cc, false)?; // [2b, m]
+        let v = net.velocity(&xx, &tt, &cc, false)?; // [2b, m]
         let v_c = v.f_narrow(0, 0, b)?; // [b, m]
         let v_u = v.f_narrow(0, b, b)?; // [b, m]
         Ok(v_u.f_add(&v_c.f_sub(&v_u)?.f_mul_scalar(w)?)?)
     }
 
+    /// Integrates one batch from source noise `x0` `[b, m]` under condition
+    /// encodings `cond` `[b, n_c]` with guidance, under no-grad -> `[b, m]`
+    /// (before clipping). With `w = 1` each solver evaluation is one forward
+    /// of `b` rows; otherwise one forward of `2b` rows (conditional rows
+    /// first, then the null condition).
+    pub fn integrate_batch(
+        &self,
+        net: &dyn VelocityField,
+        x0: &Tensor,
+        cond: &Tensor,
+    ) -> Result<Tensor> {
+        self.config.validate()?;
+        let _guard = tch::no_grad_guard();
+        let null = cond.f_zeros_like()?; // [b, n_c]
+        self.config
+            .solver
+            .integrate(x0.shallow_clone(), self.config.steps, |x, t| {
+                self.guided_velocity(net, x, t, cond, &null)
+            })
+    }
+
     /// Generates `n_each` cells for every condition in `conds` (in order):
     /// `[conds.len() * n_each, m]`. Unknown perturbations or covariate values
     /// are errors that list the known ones.
-    pub fn sample_matrix(&self, model: &Model, conds: &[Condition], n_each: usize) -> Result<Array2<f32>> {
+    pub fn sample_matrix(
+        &self,
+        model: &Model,
+        conds: &[Condition],
+        n_each: usize,
+    ) -> Result<Array2<f32>> {
         self.config.validate()?;
         let m = model.n_genes();
         let enc = model.encode(conds)?; // [C, n_c]
@@ -145,7 +199,12 @@ impl Sampler {
         if total == 0 {
             return Ok(out);
         }
-        let chunk = if self.config.guided() { self.config.max_batch / 2 } else { self.config.max_batch }.max(1);
+        let chunk = if self.config.guided() {
+            self.config.max_batch / 2
+        } else {
+            self.config.max_batch
+        }
+        .max(1);
         let _guard = tch::no_grad_guard();
         let bar = crate::progress::bar(total as u64, "sample");
         let mut cached: Option<(usize, Tensor)> = None;
@@ -175,14 +234,21 @@ impl Sampler {
             let x0 = Tensor::f_cat(&parts, 0)?.f_to_device(model.device())?; // [b, m]
             let idx = Tensor::f_from_slice(&rows)?.f_to_device(model.device())?; // [b]
             let cond = enc.f_index_select(0, &idx)?; // [b, n_c]
-            let null = cond.f_zeros_like()?; // [b, n_c]
-            let x1 = self.config.solver.integrate(x0, self.config.steps, |x, t| self.guided_velocity(model, x, t, &cond, &null))?;
-            let x1 = if self.config.clip_negative { x1.f_clamp_min(0.0)? } else { x1 };
-            let x1 = x1.f_to_kind(Kind::Float)?.f_to_device(Device::Cpu)?.f_contiguous()?; // [b, m]
+            let x1 = self.integrate_batch(model, &x0, &cond)?; // [b, m]
+            let x1 = if self.config.clip_negative {
+                x1.f_clamp_min(0.0)?
+            } else {
+                x1
+            };
+            let x1 = x1
+                .f_to_kind(Kind::Float)?
+                .f_to_device(Device::Cpu)?
+                .f_contiguous()?; // [b, m]
             let n = (end - start) * m;
             let mut buf = vec![0f32; n];
             x1.f_copy_data(&mut buf, n)?;
-            let block = Array2::from_shape_vec((end - start, m), buf).map_err(|e| Error::Mismatch(e.to_string()))?;
+            let block = Array2::from_shape_vec((end - start, m), buf)
+                .map_err(|e| Error::Mismatch(e.to_string()))?;
             out.slice_mut(ndarray::s![start..end, ..]).assign(&block);
             bar.inc((end - start) as u64);
             start = end;
@@ -196,22 +262,39 @@ impl Sampler {
     /// covariate columns, var names = the model's genes, and the settings in
     /// `uns["primeflow_sample"]`. Unseen combinations of seen perturbations
     /// work; unknown perturbations are errors.
-    pub fn sample_conditions(&self, model: &Model, conds: &[Condition], n_each: usize) -> Result<AnnData> {
+    pub fn sample_conditions(
+        &self,
+        model: &Model,
+        conds: &[Condition],
+        n_each: usize,
+    ) -> Result<AnnData> {
         let x = self.sample_matrix(model, conds, n_each)?;
         let columns = ObsColumns {
             perturbation: model.vocab.perturbation_column.clone(),
             covariates: model.vocab.covariate_columns.clone(),
             control: model.vocab.control.clone(),
         };
-        let per_cell: Vec<Condition> = conds.iter().flat_map(|c| std::iter::repeat(c.clone()).take(n_each)).collect();
+        let per_cell: Vec<Condition> = conds
+            .iter()
+            .flat_map(|c| std::iter::repeat(c.clone()).take(n_each))
+            .collect();
         let obs = obs_for_conditions(&columns, &per_cell)?;
         let mut var = DataFrame::with_index(model.genes.clone());
         var.index_name = "gene".into();
         let mut uns = serde_json::Map::new();
-        let mut info = serde_json::to_value(&self.config).map_err(|e| Error::invalid("sample config", e.to_string()))?;
+        let mut info = serde_json::to_value(&self.config)
+            .map_err(|e| Error::invalid("sample config", e.to_string()))?;
         if let Some(o) = info.as_object_mut() {
             o.insert("cells_per_unit".into(), n_each.into());
-            o.insert("checkpoint".into(), model.source.as_ref().map(|p| p.display().to_string()).unwrap_or_default().into());
+            o.insert(
+                "checkpoint".into(),
+                model
+                    .source
+                    .as_ref()
+                    .map(|p| p.display().to_string())
+                    .unwrap_or_default()
+                    .into(),
+            );
         }
         uns.insert("primeflow_sample".into(), info);
         Ok(AnnData {
@@ -226,7 +309,12 @@ impl Sampler {
     /// The non-control units of `part` in `ds`, in the dataset's unit order.
     pub fn split_conditions(ds: &Dataset, split: &Split, part: Part) -> Result<Vec<Condition>> {
         if split.parts.len() != ds.n_cells() {
-            return Err(Error::Mismatch(format!("the split covers {} cells, {} has {}", split.parts.len(), ds.source_name(), ds.n_cells())));
+            return Err(Error::Mismatch(format!(
+                "the split covers {} cells, {} has {}",
+                split.parts.len(),
+                ds.source_name(),
+                ds.n_cells()
+            )));
         }
         Ok(ds
             .units()
@@ -238,11 +326,25 @@ impl Sampler {
 
     /// Generates `n_each` cells for every non-control unit of `part` of the
     /// split of `ds` (see [`sample_conditions`](Self::sample_conditions)).
-    pub fn sample_split(&self, model: &Model, ds: &Dataset, split: &Split, part: Part, n_each: usize) -> Result<AnnData> {
+    pub fn sample_split(
+        &self,
+        model: &Model,
+        ds: &Dataset,
+        split: &Split,
+        part: Part,
+        n_each: usize,
+    ) -> Result<AnnData> {
         model.check_data(ds)?;
         let conds = Self::split_conditions(ds, split, part)?;
         if conds.is_empty() {
-            return Err(Error::invalid("split", format!("the {} part of {} has no perturbed units", part.as_str(), ds.source_name())));
+            return Err(Error::invalid(
+                "split",
+                format!(
+                    "the {} part of {} has no perturbed units",
+                    part.as_str(),
+                    ds.source_name()
+                ),
+            ));
         }
         self.sample_conditions(model, &conds, n_each)
     }

@@ -42,9 +42,17 @@ impl Solver {
 
     /// Integrates `dx/dt = v(x, t)` from `x0` `[B, m]` at t = 0 to t = 1 in
     /// `steps` equal steps; `v(x, t)` returns `[B, m]`.
-    pub fn integrate(&self, x0: Tensor, steps: usize, mut v: impl FnMut(&Tensor, f64) -> Result<Tensor>) -> Result<Tensor> {
+    pub fn integrate(
+        &self,
+        x0: Tensor,
+        steps: usize,
+        mut v: impl FnMut(&Tensor, f64) -> Result<Tensor>,
+    ) -> Result<Tensor> {
         if steps == 0 {
-            return Err(Error::invalid("steps", "the solver needs at least one step"));
+            return Err(Error::invalid(
+                "steps",
+                "the solver needs at least one step",
+            ));
         }
         let h = 1.0 / steps as f64;
         let mut x = x0;
@@ -75,9 +83,15 @@ mod tests {
     fn solvers_on_exponential_growth() {
         let x0 = Tensor::ones([1, 1], (Kind::Double, tch::Device::Cpu));
         let n = 10;
-        let e = Solver::Euler.integrate(x0.copy(), n, |x, _| Ok(x.copy())).unwrap().double_value(&[0, 0]);
+        let e = Solver::Euler
+            .integrate(x0.copy(), n, |x, _| Ok(x.copy()))
+            .unwrap()
+            .double_value(&[0, 0]);
         assert!((e - 1.1f64.powi(10)).abs() < 1e-12, "{e}");
-        let h = Solver::Heun.integrate(x0, n, |x, _| Ok(x.copy())).unwrap().double_value(&[0, 0]);
+        let h = Solver::Heun
+            .integrate(x0, n, |x, _| Ok(x.copy()))
+            .unwrap()
+            .double_value(&[0, 0]);
         assert!((h - (1.0 + 0.1 + 0.005f64).powi(10)).abs() < 1e-12, "{h}");
         assert!((h - std::f64::consts::E).abs() < (e - std::f64::consts::E).abs());
     }

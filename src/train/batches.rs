@@ -52,7 +52,11 @@ pub struct BatchSampler {
 impl BatchSampler {
     /// A sampler over cells `0..n` (n > 0) with `seed`.
     pub fn new(n: usize, seed: u64) -> BatchSampler {
-        BatchSampler { n, seed, cache: None }
+        BatchSampler {
+            n,
+            seed,
+            cache: None,
+        }
     }
 
     /// The permutation of epoch `epoch`.

@@ -90,7 +90,11 @@ pub fn latest_checkpoint(out: &Path) -> Result<Option<PathBuf>> {
     let name = std::fs::read_to_string(&latest).map_err(|e| Error::io(&latest, e))?;
     let dir = out.join(name.trim());
     if !dir.is_dir() {
-        return Err(Error::format(&latest, "latest", format!("names '{}', which does not exist", name.trim())));
+        return Err(Error::format(
+            &latest,
+            "latest",
+            format!("names '{}', which does not exist", name.trim()),
+        ));
     }
     Ok(Some(dir))
 }
@@ -98,7 +102,14 @@ pub fn latest_checkpoint(out: &Path) -> Result<Option<PathBuf>> {
 /// Writes the checkpoint of `state.step` into `out` (see the module docs)
 /// and keeps only the newest `cfg.keep_checkpoints` step folders. Returns the
 /// checkpoint folder.
-pub fn save_checkpoint(out: &Path, model: &Model, cfg: &TrainConfig, state: &TrainState, opt: &AdamW, history: &History) -> Result<PathBuf> {
+pub fn save_checkpoint(
+    out: &Path,
+    model: &Model,
+    cfg: &TrainConfig,
+    state: &TrainState,
+    opt: &AdamW,
+    history: &History,
+) -> Result<PathBuf> {
     std::fs::create_dir_all(out).map_err(|e| Error::io(out, e))?;
     let name = step_dir_name(state.step);
     let tmp = out.join(format!(".{name}.tmp-{}", std::process::id()));
@@ -136,7 +147,10 @@ fn prune(out: &Path, keep: usize, current: &str) -> Result<()> {
     let rd = std::fs::read_dir(out).map_err(|e| Error::io(out, e))?;
     for entry in rd.flatten() {
         let name = entry.file_name().to_string_lossy().into_owned();
-        if let Some(n) = name.strip_prefix("step-").and_then(|s| s.parse::<usize>().ok()) {
+        if let Some(n) = name
+            .strip_prefix("step-")
+            .and_then(|s| s.parse::<usize>().ok())
+        {
             if name != current && entry.path().is_dir() {
                 steps.push((n, entry.path()));
             }

@@ -152,7 +152,13 @@ impl TrainConfig {
                 checkpoint_every: 500,
                 ..base
             },
-            other => return Err(Error::unknown("preset", other, &["tiny", "small", "norman19", "srivatsan20"])),
+            other => {
+                return Err(Error::unknown(
+                    "preset",
+                    other,
+                    &["tiny", "small", "norman19", "srivatsan20"],
+                ))
+            }
         })
     }
 
@@ -160,16 +166,23 @@ impl TrainConfig {
     /// errors listing the valid ones) and validates the result. `source`
     /// names the file in messages.
     pub fn merged(&self, overrides: &serde_json::Value, source: &str) -> Result<TrainConfig> {
-        let mut base = serde_json::to_value(self).map_err(|e| Error::invalid("train config", e.to_string()))?;
+        let mut base = serde_json::to_value(self)
+            .map_err(|e| Error::invalid("train config", e.to_string()))?;
         match (base.as_object_mut(), overrides.as_object()) {
             (Some(b), Some(o)) => {
                 for (k, v) in o {
                     b.insert(k.clone(), v.clone());
                 }
             }
-            _ => return Err(Error::invalid(format!("train config ({source})"), "must be a JSON object of settings")),
+            _ => {
+                return Err(Error::invalid(
+                    format!("train config ({source})"),
+                    "must be a JSON object of settings",
+                ))
+            }
         }
-        let cfg: TrainConfig = serde_json::from_value(base).map_err(|e| Error::invalid(format!("train config ({source})"), e.to_string()))?;
+        let cfg: TrainConfig = serde_json::from_value(base)
+            .map_err(|e| Error::invalid(format!("train config ({source})"), e.to_string()))?;
         cfg.validate()?;
         Ok(cfg)
     }
@@ -181,12 +194,16 @@ impl TrainConfig {
 
     /// Checks every value; the error names the key and the value.
     pub fn validate(&self) -> Result<()> {
-        let bad = |key: &str, msg: String| Err(Error::invalid(format!("train config '{key}'"), msg));
+        let bad =
+            |key: &str, msg: String| Err(Error::invalid(format!("train config '{key}'"), msg));
         if !(self.lr.is_finite() && self.lr > 0.0) {
             return bad("lr", format!("{} must be a positive number", self.lr));
         }
         if !(self.weight_decay.is_finite() && self.weight_decay >= 0.0) {
-            return bad("weight_decay", format!("{} must be >= 0", self.weight_decay));
+            return bad(
+                "weight_decay",
+                format!("{} must be >= 0", self.weight_decay),
+            );
         }
         for (k, v) in [("beta1", self.beta1), ("beta2", self.beta2)] {
             if !(0.0..1.0).contains(&v) {
@@ -194,7 +211,10 @@ impl TrainConfig {
             }
         }
         if !(self.adam_eps.is_finite() && self.adam_eps > 0.0) {
-            return bad("adam_eps", format!("{} must be a positive number", self.adam_eps));
+            return bad(
+                "adam_eps",
+                format!("{} must be a positive number", self.adam_eps),
+            );
         }
         for (k, v) in [
             ("batch_size", self.batch_size),
@@ -209,19 +229,34 @@ impl TrainConfig {
             }
         }
         if !(self.grad_clip.is_finite() && self.grad_clip >= 0.0) {
-            return bad("grad_clip", format!("{} must be >= 0 (0 turns clipping off)", self.grad_clip));
+            return bad(
+                "grad_clip",
+                format!("{} must be >= 0 (0 turns clipping off)", self.grad_clip),
+            );
         }
         if !(0.0..=1.0).contains(&self.prob_unconditional) {
-            return bad("prob_unconditional", format!("{} is not in [0, 1]", self.prob_unconditional));
+            return bad(
+                "prob_unconditional",
+                format!("{} is not in [0, 1]", self.prob_unconditional),
+            );
         }
         if self.val_every == Some(0) {
-            return bad("val_every", "must be at least 1 (or null to turn it off)".into());
+            return bad(
+                "val_every",
+                "must be at least 1 (or null to turn it off)".into(),
+            );
         }
         if self.early_stopping_patience == Some(0) {
-            return bad("early_stopping_patience", "must be at least 1 (or null to turn it off)".into());
+            return bad(
+                "early_stopping_patience",
+                "must be at least 1 (or null to turn it off)".into(),
+            );
         }
         if self.early_stopping_patience.is_some() && self.val_every.is_none() {
-            return bad("early_stopping_patience", "needs 'val_every' (early stopping watches the validation loss)".into());
+            return bad(
+                "early_stopping_patience",
+                "needs 'val_every' (early stopping watches the validation loss)".into(),
+            );
         }
         self.flow_path()?;
         Ok(())
@@ -250,15 +285,32 @@ mod tests {
 
     #[test]
     fn unknown_keys_list_the_valid_ones() {
-        let e = TrainConfig::default().merged(&serde_json::json!({"learning_rate": 1e-3}), "cfg.json").unwrap_err().to_string();
-        assert!(e.contains("learning_rate") && e.contains("weight_decay") && e.contains("cfg.json"), "{e}");
+        let e = TrainConfig::default()
+            .merged(&serde_json::json!({"learning_rate": 1e-3}), "cfg.json")
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.contains("learning_rate") && e.contains("weight_decay") && e.contains("cfg.json"),
+            "{e}"
+        );
     }
 
     #[test]
     fn merge_overrides_and_validates() {
-        let c = TrainConfig::default().merged(&serde_json::json!({"lr": 0.01, "lr_schedule": "cosine"}), "x").unwrap();
-        assert_eq!((c.lr, c.lr_schedule, c.batch_size), (0.01, LrSchedule::Cosine, 64));
-        let e = TrainConfig::default().merged(&serde_json::json!({"batch_size": 0}), "x").unwrap_err().to_string();
+        let c = TrainConfig::default()
+            .merged(
+                &serde_json::json!({"lr": 0.01, "lr_schedule": "cosine"}),
+                "x",
+            )
+            .unwrap();
+        assert_eq!(
+            (c.lr, c.lr_schedule, c.batch_size),
+            (0.01, LrSchedule::Cosine, 64)
+        );
+        let e = TrainConfig::default()
+            .merged(&serde_json::json!({"batch_size": 0}), "x")
+            .unwrap_err()
+            .to_string();
         assert!(e.contains("batch_size"), "{e}");
     }
 

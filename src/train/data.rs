@@ -46,7 +46,10 @@ pub struct DataSpec {
 pub fn parse_filter(s: &str) -> Result<(String, String)> {
     match s.split_once('=') {
         Some((c, v)) if !c.trim().is_empty() => Ok((c.trim().to_string(), v.trim().to_string())),
-        _ => Err(Error::invalid("filter", format!("'{s}' is not COL=VALUE (e.g. dataset=norman19)"))),
+        _ => Err(Error::invalid(
+            "filter",
+            format!("'{s}' is not COL=VALUE (e.g. dataset=norman19)"),
+        )),
     }
 }
 
@@ -58,12 +61,18 @@ pub fn apply_filters(ds: Dataset, filters: &[(String, String)]) -> Result<Datase
     }
     let mut keep = vec![true; ds.n_cells()];
     for (col, value) in filters {
-        let hits = ds.cells_where(col, value).map_err(|e| Error::invalid(format!("filter {col}={value}"), e.to_string()))?;
+        let hits = ds
+            .cells_where(col, value)
+            .map_err(|e| Error::invalid(format!("filter {col}={value}"), e.to_string()))?;
         if hits.is_empty() {
             let mut values: Vec<String> = ds.obs.labels("obs", col).unwrap_or_default();
             values.sort();
             values.dedup();
-            return Err(Error::unknown(format!("value of obs column '{col}' in {}", ds.source_name()), value.as_str(), &values));
+            return Err(Error::unknown(
+                format!("value of obs column '{col}' in {}", ds.source_name()),
+                value.as_str(),
+                &values,
+            ));
         }
         let mut pass = vec![false; ds.n_cells()];
         for h in hits {
@@ -73,9 +82,20 @@ pub fn apply_filters(ds: Dataset, filters: &[(String, String)]) -> Result<Datase
             *k &= p;
         }
     }
-    let rows: Vec<usize> = keep.iter().enumerate().filter(|(_, k)| **k).map(|(i, _)| i).collect();
+    let rows: Vec<usize> = keep
+        .iter()
+        .enumerate()
+        .filter(|(_, k)| **k)
+        .map(|(i, _)| i)
+        .collect();
     if rows.is_empty() {
-        return Err(Error::invalid("filters", format!("no cell of {} passes all of them together", ds.source_name())));
+        return Err(Error::invalid(
+            "filters",
+            format!(
+                "no cell of {} passes all of them together",
+                ds.source_name()
+            ),
+        ));
     }
     ds.subset(&rows)
 }
@@ -131,7 +151,11 @@ impl DataSpec {
             Some(split) => {
                 let train = ds.subset(&split.cells(Part::Train))?;
                 let val_rows = split.cells(Part::Val);
-                let val = if val_rows.is_empty() { None } else { Some(ds.subset(&val_rows)?) };
+                let val = if val_rows.is_empty() {
+                    None
+                } else {
+                    Some(ds.subset(&val_rows)?)
+                };
                 Ok((train, val))
             }
         }

@@ -62,7 +62,10 @@ impl History {
         let mut s = String::from("step,loss,lr,val_loss,cells_per_s\n");
         for r in &self.rows {
             let val = r.val_loss.map(|v| format!("{v}")).unwrap_or_default();
-            s.push_str(&format!("{},{},{},{},{:.1}\n", r.step, r.loss, r.lr, val, r.cells_per_s));
+            s.push_str(&format!(
+                "{},{},{},{},{:.1}\n",
+                r.step, r.loss, r.lr, val, r.cells_per_s
+            ));
         }
         s
     }

@@ -36,10 +36,22 @@ pub struct AdamW {
 
 impl AdamW {
     /// An optimizer over `params` (name, tensor) with zero moments.
-    pub fn new(params: Vec<(String, Tensor)>, beta1: f64, beta2: f64, eps: f64, weight_decay: f64) -> Result<AdamW> {
+    pub fn new(
+        params: Vec<(String, Tensor)>,
+        beta1: f64,
+        beta2: f64,
+        eps: f64,
+        weight_decay: f64,
+    ) -> Result<AdamW> {
         let zeros = |p: &Tensor| -> Result<Tensor> { Ok(p.f_zeros_like()?.f_detach()?) };
-        let exp_avg = params.iter().map(|(_, p)| zeros(p)).collect::<Result<Vec<_>>>()?;
-        let exp_avg_sq = params.iter().map(|(_, p)| zeros(p)).collect::<Result<Vec<_>>>()?;
+        let exp_avg = params
+            .iter()
+            .map(|(_, p)| zeros(p))
+            .collect::<Result<Vec<_>>>()?;
+        let exp_avg_sq = params
+            .iter()
+            .map(|(_, p)| zeros(p))
+            .collect::<Result<Vec<_>>>()?;
         Ok(AdamW {
             params,
             exp_avg,
@@ -68,14 +80,26 @@ impl AdamW {
     /// returns the norm before clipping as a scalar tensor (no device sync).
     pub fn clip_grad_norm(&self, max_norm: f64) -> Result<Tensor> {
         let _guard = tch::no_grad_guard();
-        let grads: Vec<Tensor> = self.params.iter().map(|(_, p)| p.grad()).filter(|g| g.defined()).collect();
+        let grads: Vec<Tensor> = self
+            .params
+            .iter()
+            .map(|(_, p)| p.grad())
+            .filter(|g| g.defined())
+            .collect();
         if grads.is_empty() {
             return Ok(Tensor::from(0f32));
         }
-        let norms = grads.iter().map(|g| g.f_to_kind(Kind::Float)?.f_norm()).collect::<std::result::Result<Vec<_>, _>>()?;
+        let norms = grads
+            .iter()
+            .map(|g| g.f_to_kind(Kind::Float)?.f_norm())
+            .collect::<std::result::Result<Vec<_>, _>>()?;
         let total = Tensor::f_stack(&norms, 0)?.f_norm()?; // scalar
         if max_norm > 0.0 {
-            let coef = total.f_add_scalar(1e-6)?.f_reciprocal()?.f_mul_scalar(max_norm)?.f_clamp_max(1.0)?;
+            let coef = total
+                .f_add_scalar(1e-6)?
+                .f_reciprocal()?
+                .f_mul_scalar(max_norm)?
+                .f_clamp_max(1.0)?;
             for mut g in grads {
                 let _ = g.f_mul_(&coef)?;
             }
@@ -92,7 +116,12 @@ impl AdamW {
         let bc1 = 1.0 - self.beta1.powi(k);
         let bc2_sqrt = (1.0 - self.beta2.powi(k)).sqrt();
         let step_size = lr / bc1;
-        for (((_, p), m), v) in self.params.iter_mut().zip(self.exp_avg.iter_mut()).zip(self.exp_avg_sq.iter_mut()) {
+        for (((_, p), m), v) in self
+            .params
+            .iter_mut()
+            .zip(self.exp_avg.iter_mut())
+            .zip(self.exp_avg_sq.iter_mut())
+        {
             let g = p.grad();
             if !g.defined() {
                 continue;
@@ -112,7 +141,11 @@ impl AdamW {
     /// The state as named tensors: `exp_avg.<param>` and `exp_avg_sq.<param>`.
     pub fn state_tensors(&self) -> Vec<(String, Tensor)> {
         let mut out = Vec::with_capacity(2 * self.params.len());
-        for ((name, _), (m, v)) in self.params.iter().zip(self.exp_avg.iter().zip(&self.exp_avg_sq)) {
+        for ((name, _), (m, v)) in self
+            .params
+            .iter()
+            .zip(self.exp_avg.iter().zip(&self.exp_avg_sq))
+        {
             out.push((format!("exp_avg.{name}"), m.shallow_clone()));
             out.push((format!("exp_avg_sq.{name}"), v.shallow_clone()));
         }
@@ -121,13 +154,31 @@ impl AdamW {
 
     /// Restores moments saved by [`state_tensors`](Self::state_tensors)
     /// (read from `path`, for messages) and the step counter.
-    pub fn load_state(&mut self, path: &Path, state: &BTreeMap<String, Tensor>, step: u64) -> Result<()> {
+    pub fn load_state(
+        &mut self,
+        path: &Path,
+        state: &BTreeMap<String, Tensor>,
+        step: u64,
+    ) -> Result<()> {
         let _guard = tch::no_grad_guard();
-        for ((name, p), (m, v)) in self.params.iter().zip(self.exp_avg.iter_mut().zip(self.exp_avg_sq.iter_mut())) {
-            for (key, dst) in [(format!("exp_avg.{name}"), m), (format!("exp_avg_sq.{name}"), v)] {
-                let src = state.get(&key).ok_or_else(|| Error::format(path, &key, "missing from the optimizer state"))?;
+        for ((name, p), (m, v)) in self
+            .params
+            .iter()
+            .zip(self.exp_avg.iter_mut().zip(self.exp_avg_sq.iter_mut()))
+        {
+            for (key, dst) in [
+                (format!("exp_avg.{name}"), m),
+                (format!("exp_avg_sq.{name}"), v),
+            ] {
+                let src = state
+                    .get(&key)
+                    .ok_or_else(|| Error::format(path, &key, "missing from the optimizer state"))?;
                 if src.size() != p.size() {
-                    return Err(Error::format(path, &key, format!("shape {:?}, the parameter has {:?}", src.size(), p.size())));
+                    return Err(Error::format(
+                        path,
+                        &key,
+                        format!("shape {:?}, the parameter has {:?}", src.size(), p.size()),
+                    ));
                 }
                 dst.f_copy_(&src.f_to_kind(dst.kind())?.f_to_device(dst.device())?)?;
             }
@@ -146,7 +197,14 @@ mod tests {
     #[test]
     fn matches_the_adamw_formula() {
         let p = Tensor::from_slice(&[1.0f64]).set_requires_grad(true);
-        let mut opt = AdamW::new(vec![("w".into(), p.shallow_clone())], 0.9, 0.999, 1e-8, 0.01).unwrap();
+        let mut opt = AdamW::new(
+            vec![("w".into(), p.shallow_clone())],
+            0.9,
+            0.999,
+            1e-8,
+            0.01,
+        )
+        .unwrap();
         let (lr, wd, b1, b2, eps) = (0.1, 0.01, 0.9, 0.999, 1e-8);
         let (mut w, mut m, mut v) = (1.0f64, 0.0f64, 0.0f64);
         for k in 1..=2 {
@@ -170,7 +228,17 @@ mod tests {
     fn clips_the_global_norm() {
         let a = Tensor::from_slice(&[3.0f32]).set_requires_grad(true);
         let b = Tensor::from_slice(&[4.0f32]).set_requires_grad(true);
-        let opt = AdamW::new(vec![("a".into(), a.shallow_clone()), ("b".into(), b.shallow_clone())], 0.9, 0.999, 1e-8, 0.0).unwrap();
+        let opt = AdamW::new(
+            vec![
+                ("a".into(), a.shallow_clone()),
+                ("b".into(), b.shallow_clone()),
+            ],
+            0.9,
+            0.999,
+            1e-8,
+            0.0,
+        )
+        .unwrap();
         // grads (3, 4): norm 5
         ((&a * &a).sum(Kind::Float) * 0.5 + (&b * &b).sum(Kind::Float) * 0.5).backward();
         let n = opt.clip_grad_norm(1.0).unwrap().double_value(&[]);

@@ -53,6 +53,10 @@ pub struct Trainer {
     /// The settings; `steps` may be raised before `fit` to extend a resumed
     /// run.
     pub config: TrainConfig,
+    /// Stop (with a checkpoint) once this step is done, without changing
+    /// `config.steps` and so the learning-rate schedule; `None` trains to
+    /// `config.steps`.
+    pub stop_at: Option<usize>,
     resume: Option<Resume>,
 }
 
@@ -65,29 +69,72 @@ struct Cells {
 }
 
 impl Cells {
-    fn new(model: &Model, ds: &Dataset, rows: Option<&[usize]>) -> Result<Cells> {
+    /// The rows `rows` (all when `None`) of `ds` on the model's device. With
+    /// `skip_unknown`, cells whose condition the model cannot encode (a
+    /// perturbation or covariate value it never saw) are left out instead
+    /// of being an error (validation cells).
+    fn new(
+        model: &Model,
+        ds: &Dataset,
+        rows: Option<&[usize]>,
+        skip_unknown: bool,
+    ) -> Result<Cells> {
         let device = model.device();
-        let all: Vec<usize>;
-        let rows = match rows {
-            Some(r) => r,
-            None => {
-                all = (0..ds.n_cells()).collect();
-                &all
+        let units = ds.units();
+        let mut unit_ok = vec![true; units.len()];
+        if skip_unknown {
+            for (ok, u) in unit_ok.iter_mut().zip(units) {
+                *ok = model.vocab.encode(&u.condition()).is_ok();
             }
+        }
+        let rows: Vec<usize> = match rows {
+            Some(r) => r.to_vec(),
+            None => (0..ds.n_cells()).collect(),
         };
+        let rows: Vec<usize> = rows
+            .into_iter()
+            .filter(|&r| unit_ok[ds.cell_units()[r]])
+            .collect();
         let m = ds.n_genes();
         let mut flat = Vec::with_capacity(rows.len() * m);
-        for &r in rows {
+        for &r in &rows {
             flat.extend(ds.x.row(r).iter().copied());
         }
-        let x = Tensor::f_from_slice(&flat)?.f_reshape([rows.len() as i64, m as i64])?.f_to_device(device)?; // [n, m]
-        let conds: Vec<_> = ds.units().iter().map(|u| u.condition()).collect();
-        let unit_cond = model.encode(&conds).map_err(|e| {
-            Error::invalid("training data", format!("{} cannot be encoded with the model's vocabulary: {e}", ds.source_name()))
-        })?; // [U, n_c]
+        let x = Tensor::f_from_slice(&flat)?
+            .f_reshape([rows.len() as i64, m as i64])?
+            .f_to_device(device)?; // [n, m]
+                                   // Units the model cannot encode get a null row; no kept cell uses it.
+        let mut enc = vec![0f32; units.len() * model.cond_dim()];
+        for ((u, ok), chunk) in units
+            .iter()
+            .zip(&unit_ok)
+            .zip(enc.chunks_mut(model.cond_dim().max(1)))
+        {
+            if *ok {
+                model
+                    .vocab
+                    .encode_into(&u.condition(), chunk)
+                    .map_err(|e| {
+                        Error::invalid(
+                            "training data",
+                            format!(
+                                "{} cannot be encoded with the model's vocabulary: {e}",
+                                ds.source_name()
+                            ),
+                        )
+                    })?;
+            }
+        }
+        let unit_cond = Tensor::f_from_slice(&enc)?
+            .f_reshape([units.len() as i64, model.cond_dim() as i64])?
+            .f_to_device(device)?; // [U, n_c]
         let cu: Vec<i64> = rows.iter().map(|&r| ds.cell_units()[r] as i64).collect();
         let cell_unit = Tensor::f_from_slice(&cu)?.f_to_device(device)?; // [n]
-        Ok(Cells { x, unit_cond, cell_unit })
+        Ok(Cells {
+            x,
+            unit_cond,
+            cell_unit,
+        })
     }
 
     fn len(&self) -> i64 {
@@ -129,7 +176,11 @@ impl Trainer {
     /// A trainer for a fresh run.
     pub fn new(config: TrainConfig) -> Result<Trainer> {
         config.validate()?;
-        Ok(Trainer { config, resume: None })
+        Ok(Trainer {
+            config,
+            stop_at: None,
+            resume: None,
+        })
     }
 
     /// Reopens the newest checkpoint of `out` on `device`: the trainer (with
@@ -138,6 +189,7 @@ impl Trainer {
         let ck = load_checkpoint(out, device)?;
         let trainer = Trainer {
             config: ck.train,
+            stop_at: None,
             resume: Some(Resume {
                 state: ck.state,
                 optimizer: ck.optimizer,
@@ -156,36 +208,59 @@ impl Trainer {
     /// Trains `model` on every cell of `train` until `config.steps`, with
     /// validation on `val` (when `val_every` is set) and checkpoints in `out`
     /// (when given). Returns the history (also written to `out`).
-    pub fn fit(&mut self, model: &mut Model, train: &Dataset, val: Option<&Dataset>, out: Option<&Path>) -> Result<History> {
+    pub fn fit(
+        &mut self,
+        model: &mut Model,
+        train: &Dataset,
+        val: Option<&Dataset>,
+        out: Option<&Path>,
+    ) -> Result<History> {
         let cfg = self.config.clone();
         cfg.validate()?;
         let device = model.device();
         let autocast = match cfg.precision {
             Precision::Fp32 => false,
             Precision::Bf16 if device.is_cuda() => true,
-            Precision::Bf16 => return Err(Error::invalid("precision", "bf16 autocast needs a CUDA device; use fp32 on the CPU")),
+            Precision::Bf16 => {
+                return Err(Error::invalid(
+                    "precision",
+                    "bf16 autocast needs a CUDA device; use fp32 on the CPU",
+                ))
+            }
         };
         model.check_data(train)?;
         if let Some(v) = val {
             model.check_data(v)?;
         }
         if train.n_cells() == 0 {
-            return Err(Error::invalid("training data", format!("{} has no training cells", train.source_name())));
+            return Err(Error::invalid(
+                "training data",
+                format!("{} has no training cells", train.source_name()),
+            ));
         }
         let path = cfg.flow_path()?;
-        let cells = Cells::new(model, train, None)?;
+        let cells = Cells::new(model, train, None, false)?;
         let val_cells = match (val, cfg.val_every) {
             (Some(v), Some(_)) if v.n_cells() > 0 => {
                 let mut rows: Vec<usize> = (0..v.n_cells()).collect();
-                rows.shuffle(&mut ChaCha8Rng::seed_from_u64(derive_seed(cfg.seed, &[tags::VAL])));
+                rows.shuffle(&mut ChaCha8Rng::seed_from_u64(derive_seed(
+                    cfg.seed,
+                    &[tags::VAL],
+                )));
                 rows.truncate(cfg.val_cells);
                 rows.sort_unstable();
-                Some(Cells::new(model, v, Some(&rows))?)
+                Some(Cells::new(model, v, Some(&rows), true)?).filter(|c| c.len() > 0)
             }
             _ => None,
         };
         let fingerprint = data_fingerprint(train);
-        let mut opt = AdamW::new(model.named_parameters(), cfg.beta1, cfg.beta2, cfg.adam_eps, cfg.weight_decay)?;
+        let mut opt = AdamW::new(
+            model.named_parameters(),
+            cfg.beta1,
+            cfg.beta2,
+            cfg.adam_eps,
+            cfg.weight_decay,
+        )?;
         let mut state = TrainState {
             step: 0,
             optimizer_steps: 0,
@@ -208,7 +283,11 @@ impl Trainer {
                 self.resume = Some(r);
                 return Err(Error::Mismatch(msg));
             }
-            opt.load_state(&r.dir.join(OPTIMIZER_FILE), &r.optimizer, r.state.optimizer_steps)?;
+            opt.load_state(
+                &r.dir.join(OPTIMIZER_FILE),
+                &r.optimizer,
+                r.state.optimizer_steps,
+            )?;
             state = r.state;
             history = r.history;
         }
@@ -227,11 +306,24 @@ impl Trainer {
             opt.zero_grad();
             for a in 0..cfg.grad_accum {
                 let micro = ((step - 1) * cfg.grad_accum + a) as u64;
-                let idx: Vec<i64> = sampler.batch(micro, b).into_iter().map(|i| i as i64).collect();
+                let idx: Vec<i64> = sampler
+                    .batch(micro, b)
+                    .into_iter()
+                    .map(|i| i as i64)
+                    .collect();
                 let (x1, cond) = cells.batch(&idx)?;
                 let seed = derive_seed(cfg.seed, &[tags::STEP, step as u64, a as u64]);
-                let noise = FlowNoise::draw(b as i64, m, path.sigma() > 0.0, cfg.prob_unconditional, device, seed)?;
-                let loss = tch::autocast(autocast, || cfm_loss_with(&*model, &path, &x1, &cond, &noise, true))?;
+                let noise = FlowNoise::draw(
+                    b as i64,
+                    m,
+                    path.sigma() > 0.0,
+                    cfg.prob_unconditional,
+                    device,
+                    seed,
+                )?;
+                let loss = tch::autocast(autocast, || {
+                    cfm_loss_with(&*model, &path, &x1, &cond, &noise, true)
+                })?;
                 loss.f_div_scalar(cfg.grad_accum as f64)?.f_backward()?;
                 let _guard = tch::no_grad_guard();
                 let _ = loss_sum.f_add_(&loss.f_detach()?)?;
@@ -269,7 +361,10 @@ impl Trainer {
                     val_loss,
                     cells_per_s: cells_since as f64 / secs,
                 });
-                bar.set_prefix(format!("loss {loss:.4} {:.0} cells/s", cells_since as f64 / secs));
+                bar.set_prefix(format!(
+                    "loss {loss:.4} {:.0} cells/s",
+                    cells_since as f64 / secs
+                ));
                 if let Some(vl) = val_loss {
                     if state.best_val.map_or(true, |(_, best)| vl < best) {
                         state.best_val = Some((step, vl));
@@ -278,7 +373,10 @@ impl Trainer {
                         state.evals_since_best += 1;
                     }
                     history.best_val_loss = state.best_val;
-                    if cfg.early_stopping_patience.is_some_and(|p| state.evals_since_best >= p) {
+                    if cfg
+                        .early_stopping_patience
+                        .is_some_and(|p| state.evals_since_best >= p)
+                    {
                         history.stopped_early = true;
                     }
                 }
@@ -287,10 +385,13 @@ impl Trainer {
                 cells_since = 0;
                 t_since = Instant::now();
             }
-            let stop = interrupted || history.stopped_early;
+            let stop = interrupted || history.stopped_early || self.stop_at == Some(step);
             history.interrupted = interrupted;
             if let Some(out) = out {
-                if (cfg.checkpoint_every > 0 && step % cfg.checkpoint_every == 0) || stop || step == cfg.steps {
+                if (cfg.checkpoint_every > 0 && step % cfg.checkpoint_every == 0)
+                    || stop
+                    || step == cfg.steps
+                {
                     save_checkpoint(out, model, &cfg, &state, &opt, &history)?;
                 }
             }
@@ -305,7 +406,13 @@ impl Trainer {
 
 /// Mean conditional CFM loss over the validation cells (no dropout, no
 /// condition dropout, fixed noise so evaluations are comparable).
-fn validation_loss(model: &Model, path: &FlowPath, cells: &Cells, cfg: &TrainConfig, autocast: bool) -> Result<f64> {
+fn validation_loss(
+    model: &Model,
+    path: &FlowPath,
+    cells: &Cells,
+    cfg: &TrainConfig,
+    autocast: bool,
+) -> Result<f64> {
     let _guard = tch::no_grad_guard();
     let n = cells.len();
     let b = cfg.batch_size as i64;
@@ -317,8 +424,17 @@ fn validation_loss(model: &Model, path: &FlowPath, cells: &Cells, cfg: &TrainCon
         let idx: Vec<i64> = (start..end).collect();
         let (x1, cond) = cells.batch(&idx)?;
         let seed = derive_seed(cfg.seed, &[tags::VAL, k]);
-        let noise = FlowNoise::draw(end - start, model.n_genes() as i64, path.sigma() > 0.0, 0.0, model.device(), seed)?;
-        let loss = tch::autocast(autocast, || cfm_loss_with(model, path, &x1, &cond, &noise, false))?;
+        let noise = FlowNoise::draw(
+            end - start,
+            model.n_genes() as i64,
+            path.sigma() > 0.0,
+            0.0,
+            model.device(),
+            seed,
+        )?;
+        let loss = tch::autocast(autocast, || {
+            cfm_loss_with(model, path, &x1, &cond, &noise, false)
+        })?;
         total += loss.f_double_value(&[])? * (end - start) as f64;
         count += end - start;
         start = end;
