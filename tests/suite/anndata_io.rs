@@ -291,3 +291,152 @@ fn write_rejects_inconsistent_anndata() {
 fn devel() -> PathBuf {
     common::devel()
 }
+
+/// Row `r` of devel.h5ad's X rebuilt from the raw CSR arrays, read with the
+/// hdf5 crate directly (independent of primeflow's reader).
+fn devel_raw_row(r: usize) -> Vec<(usize, f64)> {
+    let f = hdf5::File::open(devel()).unwrap();
+    let indptr: Vec<i64> = f.dataset("X/indptr").unwrap().read_raw().unwrap();
+    let (a, b) = (indptr[r] as usize, indptr[r + 1] as usize);
+    let data: Vec<f64> = f
+        .dataset("X/data")
+        .unwrap()
+        .read_slice_1d(a..b)
+        .unwrap()
+        .to_vec();
+    let idx: Vec<i64> = f
+        .dataset("X/indices")
+        .unwrap()
+        .read_slice_1d(a..b)
+        .unwrap()
+        .to_vec();
+    idx.into_iter().map(|j| j as usize).zip(data).collect()
+}
+
+#[test]
+fn devel_shape_categories_and_values() {
+    let ad = read_h5ad(&devel(), &ReadOptions::default()).unwrap();
+    assert_eq!((ad.n_obs(), ad.n_vars()), (5961, 500));
+    assert_eq!(ad.x.iter().filter(|&&v| v != 0.0).count(), 211_790);
+    assert_eq!(ad.var.index_name, "gene_symbol");
+    let Some(Column::Categorical(cond)) = ad.obs.get("condition") else {
+        panic!("condition is not categorical")
+    };
+    assert_eq!(cond.categories.len(), 34);
+    assert!(cond.categories.iter().any(|c| c == "KLF1+MAP2K6"));
+    let Some(Column::Categorical(ct)) = ad.obs.get("cell_type") else {
+        panic!("cell_type is not categorical")
+    };
+    assert_eq!(ct.categories, ["A172", "T98G", "U87MG", "k562"]);
+    assert!(matches!(ad.obs.get("ngenes"), Some(Column::Int(_))));
+    assert!(matches!(
+        ad.var.get("highly_variable"),
+        Some(Column::Bool(_))
+    ));
+    assert_eq!(ad.uns["hvg"]["flavor"], "seurat");
+    // Values against the raw CSR arrays (indices unsorted within rows).
+    let mut unsorted = false;
+    for r in [0usize, 1, 2500, 5960] {
+        let raw = devel_raw_row(r);
+        unsorted |= raw.windows(2).any(|w| w[1].0 < w[0].0);
+        let mut dense = vec![0f32; 500];
+        for &(j, v) in &raw {
+            dense[j] += v as f32;
+        }
+        assert_eq!(ad.x.row(r).to_vec(), dense, "row {r}");
+        let sum: f64 = raw.iter().map(|&(_, v)| v).sum();
+        let got: f64 = ad.x.row(r).iter().map(|&v| v as f64).sum();
+        assert!((sum - got).abs() < 1e-3, "row {r}: {sum} vs {got}");
+    }
+    assert!(
+        unsorted,
+        "devel.h5ad is documented to have unsorted indices"
+    );
+}
+
+#[test]
+fn devel_row_subset_matches_full_read() {
+    let full = read_h5ad(&devel(), &ReadOptions::default()).unwrap();
+    let rows = vec![5960, 0, 17, 18, 19, 3000, 17, 4095, 4096, 4097];
+    let sub = read_h5ad(
+        &devel(),
+        &ReadOptions {
+            rows: Some(rows.clone()),
+            ..Default::default()
+        },
+    )
+    .unwrap();
+    assert_eq!(sub.x, full.x.select(ndarray::Axis(0), &rows));
+    assert_eq!(sub.obs, full.obs.take(&rows));
+    assert_eq!(sub.var, full.var);
+}
+
+#[test]
+fn devel_missing_layer_is_a_clear_error() {
+    let err = read_h5ad(
+        &devel(),
+        &ReadOptions {
+            layer: Some("counts".into()),
+            ..Default::default()
+        },
+    )
+    .unwrap_err();
+    assert_eq!(err.kind(), "format");
+    let msg = err.to_string();
+    assert!(
+        msg.contains("devel.h5ad") && msg.contains("layers/counts") && msg.contains("no layers"),
+        "{msg}"
+    );
+}
+
+#[test]
+fn info_cli_on_devel() {
+    let d = devel();
+    let (code, out, err) = common::primeflow(&["info", d.to_str().unwrap(), "--json"]);
+    assert_eq!(code, 0, "{err}");
+    let v: serde_json::Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(
+        (v["n_obs"].as_u64(), v["n_vars"].as_u64()),
+        (Some(5961), Some(500))
+    );
+    assert_eq!(v["x"]["encoding"], "csr");
+    assert_eq!(v["x"]["dtype"], "float64");
+    assert_eq!(v["x"]["nnz"], 211_790);
+    let col = |name: &str| {
+        v["obs"]["columns"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|c| c["name"] == name)
+            .cloned()
+            .unwrap()
+    };
+    let cond = col("condition");
+    assert_eq!(cond["kind"], "categorical");
+    assert_eq!(cond["n_levels"], 34);
+    let levels: Vec<&str> = cond["levels"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|l| l.as_str())
+        .collect();
+    assert!(
+        levels.contains(&"control") && levels.contains(&"KLF1+MAP2K6"),
+        "{levels:?}"
+    );
+    assert_eq!(col("cell_type")["n_levels"], 4);
+    assert_eq!(v["var"]["index_name"], "gene_symbol");
+    // Text form, and --load.
+    let (code, out, err) = common::primeflow(&["info", d.to_str().unwrap(), "--load"]);
+    assert_eq!(code, 0, "{err}");
+    assert!(
+        out.contains("5961 cells x 500 genes")
+            && out.contains("csr float64")
+            && out.contains("load:"),
+        "{out}"
+    );
+    // A missing file: exit 2, message names it.
+    let (code, _, err) = common::primeflow(&["info", "no-such-file.h5ad"]);
+    assert_eq!(code, 2);
+    assert!(err.contains("no-such-file.h5ad"), "{err}");
+}
