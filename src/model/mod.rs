@@ -15,6 +15,10 @@ pub use config::ModelConfig;
 pub use mlp::{MlpConfig, MlpVelocity};
 pub use model::Model;
 
+pub mod unet;
+
+pub use unet::{UNetConfig, UNetVelocity};
+
 use tch::Tensor;
 
 use crate::error::{Error, Result};
