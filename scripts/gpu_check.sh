@@ -122,9 +122,9 @@ if $SMI; then
   trap 'kill $POLL 2>/dev/null || true' EXIT
 fi
 T0=$(date +%s.%N)
-"$BIN" train --data "$DATA" --model unet --preset "$PRESET" --task combination \
+"$BIN" train --data "$DATA" --model unet --preset "$PRESET" \
   --steps "$STEPS" --batch-size "$BATCH" --grad-accum "$ACCUM" --precision "$PRECISION" \
-  --log-every 25 --checkpoint-every 0 --device "$DEVICE" --quiet --out "$OUT/run"
+  --log-every 25 --checkpoint-every 0 --device "$DEVICE" --quiet --out "$OUT/run" | tee "$OUT/train.log"
 T1=$(date +%s.%N)
 
 echo "== sample: w = 3, $SAMPLE_STEPS Euler steps, $SAMPLE_CELLS cells for each of 2 conditions"
@@ -145,9 +145,10 @@ if [ -n "$POLL" ]; then kill "$POLL" 2>/dev/null || true; sleep 0.3; fi
 
 echo "== report"
 "$PY" - "$OUT/run/history.json" "$MEMLOG" "$BASE_MEM" "$GFLOP_PER_CELL" "$T0" "$T1" "$S0" "$S1" \
-  "$BATCH" "$ACCUM" "$SAMPLE_CELLS" "$SAMPLE_STEPS" <<'EOF'
-import json, sys
-hist, memlog, base, gflop, t0, t1, s0, s1, b, k, sc, ss = sys.argv[1:]
+  "$BATCH" "$ACCUM" "$SAMPLE_CELLS" "$SAMPLE_STEPS" "$OUT/train.log" <<'EOF'
+import json, re, sys
+hist, memlog, base, gflop, t0, t1, s0, s1, b, k, sc, ss, log = sys.argv[1:]
+own = re.search(r"([0-9.]+) GFLOP/cell forward", open(log).read())
 h = json.load(open(hist)); rows = h["rows"]
 cells_per_step = int(b) * int(k)
 steady = rows[1:] or rows          # the first interval includes CUDA warm-up
@@ -157,7 +158,9 @@ last = sum(r["loss"] for r in rows[-2:]) / len(rows[-2:])
 mem = [int(x) for x in open(memlog).read().split() if x.strip().isdigit()]
 print(f"steps {h['final_step']}, {cells_per_step} cells/step")
 print(f"step time {cells_per_step / rate * 1000:.1f} ms, {rate:.1f} cells/s (steady state)")
-print(f"achieved {rate * float(gflop) / 1000:.1f} TFLOP/s at {gflop} GFLOP/cell (forward+backward)")
+print(f"achieved {rate * float(gflop) / 1000:.1f} TFLOP/s at {gflop} GFLOP/cell forward+backward (model.md, srivatsan20, m = 2000)")
+if own:
+    print(f"  ({rate * 3 * float(own.group(1)) / 1000:.1f} TFLOP/s by this model's own count: 3 x {own.group(1)} GFLOP/cell)")
 print(f"loss {first:.4f} -> {last:.4f}: {'falls' if last < first else 'DOES NOT FALL'}")
 print(f"train wall time {float(t1) - float(t0):.1f} s (including data loading and start-up)")
 n = 2 * int(sc)

@@ -384,6 +384,9 @@ fn fresh_run(args: &Args, device: tch::Device, started: Instant) -> anyhow::Resu
         primeflow::device::device_name(device)
     );
     let c = &trainer.config;
+    if c.val_every.is_some() && val.is_none() {
+        println!("Note: no validation cells (no split, or its val part is empty): --val-every is ignored");
+    }
     println!(
         "Training on {} cells{}: {} steps x {} cells (batch {} x accumulation {}), lr {}, seed {}",
         train.n_cells(),
