@@ -65,9 +65,10 @@ pub struct Args {
     /// At most this many rows per forward pass.
     #[arg(long, value_name = "N", default_value_t = 4096)]
     pub max_batch: usize,
-    /// Keep negative generated values (by default they are clamped at 0).
+    /// Clamp generated values at 0 (by default they are written as
+    /// generated; clamping biases the means of sparse genes upwards).
     #[arg(long)]
-    pub no_clip: bool,
+    pub clip: bool,
     /// auto, cpu, cuda or cuda:N.
     #[arg(long, default_value = "auto")]
     pub device: String,
@@ -168,7 +169,7 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         cells_per_unit: args.cells_per_unit,
         max_batch: args.max_batch,
         seed: args.seed,
-        clip_negative: !args.no_clip,
+        clip_negative: args.clip,
     })?;
     let (ad, what) = if let Some(list) = &args.conditions {
         let conds: Vec<Condition> = list
