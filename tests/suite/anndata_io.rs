@@ -440,3 +440,354 @@ fn info_cli_on_devel() {
     assert_eq!(code, 2);
     assert!(err.contains("no-such-file.h5ad"), "{err}");
 }
+
+// ------------------------------------------------------------ bad input corpus
+
+/// Writes the sample (CSR or dense X) to `dir/name.h5ad`, then lets `edit`
+/// corrupt it through the hdf5 crate.
+fn corrupt(dir: &Path, name: &str, fmt: XFormat, edit: impl FnOnce(&hdf5::File)) -> PathBuf {
+    let p = dir.join(format!("{name}.h5ad"));
+    write_h5ad(
+        &p,
+        &sample(),
+        &WriteOptions {
+            x_format: fmt,
+            ..Default::default()
+        },
+    )
+    .unwrap();
+    // No HDF5 file lock: a child process spawned by a parallel test would
+    // inherit it and keep it past our close.
+    let f = hdf5::File::with_options()
+        .with_fapl(|p| p.file_locking(false))
+        .open_rw(&p)
+        .unwrap();
+    edit(&f);
+    f.close().unwrap();
+    p
+}
+
+fn set_attr_str(loc: &hdf5::Location, name: &str, value: &str) {
+    let _ = loc.delete_attr(name);
+    let a = loc
+        .new_attr::<hdf5::types::VarLenUnicode>()
+        .shape(())
+        .create(name)
+        .unwrap();
+    a.write_scalar(&value.parse::<hdf5::types::VarLenUnicode>().unwrap())
+        .unwrap();
+}
+
+/// Replaces dataset `path` of `f` with `data`.
+fn replace<T: hdf5::H5Type>(f: &hdf5::File, path: &str, data: ndarray::ArrayViewD<T>) {
+    f.unlink(path).unwrap();
+    f.new_dataset_builder()
+        .with_data(data)
+        .create(path)
+        .unwrap();
+}
+
+/// Reading `p` fails with a format error whose message names the file and
+/// contains every needle (the field and the offending value). With `cli`,
+/// `primeflow info` fails too, with exit code 2, the file named and nothing
+/// from HDF5 or a panic on stderr (a few cases only: each run loads libtorch).
+fn expect_format(p: &Path, needles: &[&str], cli: bool) {
+    expect_format_as(p, needles, cli, false)
+}
+
+/// [`expect_format`], and with `structural` `inspect_h5ad` fails on the same
+/// field (values are not read by inspect, structure is).
+fn expect_format_as(p: &Path, needles: &[&str], cli: bool, structural: bool) {
+    let err = read_h5ad(
+        p,
+        &ReadOptions {
+            load_layers: true,
+            ..Default::default()
+        },
+    )
+    .unwrap_err();
+    let msg = err.to_string();
+    assert_eq!(err.kind(), "format", "{msg}");
+    let file = p.file_name().unwrap().to_str().unwrap();
+    assert!(msg.contains(file), "message does not name the file: {msg}");
+    for n in needles {
+        assert!(msg.contains(n), "message lacks '{n}': {msg}");
+    }
+    if structural {
+        let e = inspect_h5ad(p).unwrap_err();
+        assert_eq!(e.kind(), "format", "inspect_h5ad: {e}");
+        assert!(e.to_string().contains(needles[0]), "inspect_h5ad: {e}");
+    }
+    if cli {
+        let (code, _, stderr) = common::primeflow(&["info", p.to_str().unwrap()]);
+        assert_eq!(code, 2, "{stderr}");
+        assert!(
+            !stderr.contains("HDF5-DIAG") && !stderr.contains("panicked"),
+            "{stderr}"
+        );
+        assert!(stderr.contains(file), "{stderr}");
+    }
+}
+
+#[test]
+fn bad_files_structure() {
+    let dir = common::tmpdir("anndata_bad_structure");
+    let csr = XFormat::Csr;
+    let p = corrupt(&dir, "missing_x", csr, |f| f.unlink("X").unwrap());
+    expect_format_as(&p, &["field 'X'", "missing"], true, true);
+    let p = corrupt(&dir, "x_encoding", csr, |f| {
+        set_attr_str(&f.group("X").unwrap(), "encoding-type", "coo_matrix")
+    });
+    expect_format_as(&p, &["field 'X'", "'coo_matrix'"], false, true);
+    let p = corrupt(&dir, "x_no_encoding", csr, |f| {
+        f.group("X").unwrap().delete_attr("encoding-type").unwrap()
+    });
+    expect_format_as(&p, &["field 'X'", "encoding-type"], false, true);
+    let p = corrupt(&dir, "root_encoding", csr, |f| {
+        set_attr_str(f, "encoding-type", "loom")
+    });
+    expect_format_as(&p, &["field '/'", "'loom'"], false, true);
+    let p = corrupt(&dir, "obs_encoding", csr, |f| {
+        set_attr_str(&f.group("obs").unwrap(), "encoding-type", "dict")
+    });
+    expect_format_as(&p, &["field 'obs'", "'dict'"], false, true);
+    let p = corrupt(&dir, "encoding_not_string", csr, |f| {
+        let g = f.group("X").unwrap();
+        g.delete_attr("encoding-type").unwrap();
+        g.new_attr::<i32>()
+            .shape(())
+            .create("encoding-type")
+            .unwrap()
+            .write_scalar(&3)
+            .unwrap();
+    });
+    expect_format_as(
+        &p,
+        &["X@encoding-type", "expected strings, found int32"],
+        false,
+        true,
+    );
+    let p = corrupt(&dir, "shape_vs_indptr", csr, |f| {
+        let g = f.group("X").unwrap();
+        g.delete_attr("shape").unwrap();
+        g.new_attr_builder()
+            .with_data(&[9i64, 5][..])
+            .create("shape")
+            .unwrap();
+    });
+    expect_format_as(&p, &["X/indptr", "has 8 elements", "[9, 5]"], false, true);
+    let p = corrupt(&dir, "data_vs_indices", csr, |f| {
+        replace(f, "X/data", ndarray::arr1(&[1f32, 2.0]).into_dyn().view())
+    });
+    expect_format_as(&p, &["X/indices", "X/data has 2"], false, true);
+    let p = corrupt(&dir, "wrong_rank", csr, |f| {
+        replace(f, "X/data", Array2::<f32>::ones((3, 6)).into_dyn().view())
+    });
+    expect_format_as(
+        &p,
+        &["X/data", "expected a 1-D array", "[3, 6]"],
+        false,
+        true,
+    );
+    let p = corrupt(&dir, "dense_rank", XFormat::Dense, |f| {
+        replace(f, "X", ndarray::Array1::<f32>::ones(35).into_dyn().view())
+    });
+    expect_format_as(
+        &p,
+        &["field 'X'", "expected a 2-D matrix", "[35]"],
+        false,
+        true,
+    );
+    let p = corrupt(&dir, "data_strings", csr, |f| {
+        let n = f.dataset("X/data").unwrap().size();
+        let v: Vec<hdf5::types::VarLenUnicode> = (0..n).map(|_| "x".parse().unwrap()).collect();
+        replace(f, "X/data", ndarray::Array1::from(v).into_dyn().view());
+    });
+    expect_format_as(&p, &["X/data", "found string"], false, true);
+    let p = corrupt(&dir, "obs_vs_x", XFormat::Dense, |f| {
+        replace(f, "X", Array2::<f32>::ones((6, 5)).into_dyn().view())
+    });
+    expect_format_as(
+        &p,
+        &["field 'obs'", "obs has 7 rows but X has 6 cells"],
+        false,
+        true,
+    );
+    let p = corrupt(&dir, "column_length", csr, |f| {
+        replace(
+            f,
+            "obs/ncounts",
+            ndarray::arr1(&[1.0f64, 2.0]).into_dyn().view(),
+        )
+    });
+    expect_format_as(&p, &["obs/ncounts", "has 2 rows", "has 7"], false, true);
+    let p = corrupt(&dir, "column_missing", csr, |f| {
+        f.unlink("obs/ngenes").unwrap()
+    });
+    expect_format_as(&p, &["obs/ngenes", "missing"], false, true);
+    let p = corrupt(&dir, "layer_bad", csr, |f| {
+        f.unlink("layers/counts/indptr").unwrap()
+    });
+    expect_format_as(&p, &["layers/counts/indptr", "missing"], false, true);
+}
+
+#[test]
+fn bad_files_values() {
+    let dir = common::tmpdir("anndata_bad_values");
+    let csr = XFormat::Csr;
+    // The sample's X row 0 holds columns 1 and 3; indptr = [0, 2, 5, ...].
+    let p = corrupt(&dir, "indptr_decreasing", csr, |f| {
+        f.dataset("X/indptr")
+            .unwrap()
+            .write_slice(&[1i64], 2..3)
+            .unwrap()
+    });
+    expect_format(&p, &["X/indptr", "not monotone", "element 2 is 1"], false);
+    let p = corrupt(&dir, "indptr_last", csr, |f| {
+        let ds = f.dataset("X/indptr").unwrap();
+        let n = ds.size();
+        let last: Vec<i64> = ds.read_slice_1d(n - 1..n).unwrap().to_vec();
+        ds.write_slice(&[last[0] + 3], n - 1..n).unwrap();
+    });
+    expect_format(&p, &["X/indptr", "ends at", "stores"], false);
+    let p = corrupt(&dir, "indptr_start", csr, |f| {
+        f.dataset("X/indptr")
+            .unwrap()
+            .write_slice(&[1i64], 0..1)
+            .unwrap()
+    });
+    expect_format(&p, &["X/indptr", "starts at 1"], false);
+    let p = corrupt(&dir, "index_range", csr, |f| {
+        f.dataset("X/indices")
+            .unwrap()
+            .write_slice(&[99i32], 3..4)
+            .unwrap()
+    });
+    expect_format(&p, &["X/indices", "index 99", "position 3", "0..5"], false);
+    let p = corrupt(&dir, "index_negative", csr, |f| {
+        f.dataset("X/indices")
+            .unwrap()
+            .write_slice(&[-4i32], 0..1)
+            .unwrap()
+    });
+    expect_format(&p, &["X/indices", "index -4"], false);
+    let p = corrupt(&dir, "codes_range", csr, |f| {
+        f.dataset("obs/condition/codes")
+            .unwrap()
+            .write_slice(&[50i8], 1..2)
+            .unwrap()
+    });
+    expect_format(
+        &p,
+        &["obs/condition/codes", "code 50 at row 1", "4 categories"],
+        false,
+    );
+    let p = corrupt(&dir, "codes_float", csr, |f| {
+        replace(
+            f,
+            "obs/condition/codes",
+            ndarray::Array1::<f64>::zeros(7).into_dyn().view(),
+        )
+    });
+    expect_format(
+        &p,
+        &["obs/condition/codes", "expected integers, found float64"],
+        false,
+    );
+    // A row subset meets the same checks.
+    let err = read_h5ad(
+        &p,
+        &ReadOptions {
+            rows: Some(vec![0]),
+            ..Default::default()
+        },
+    )
+    .unwrap_err()
+    .to_string();
+    assert!(err.contains("obs/condition/codes"), "{err}");
+}
+
+#[test]
+fn bad_files_not_h5ad() {
+    let dir = common::tmpdir("anndata_bad_files");
+    let empty = dir.join("empty.h5ad");
+    std::fs::write(&empty, b"").unwrap();
+    expect_format(&empty, &["field 'file'", "empty (0 bytes)"], false);
+    let text = dir.join("text.h5ad");
+    std::fs::write(&text, "cell,gene,value\nc1,g1,1.0\n").unwrap();
+    expect_format(&text, &["field 'file'", "not an HDF5 file"], true);
+    let bytes = std::fs::read(devel()).unwrap();
+    let half = dir.join("truncated.h5ad");
+    std::fs::write(&half, &bytes[..bytes.len() / 2]).unwrap();
+    expect_format(&half, &["field 'file'", "truncated"], true);
+    let err = inspect_h5ad(&dir.join("absent.h5ad")).unwrap_err();
+    assert_eq!(err.kind(), "io");
+    assert!(err.to_string().contains("absent.h5ad"));
+}
+
+#[test]
+fn bad_values_rejected_by_dataset_load() {
+    use primeflow::data::{Dataset, LoadOptions, ObsColumns};
+    let dir = common::tmpdir("anndata_bad_dataset");
+    let cols = ObsColumns {
+        covariates: vec![],
+        ..Default::default()
+    };
+    let write = |name: &str, edit: &dyn Fn(&mut AnnData)| {
+        let mut ad = sample();
+        edit(&mut ad);
+        let p = dir.join(name);
+        write_h5ad(&p, &ad, &WriteOptions::default()).unwrap();
+        p
+    };
+    let good = write("good.h5ad", &|_| {});
+    assert!(Dataset::load(
+        &good,
+        &LoadOptions {
+            columns: cols.clone(),
+            ..Default::default()
+        }
+    )
+    .is_ok());
+    let load = |p: &Path, columns: &ObsColumns| {
+        Dataset::load(
+            p,
+            &LoadOptions {
+                columns: columns.clone(),
+                ..Default::default()
+            },
+        )
+        .unwrap_err()
+        .to_string()
+    };
+    let p = write("nan.h5ad", &|ad| ad.x[[2, 3]] = f32::NAN);
+    let e = load(&p, &cols);
+    assert!(
+        e.contains("nan.h5ad") && e.contains("'X'") && e.contains("NaN") && e.contains("cell 2"),
+        "{e}"
+    );
+    let p = write("inf.h5ad", &|ad| ad.x[[4, 1]] = f32::INFINITY);
+    let e = load(&p, &cols);
+    assert!(
+        e.contains("'X'") && e.contains("inf") && e.contains("cell 4"),
+        "{e}"
+    );
+    let p = write("negative.h5ad", &|ad| ad.x[[1, 0]] = -0.5);
+    let e = load(&p, &cols);
+    assert!(
+        e.contains("'X'")
+            && e.contains("negative value")
+            && e.contains("-0.5")
+            && e.contains("cell 1"),
+        "{e}"
+    );
+    let with_line = ObsColumns {
+        covariates: vec!["cell_line".into()],
+        ..Default::default()
+    };
+    let e = load(&good, &with_line);
+    assert!(
+        e.contains("good.h5ad") && e.contains("obs/cell_line"),
+        "{e}"
+    );
+}
