@@ -791,3 +791,258 @@ fn bad_values_rejected_by_dataset_load() {
         "{e}"
     );
 }
+
+// ------------------------------------------------------------ Python interop
+
+fn have_anndata() -> bool {
+    let ok = common::python_has("anndata") && common::python_has("scipy");
+    if !ok {
+        println!("skipped: python anndata not available");
+    }
+    ok
+}
+
+/// Python anndata reads what primeflow wrote (CSR and dense X, every column
+/// kind, var names, a `counts` layer, nested uns); the script dumps what it
+/// sees as JSON and the test compares it with the written sample.
+#[test]
+fn python_reads_primeflow_output() {
+    if !have_anndata() {
+        return;
+    }
+    let dir = common::tmpdir("anndata_py_reads");
+    let ad = sample();
+    for fmt in [XFormat::Csr, XFormat::Dense] {
+        let p = dir.join("pf.h5ad");
+        write_h5ad(
+            &p,
+            &ad,
+            &WriteOptions {
+                x_format: fmt,
+                ..Default::default()
+            },
+        )
+        .unwrap();
+        let code = format!(
+            r#"
+import json, warnings
+warnings.simplefilter("ignore")
+import anndata, numpy as np, pandas as pd, scipy.sparse as sp
+a = anndata.read_h5ad({path:?})
+X = a.X.toarray() if sp.issparse(a.X) else np.asarray(a.X)
+def col(s):
+    if isinstance(s.dtype, pd.CategoricalDtype):
+        return {{"kind": "categorical", "categories": [str(c) for c in s.cat.categories],
+                 "ordered": bool(s.cat.ordered), "codes": [int(c) for c in s.cat.codes]}}
+    return {{"kind": str(s.dtype), "values": [None if pd.isna(v) else (v.item() if hasattr(v, "item") else v) for v in s]}}
+def plain(v):
+    if isinstance(v, dict): return {{k: plain(x) for k, x in v.items()}}
+    if isinstance(v, np.ndarray): return v.tolist()
+    if isinstance(v, np.generic): return v.item()
+    return v
+print(json.dumps({{
+    "sparse": bool(sp.issparse(a.X)), "shape": list(a.shape), "dtype": str(a.X.dtype), "X": X.tolist(),
+    "obs_names": list(a.obs_names), "var_names": list(a.var_names), "var_index_name": a.var.index.name,
+    "obs": {{c: col(a.obs[c]) for c in a.obs.columns}}, "means": a.var["means"].tolist(),
+    "counts": (a.layers["counts"].toarray() if sp.issparse(a.layers["counts"]) else a.layers["counts"]).tolist(),
+    "uns": plain(dict(a.uns)),
+}}))
+"#,
+            path = p.to_str().unwrap()
+        );
+        let out = common::run_python(&code);
+        let v: serde_json::Value = serde_json::from_str(out.trim()).unwrap();
+        assert_eq!(v["sparse"], fmt == XFormat::Csr);
+        assert_eq!(v["shape"], json!([7, 5]));
+        assert_eq!(v["dtype"], "float32");
+        let x: Vec<Vec<f32>> = serde_json::from_value(v["X"].clone()).unwrap();
+        assert_eq!(x, ad.x.outer_iter().map(|r| r.to_vec()).collect::<Vec<_>>());
+        let counts: Vec<Vec<f32>> = serde_json::from_value(v["counts"].clone()).unwrap();
+        assert_eq!(
+            counts,
+            ad.layers["counts"]
+                .outer_iter()
+                .map(|r| r.to_vec())
+                .collect::<Vec<_>>()
+        );
+        assert_eq!(v["obs_names"], json!(ad.obs.index));
+        assert_eq!(v["var_names"], json!(ad.var.index));
+        assert_eq!(v["var_index_name"], "gene_symbol");
+        let obs = &v["obs"];
+        let Some(Column::Categorical(cond)) = ad.obs.get("condition") else {
+            unreachable!()
+        };
+        assert_eq!(obs["condition"]["categories"], json!(cond.categories));
+        assert_eq!(obs["condition"]["codes"], json!(cond.codes));
+        assert_eq!(obs["dose"]["ordered"], true);
+        assert_eq!(obs["dose"]["categories"], json!(["low", "high", "mid"]));
+        assert_eq!(obs["dose"]["codes"][3], -1);
+        assert_eq!(obs["note"]["values"][0], "note ü 0");
+        assert_eq!(
+            obs["ncounts"],
+            json!({"kind": "float64", "values": [0.0, 1.5, 3.0, 4.5, 6.0, 7.5, 9.0]})
+        );
+        assert_eq!(
+            obs["ngenes"],
+            json!({"kind": "int64", "values": [-3, 97, 197, 297, 397, 497, 597]})
+        );
+        assert_eq!(obs["qc"]["kind"], "bool");
+        assert_eq!(
+            obs["qc"]["values"],
+            json!([true, false, false, true, false, false, true])
+        );
+        assert_eq!(
+            obs["batch"],
+            json!({"kind": "Int64", "values": [0, 1, null, 3, 4, 5, 6]})
+        );
+        assert_eq!(
+            obs["flag"],
+            json!({"kind": "boolean", "values": [true, false, true, false, null, false, true]})
+        );
+        assert_eq!(
+            v["means"],
+            json!([0.0, 1.0 / 3.0, 2.0 / 3.0, 1.0, 4.0 / 3.0])
+        );
+        assert_eq!(v["uns"], serde_json::Value::Object(ad.uns.clone()));
+    }
+}
+
+/// primeflow reads files written by Python anndata: X as CSC (float64) and
+/// as CSR (float32), dense X, an int32 `counts` layer, categoricals (int8
+/// and int16 codes, one ordered, one with missing values), strings,
+/// nullable int/bool, uns. The script also dumps the expected values.
+#[test]
+fn primeflow_reads_python_output() {
+    if !have_anndata() {
+        return;
+    }
+    let dir = common::tmpdir("anndata_pf_reads");
+    let code = format!(
+        r#"
+import json, warnings
+warnings.simplefilter("ignore")
+import anndata, numpy as np, pandas as pd, scipy.sparse as sp
+rng = np.random.default_rng(0)
+n, m = 300, 40
+dense = rng.random((n, m)) * (rng.random((n, m)) < 0.2)
+counts = rng.integers(0, 9, size=(n, m)).astype(np.int32)
+obs = pd.DataFrame(index=[f"c{{i}}" for i in range(n)])
+obs["condition"] = pd.Categorical([["control", "A", "B", "A+B"][i % 4] for i in range(n)])
+obs["many"] = pd.Categorical([f"k{{i % 200:03d}}" for i in range(n)])
+obs["dose"] = pd.Categorical([["lo", "hi", None][i % 3] for i in range(n)], categories=["lo", "hi"], ordered=True)
+obs["barcode"] = [f"BC{{i:05d}}" for i in range(n)]
+obs["ncounts"] = np.arange(n) * 0.5
+obs["ngenes"] = np.arange(n, dtype=np.int16)
+obs["qc"] = np.arange(n) % 2 == 0
+obs["batch"] = pd.array([None if i % 7 == 0 else i for i in range(n)], dtype="Int64")
+obs["flag"] = pd.array([None if i % 5 == 0 else i % 3 == 0 for i in range(n)], dtype="boolean")
+var = pd.DataFrame(index=pd.Index([f"G{{j}}" for j in range(m)], name="gene_symbol"))
+var["hv"] = np.arange(m) % 3 == 0
+uns = {{"title": "py", "n": 3, "x": 0.25, "arr": np.array([1.0, 2.0]), "names": np.array(["a", "b"]), "d": {{"e": {{"f": 1}}}}}}
+files = {{
+    "csc": sp.csc_matrix(dense),
+    "csr": sp.csr_matrix(dense.astype(np.float32)),
+    "dense": dense.astype(np.float64),
+}}
+for name, X in files.items():
+    a = anndata.AnnData(X=X, obs=obs.copy(), var=var.copy(), uns=uns)
+    a.layers["counts"] = sp.csr_matrix(counts) if name != "dense" else counts
+    a.write_h5ad({dir:?} + f"/{{name}}.h5ad")
+print(json.dumps({{"X": dense.astype(np.float32).tolist(), "counts": counts.tolist()}}))
+"#,
+        dir = dir.to_str().unwrap()
+    );
+    let out = common::run_python(&code);
+    let v: serde_json::Value = serde_json::from_str(out.trim()).unwrap();
+    let want_x: Vec<Vec<f32>> = serde_json::from_value(v["X"].clone()).unwrap();
+    let want_counts: Vec<Vec<f32>> = serde_json::from_value(v["counts"].clone()).unwrap();
+    let rows_of = |a: &Array2<f32>| a.outer_iter().map(|r| r.to_vec()).collect::<Vec<_>>();
+    for name in ["csc", "csr", "dense"] {
+        let p = dir.join(format!("{name}.h5ad"));
+        let info = inspect_h5ad(&p).unwrap();
+        assert_eq!(info.x.encoding, name);
+        let ad = read_all(&p);
+        assert_eq!((ad.n_obs(), ad.n_vars()), (300, 40));
+        assert_eq!(rows_of(&ad.x), want_x, "{name}: X");
+        assert_eq!(rows_of(&ad.layers["counts"]), want_counts, "{name}: counts");
+        assert_eq!(ad.obs.index[7], "c7");
+        assert_eq!(ad.var.index_name, "gene_symbol");
+        assert_eq!(ad.var.index[39], "G39");
+        assert_eq!(
+            ad.var.get("hv"),
+            Some(&Column::Bool((0..40).map(|j| j % 3 == 0).collect()))
+        );
+        let Some(Column::Categorical(c)) = ad.obs.get("condition") else {
+            panic!("{name}: condition")
+        };
+        assert_eq!(c.categories, ["A", "A+B", "B", "control"]);
+        assert_eq!(ad.obs.labels("obs", "condition").unwrap()[3], "A+B");
+        let Some(Column::Categorical(many)) = ad.obs.get("many") else {
+            panic!("{name}: many")
+        };
+        assert_eq!(many.categories.len(), 200);
+        assert_eq!(many.label(257), Some("k057"));
+        let Some(Column::Categorical(dose)) = ad.obs.get("dose") else {
+            panic!("{name}: dose")
+        };
+        assert!(dose.ordered);
+        assert_eq!(
+            (dose.label(0), dose.label(1), dose.label(2)),
+            (Some("lo"), Some("hi"), None)
+        );
+        assert_eq!(
+            ad.obs.get("barcode").and_then(|c| c.label(12)),
+            Some("BC00012".to_string())
+        );
+        assert_eq!(
+            ad.obs.get("ncounts"),
+            Some(&Column::Float((0..300).map(|i| i as f64 * 0.5).collect()))
+        );
+        assert_eq!(ad.obs.get("ngenes"), Some(&Column::Int((0..300).collect())));
+        assert_eq!(
+            ad.obs.get("qc"),
+            Some(&Column::Bool((0..300).map(|i| i % 2 == 0).collect()))
+        );
+        let batch: Vec<Option<i64>> = (0..300)
+            .map(|i| if i % 7 == 0 { None } else { Some(i) })
+            .collect();
+        assert_eq!(ad.obs.get("batch"), Some(&Column::NullableInt(batch)));
+        let flag: Vec<Option<bool>> = (0..300)
+            .map(|i| if i % 5 == 0 { None } else { Some(i % 3 == 0) })
+            .collect();
+        assert_eq!(ad.obs.get("flag"), Some(&Column::NullableBool(flag)));
+        assert_eq!(
+            serde_json::Value::Object(ad.uns.clone()),
+            json!({"title": "py", "n": 3, "x": 0.25, "arr": [1.0, 2.0], "names": ["a", "b"], "d": {"e": {"f": 1}}})
+        );
+        // A row subset of each encoding equals the same rows of the full read.
+        let rows = vec![299, 0, 150, 151, 7];
+        let sub = read_h5ad(
+            &p,
+            &ReadOptions {
+                rows: Some(rows.clone()),
+                layer: Some("counts".into()),
+                ..Default::default()
+            },
+        )
+        .unwrap();
+        assert_eq!(
+            sub.x,
+            ad.layers["counts"].select(ndarray::Axis(0), &rows),
+            "{name}: counts rows"
+        );
+        let sub = read_h5ad(
+            &p,
+            &ReadOptions {
+                rows: Some(rows.clone()),
+                ..Default::default()
+            },
+        )
+        .unwrap();
+        assert_eq!(
+            sub.x,
+            ad.x.select(ndarray::Axis(0), &rows),
+            "{name}: X rows"
+        );
+    }
+}
