@@ -269,6 +269,10 @@ pub(crate) fn read_matrix(
                     let out_row = out_row
                         .as_slice_mut()
                         .ok_or_else(|| ferr(path, field, "internal: non-contiguous row"))?;
+                    // Write before the scatter reads: one page fault per
+                    // fresh page instead of a zero-page read fault plus a
+                    // copy-on-write fault.
+                    out_row.fill(0.0);
                     idx.scatter(a..b, &data, m, |j, v| out_row[j] += v)
                         .map_err(|(k, bad)| sp.bad_index(row, lo + k, bad, m, path))?;
                 }
@@ -277,6 +281,9 @@ pub(crate) fn read_matrix(
         Encoding::Csc => {
             let g = parent.group(name).map_err(h5::rerr(path, field))?;
             let sp = Sparse::open(&g, path, field, meta.nnz.unwrap_or(0))?;
+            // Column runs hit every row: touch (write) the output once first
+            // so the scatter's reads do not fault on zero pages.
+            out.fill(0.0);
             // Output position of each source row (first occurrence), and the
             // later duplicates to copy afterwards.
             let mut pos = vec![usize::MAX; n];

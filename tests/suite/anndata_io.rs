@@ -535,6 +535,16 @@ fn bad_files_structure() {
     let csr = XFormat::Csr;
     let p = corrupt(&dir, "missing_x", csr, |f| f.unlink("X").unwrap());
     expect_format_as(&p, &["field 'X'", "missing"], true, true);
+    // Without X, a layer still serves as the matrix (anndata allows X=None).
+    let ad = read_h5ad(
+        &p,
+        &ReadOptions {
+            layer: Some("counts".into()),
+            ..Default::default()
+        },
+    )
+    .unwrap();
+    assert_eq!(ad.x, sample().layers["counts"]);
     let p = corrupt(&dir, "x_encoding", csr, |f| {
         set_attr_str(&f.group("X").unwrap(), "encoding-type", "coo_matrix")
     });
