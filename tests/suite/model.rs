@@ -175,16 +175,16 @@ mod unet {
     #[test]
     fn odd_gene_counts_pad_and_crop() {
         let _rng = lock();
-        let three_levels = UNetConfig {
-            channel_mult: vec![1, 2, 2],
-            attention_resolutions: vec![4],
+        let four_levels = UNetConfig {
+            channel_mult: vec![1, 1, 2, 2],
+            attention_resolutions: vec![8],
             ..cfg("tiny")
         };
         for (c, m) in [
             (cfg("tiny"), 37),
             (cfg("tiny"), 501),
-            (three_levels.clone(), 37),
-            (three_levels, 501),
+            (four_levels.clone(), 37),
+            (four_levels, 501),
         ] {
             let (vs, net) = build(&c, m, 6);
             randomise(&vs, 3);
@@ -593,6 +593,8 @@ for npz, cfg_path in zip(sys.argv[1::2], sys.argv[2::2]):
             ..cfg("tiny")
         };
         let b = UNetConfig {
+            channel_mult: vec![1, 2],
+            attention_resolutions: vec![],
             use_scale_shift_norm: false,
             conv_resample: false,
             n_layers_gene_expression: 1,
