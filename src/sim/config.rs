@@ -163,7 +163,9 @@ impl SimConfig {
 
     /// Checks every field; the error names the field and its value.
     pub fn validate(&self) -> Result<()> {
-        let bad = |field: &str, msg: String| Err(Error::invalid(format!("simulation setting '{field}'"), msg));
+        let bad = |field: &str, msg: String| {
+            Err(Error::invalid(format!("simulation setting '{field}'"), msg))
+        };
         let at_least = |field: &str, v: usize, min: usize| -> Result<()> {
             if v < min {
                 return bad(field, format!("{v} is below the minimum {min}"));
@@ -178,17 +180,32 @@ impl SimConfig {
         at_least("chunk_cells", self.chunk_cells, 1)?;
         at_least("threads", self.threads, 1)?;
         if self.program_size > self.n_genes {
-            return bad("program_size", format!("{} is larger than n_genes ({})", self.program_size, self.n_genes));
+            return bad(
+                "program_size",
+                format!(
+                    "{} is larger than n_genes ({})",
+                    self.program_size, self.n_genes
+                ),
+            );
         }
         let max_pairs = self.n_perturbations * (self.n_perturbations - 1) / 2;
         if self.n_combinations > max_pairs {
             return bad(
                 "n_combinations",
-                format!("{} is more than the {max_pairs} distinct pairs of {} perturbations", self.n_combinations, self.n_perturbations),
+                format!(
+                    "{} is more than the {max_pairs} distinct pairs of {} perturbations",
+                    self.n_combinations, self.n_perturbations
+                ),
             );
         }
-        if self.n_cell_lines > 10_000 || self.n_perturbations > 1_000_000 || self.n_genes > 1_000_000 {
-            return bad("size", "more than 10,000 cell lines, 1e6 perturbations or 1e6 genes".into());
+        if self.n_cell_lines > 10_000
+            || self.n_perturbations > 1_000_000
+            || self.n_genes > 1_000_000
+        {
+            return bad(
+                "size",
+                "more than 10,000 cell lines, 1e6 perturbations or 1e6 genes".into(),
+            );
         }
         let min_cells = 2 * self.max_units();
         if self.n_cells < min_cells {
@@ -214,7 +231,10 @@ impl SimConfig {
             }
         }
         if !self.target_effect.is_finite() || self.target_effect.abs() > 20.0 {
-            return bad("target_effect", format!("{} is not a number in [-20, 20]", self.target_effect));
+            return bad(
+                "target_effect",
+                format!("{} is not a number in [-20, 20]", self.target_effect),
+            );
         }
         let positive = [
             ("library_size_mean", self.library_size_mean, 1e9),
@@ -228,15 +248,24 @@ impl SimConfig {
         }
         let [lo, hi] = self.responder_fraction;
         if !(lo.is_finite() && hi.is_finite() && 0.0 <= lo && lo <= hi && hi <= 1.0) {
-            return bad("responder_fraction", format!("[{lo}, {hi}] is not a range within [0, 1]"));
+            return bad(
+                "responder_fraction",
+                format!("[{lo}, {hi}] is not a range within [0, 1]"),
+            );
         }
-        for (field, v) in [("control_fraction", self.control_fraction), ("absent_fraction", self.absent_fraction)] {
+        for (field, v) in [
+            ("control_fraction", self.control_fraction),
+            ("absent_fraction", self.absent_fraction),
+        ] {
             if !v.is_finite() || !(0.0..1.0).contains(&v) {
                 return bad(field, format!("{v} is not in [0, 1)"));
             }
         }
         if self.control_fraction == 0.0 {
-            return bad("control_fraction", "0: every cell line needs control cells".into());
+            return bad(
+                "control_fraction",
+                "0: every cell line needs control cells".into(),
+            );
         }
         Ok(())
     }

@@ -54,7 +54,9 @@ fn apportion(total: usize, weights: &[f64], min: usize) -> Vec<usize> {
     let mut order: Vec<usize> = (0..n).collect();
     order.sort_by(|&a, &b| {
         let (ra, rb) = (exact[a] - exact[a].floor(), exact[b] - exact[b].floor());
-        rb.partial_cmp(&ra).unwrap_or(std::cmp::Ordering::Equal).then(a.cmp(&b))
+        rb.partial_cmp(&ra)
+            .unwrap_or(std::cmp::Ordering::Equal)
+            .then(a.cmp(&b))
     });
     for &i in order.iter().cycle().take(rest.saturating_sub(given)) {
         out[i] += 1;
@@ -72,12 +74,21 @@ impl Layout {
         let per_line: Vec<Vec<SimCondition>> = (0..n_lines)
             .map(|l| {
                 let mut v = vec![SimCondition::Control];
-                v.extend((0..truth.perturbations.len()).filter(|&p| truth.present[p][l] == 1).map(SimCondition::Single));
+                v.extend(
+                    (0..truth.perturbations.len())
+                        .filter(|&p| truth.present[p][l] == 1)
+                        .map(SimCondition::Single),
+                );
                 v.extend((0..truth.combinations.len()).map(SimCondition::Combination));
                 v
             })
             .collect();
-        let line_w: Vec<f64> = per_line.iter().map(|c| c.len() as f64 * (0.1 * rng.sample::<f64, _>(rand_distr::StandardNormal)).exp()).collect();
+        let line_w: Vec<f64> = per_line
+            .iter()
+            .map(|c| {
+                c.len() as f64 * (0.1 * rng.sample::<f64, _>(rand_distr::StandardNormal)).exp()
+            })
+            .collect();
         let line_min = per_line.iter().map(|c| 2 * c.len()).max().unwrap_or(2);
         let line_cells = apportion(cfg.n_cells, &line_w, line_min);
         // A gamma(8) weight per perturbed unit: sizes vary by about +-35%.
@@ -85,8 +96,11 @@ impl Layout {
         let mut units = Vec::new();
         for (l, (conds, &n_line)) in per_line.iter().zip(&line_cells).enumerate() {
             let n_pert = conds.len() - 1;
-            let n_ctrl = ((cfg.control_fraction * n_line as f64).round() as usize).clamp(2, n_line.saturating_sub(2 * n_pert).max(2));
-            let w: Vec<f64> = (0..n_pert).map(|_| size_w.map_or(1.0, |g| g.sample(rng))).collect();
+            let n_ctrl = ((cfg.control_fraction * n_line as f64).round() as usize)
+                .clamp(2, n_line.saturating_sub(2 * n_pert).max(2));
+            let w: Vec<f64> = (0..n_pert)
+                .map(|_| size_w.map_or(1.0, |g| g.sample(rng)))
+                .collect();
             let sizes = apportion(n_line - n_ctrl, &w, 2);
             units.push(SimUnit {
                 line: l,
@@ -101,7 +115,11 @@ impl Layout {
                 });
             }
         }
-        let mut cell_unit: Vec<u32> = units.iter().enumerate().flat_map(|(u, unit)| std::iter::repeat(u as u32).take(unit.n_cells)).collect();
+        let mut cell_unit: Vec<u32> = units
+            .iter()
+            .enumerate()
+            .flat_map(|(u, unit)| std::iter::repeat(u as u32).take(unit.n_cells))
+            .collect();
         cell_unit.shuffle(rng);
         Layout { units, cell_unit }
     }

@@ -104,7 +104,14 @@ impl Simulation {
             let rows = chunk.min(n - start);
             let c = counts.slice_mut(s![..rows, ..]);
             let xv = x.slice_mut(s![..rows, ..]);
-            fill_rows(&sampler, &self.config, start, c, xv, &mut draws[start..start + rows]);
+            fill_rows(
+                &sampler,
+                &self.config,
+                start,
+                c,
+                xv,
+                &mut draws[start..start + rows],
+            );
             sink(start, x.slice(s![..rows, ..]), counts.slice(s![..rows, ..]))?;
             start += rows;
         }
@@ -116,16 +123,35 @@ impl Simulation {
     pub fn obs(&self, draws: &[CellDraw]) -> Result<DataFrame> {
         let n = self.n_cells();
         if draws.len() != n {
-            return Err(Error::Mismatch(format!("{} cell draws for {n} cells", draws.len())));
+            return Err(Error::Mismatch(format!(
+                "{} cell draws for {n} cells",
+                draws.len()
+            )));
         }
         let mut obs = DataFrame::with_index((0..n).map(|i| format!("cell_{i}")).collect());
         let unit = |i: usize| &self.layout.units[self.layout.cell_unit[i] as usize];
-        let cond: Vec<&str> = (0..n).map(|i| self.truth.label(unit(i).condition)).collect();
-        let line: Vec<&str> = (0..n).map(|i| self.truth.cell_lines[unit(i).line].as_str()).collect();
-        obs.insert("condition", Column::Categorical(Categorical::from_labels(&cond, true)))?;
-        obs.insert("cell_type", Column::Categorical(Categorical::from_labels(&line, true)))?;
-        obs.insert("responder", Column::Bool(draws.iter().map(|d| d.responder).collect()))?;
-        obs.insert("n_counts", Column::Float(draws.iter().map(|d| d.n_counts).collect()))?;
+        let cond: Vec<&str> = (0..n)
+            .map(|i| self.truth.label(unit(i).condition))
+            .collect();
+        let line: Vec<&str> = (0..n)
+            .map(|i| self.truth.cell_lines[unit(i).line].as_str())
+            .collect();
+        obs.insert(
+            "condition",
+            Column::Categorical(Categorical::from_labels(&cond, true)),
+        )?;
+        obs.insert(
+            "cell_type",
+            Column::Categorical(Categorical::from_labels(&line, true)),
+        )?;
+        obs.insert(
+            "responder",
+            Column::Bool(draws.iter().map(|d| d.responder).collect()),
+        )?;
+        obs.insert(
+            "n_counts",
+            Column::Float(draws.iter().map(|d| d.n_counts).collect()),
+        )?;
         Ok(obs)
     }
 
@@ -146,9 +172,13 @@ impl Simulation {
 
     /// `uns`: `{"simulation": {"config": .., "truth": .., "generator": ..}}`.
     pub fn uns(&self) -> Result<serde_json::Map<String, serde_json::Value>> {
-        let config = serde_json::to_value(&self.config).map_err(|e| Error::invalid("simulation config", e.to_string()))?;
+        let config = serde_json::to_value(&self.config)
+            .map_err(|e| Error::invalid("simulation config", e.to_string()))?;
         let mut sim = serde_json::Map::new();
-        sim.insert("generator".into(), format!("primeflow {}", env!("CARGO_PKG_VERSION")).into());
+        sim.insert(
+            "generator".into(),
+            format!("primeflow {}", env!("CARGO_PKG_VERSION")).into(),
+        );
         sim.insert("config".into(), config);
         sim.insert("truth".into(), self.truth.to_json()?);
         let mut uns = serde_json::Map::new();
@@ -159,11 +189,26 @@ impl Simulation {
 
 /// Samples rows `start..start + rows` into `counts`/`x` `[rows, G]`, split
 /// over `cfg.threads` scoped threads (each cell has its own RNG stream).
-fn fill_rows(sampler: &CellSampler, cfg: &SimConfig, start: usize, mut counts: ArrayViewMut2<f32>, mut x: ArrayViewMut2<f32>, draws: &mut [CellDraw]) {
+fn fill_rows(
+    sampler: &CellSampler,
+    cfg: &SimConfig,
+    start: usize,
+    mut counts: ArrayViewMut2<f32>,
+    mut x: ArrayViewMut2<f32>,
+    draws: &mut [CellDraw],
+) {
     let rows = counts.nrows();
     let per = rows.div_ceil(cfg.threads.max(1)).max(1);
-    let work = |offset: usize, mut c: ArrayViewMut2<f32>, mut xv: ArrayViewMut2<f32>, d: &mut [CellDraw]| {
-        for (r, ((mut crow, mut xrow), draw)) in c.axis_iter_mut(Axis(0)).zip(xv.axis_iter_mut(Axis(0))).zip(d.iter_mut()).enumerate() {
+    let work = |offset: usize,
+                mut c: ArrayViewMut2<f32>,
+                mut xv: ArrayViewMut2<f32>,
+                d: &mut [CellDraw]| {
+        for (r, ((mut crow, mut xrow), draw)) in c
+            .axis_iter_mut(Axis(0))
+            .zip(xv.axis_iter_mut(Axis(0)))
+            .zip(d.iter_mut())
+            .enumerate()
+        {
             if let (Some(cs), Some(xs)) = (crow.as_slice_mut(), xrow.as_slice_mut()) {
                 *draw = sampler.sample(start + offset + r, cs);
                 preprocess::normalize_log1p_row(cs, draw.n_counts, cfg.target_sum, xs);
@@ -175,7 +220,10 @@ fn fill_rows(sampler: &CellSampler, cfg: &SimConfig, start: usize, mut counts: A
         return;
     }
     std::thread::scope(|scope| {
-        let parts = counts.axis_chunks_iter_mut(Axis(0), per).zip(x.axis_chunks_iter_mut(Axis(0), per)).zip(draws.chunks_mut(per));
+        let parts = counts
+            .axis_chunks_iter_mut(Axis(0), per)
+            .zip(x.axis_chunks_iter_mut(Axis(0), per))
+            .zip(draws.chunks_mut(per));
         for (k, ((c, xv), d)) in parts.enumerate() {
             let work = &work;
             scope.spawn(move || work(k * per, c, xv, d));
@@ -230,7 +278,13 @@ pub struct SimReport {
 
 impl std::fmt::Display for SimReport {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        writeln!(f, "wrote {} ({:.1} MB) in {:.1} s", self.path, self.file_bytes as f64 / 1e6, self.seconds)?;
+        writeln!(
+            f,
+            "wrote {} ({:.1} MB) in {:.1} s",
+            self.path,
+            self.file_bytes as f64 / 1e6,
+            self.seconds
+        )?;
         writeln!(
             f,
             "  {} cells x {} genes, seed {}; X = log1p(normalised counts), layers/counts = counts",

@@ -11,7 +11,12 @@ pub fn normalize_log1p_row(counts: &[f32], total: f64, target_sum: f64, x: &mut 
     if total > 0.0 {
         let scale = target_sum / total;
         for (xv, &c) in x.iter_mut().zip(counts) {
-            *xv = (c as f64 * scale).ln_1p() as f32;
+            // ln_1p(0) = 0 exactly; most counts are 0, so skip the call.
+            *xv = if c == 0.0 {
+                0.0
+            } else {
+                (c as f64 * scale).ln_1p() as f32
+            };
         }
     } else {
         x.iter_mut().for_each(|v| *v = 0.0);

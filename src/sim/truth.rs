@@ -31,7 +31,9 @@ use super::config::SimConfig;
 use crate::error::{Error, Result};
 
 /// Known names for the first cell lines; later ones are `line08`, ...
-const LINE_NAMES: [&str; 8] = ["K562", "A549", "MCF7", "RPE1", "HepG2", "HEK293T", "Jurkat", "U2OS"];
+const LINE_NAMES: [&str; 8] = [
+    "K562", "A549", "MCF7", "RPE1", "HepG2", "HEK293T", "Jurkat", "U2OS",
+];
 
 /// Everything the simulator drew before sampling cells.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -94,9 +96,20 @@ pub(crate) fn padded(prefix: &str, i: usize, n: usize, min_width: usize) -> Stri
 impl SimTruth {
     /// Draws the truth for `cfg` from `rng` (the caller's truth stream).
     pub fn draw(cfg: &SimConfig, rng: &mut ChaCha8Rng) -> SimTruth {
-        let (l_n, p_n, g_n, k_n, s_n) = (cfg.n_cell_lines, cfg.n_perturbations, cfg.n_genes, cfg.n_programs, cfg.program_size);
+        let (l_n, p_n, g_n, k_n, s_n) = (
+            cfg.n_cell_lines,
+            cfg.n_perturbations,
+            cfg.n_genes,
+            cfg.n_programs,
+            cfg.program_size,
+        );
         let cell_lines = (0..l_n)
-            .map(|l| LINE_NAMES.get(l).map(|s| s.to_string()).unwrap_or_else(|| padded("line", l, l_n, 2)))
+            .map(|l| {
+                LINE_NAMES
+                    .get(l)
+                    .map(|s| s.to_string())
+                    .unwrap_or_else(|| padded("line", l, l_n, 2))
+            })
             .collect();
         let perturbations: Vec<String> = (0..p_n).map(|p| padded("P", p, p_n, 3)).collect();
         let genes = (0..g_n).map(|g| padded("G", g, g_n, 4)).collect();
@@ -105,18 +118,25 @@ impl SimTruth {
         let base: Vec<f64> = (0..g_n).map(|_| cfg.gene_mean_sd * normal(rng)).collect();
         let log_baseline = (0..l_n)
             .map(|_| {
-                let row: Vec<f64> = base.iter().map(|b| b + cfg.cell_line_sd * normal(rng)).collect();
+                let row: Vec<f64> = base
+                    .iter()
+                    .map(|b| b + cfg.cell_line_sd * normal(rng))
+                    .collect();
                 let lse = log_sum_exp(&row);
                 row.into_iter().map(|v| v - lse).collect()
             })
             .collect();
-        let gene_dispersion = (0..g_n).map(|_| cfg.nb_dispersion * (0.5 * normal(rng)).exp()).collect();
+        let gene_dispersion = (0..g_n)
+            .map(|_| cfg.nb_dispersion * (0.5 * normal(rng)).exp())
+            .collect();
 
         // Programs: consecutive blocks of a gene permutation (overlapping
         // only when n_programs * program_size > n_genes).
         let mut perm: Vec<u32> = (0..g_n as u32).collect();
         perm.shuffle(rng);
-        let program_genes: Vec<Vec<u32>> = (0..k_n).map(|k| (0..s_n).map(|j| perm[(k * s_n + j) % g_n]).collect()).collect();
+        let program_genes: Vec<Vec<u32>> = (0..k_n)
+            .map(|k| (0..s_n).map(|j| perm[(k * s_n + j) % g_n]).collect())
+            .collect();
         let program_loadings = (0..k_n)
             .map(|_| {
                 (0..s_n)
@@ -146,7 +166,11 @@ impl SimTruth {
             }
             target_gene.push(rng.gen_range(0..g_n) as u32);
             target_effect.push(cfg.target_effect * (0.2 * normal(rng)).exp());
-            line_multiplier.push((0..l_n).map(|_| (cfg.line_effect_sd * normal(rng)).exp()).collect());
+            line_multiplier.push(
+                (0..l_n)
+                    .map(|_| (cfg.line_effect_sd * normal(rng)).exp())
+                    .collect(),
+            );
             responder_fraction.push(r_lo + (r_hi - r_lo) * rng.gen::<f64>());
         }
 
@@ -154,7 +178,12 @@ impl SimTruth {
         let combination_members = draw_pairs(p_n, cfg.n_combinations, rng);
         let combinations = combination_members
             .iter()
-            .map(|[a, b]| format!("{}+{}", perturbations[*a as usize], perturbations[*b as usize]))
+            .map(|[a, b]| {
+                format!(
+                    "{}+{}",
+                    perturbations[*a as usize], perturbations[*b as usize]
+                )
+            })
             .collect();
         let interaction = combination_members
             .iter()
@@ -162,7 +191,9 @@ impl SimTruth {
                 let extra = rng.gen_range(0..k_n);
                 (0..k_n)
                     .map(|k| {
-                        let touched = strength[*a as usize][k] != 0.0 || strength[*b as usize][k] != 0.0 || k == extra;
+                        let touched = strength[*a as usize][k] != 0.0
+                            || strength[*b as usize][k] != 0.0
+                            || k == extra;
                         if touched {
                             cfg.interaction_scale * normal(rng)
                         } else {
@@ -182,7 +213,11 @@ impl SimTruth {
         }
         let present = (0..p_n)
             .map(|p| {
-                let mut row: Vec<u8> = (0..l_n).map(|_| u8::from(in_combo[p] || l_n == 1 || !rng.gen_bool(cfg.absent_fraction))).collect();
+                let mut row: Vec<u8> = (0..l_n)
+                    .map(|_| {
+                        u8::from(in_combo[p] || l_n == 1 || !rng.gen_bool(cfg.absent_fraction))
+                    })
+                    .collect();
                 if row.iter().all(|&v| v == 0) {
                     row[rng.gen_range(0..l_n)] = 1;
                 }
@@ -224,13 +259,20 @@ impl SimTruth {
         match c {
             SimCondition::Control => vec![],
             SimCondition::Single(p) => vec![p],
-            SimCondition::Combination(i) => self.combination_members[i].iter().map(|&m| m as usize).collect(),
+            SimCondition::Combination(i) => self.combination_members[i]
+                .iter()
+                .map(|&m| m as usize)
+                .collect(),
         }
     }
 
     /// Adds `scale * sum_k coef[k] W[k, .]` to `delta` `[G]`.
     fn add_programs(&self, coef: &[f64], scale: f64, delta: &mut [f64]) {
-        for ((&c, genes), loads) in coef.iter().zip(&self.program_genes).zip(&self.program_loadings) {
+        for ((&c, genes), loads) in coef
+            .iter()
+            .zip(&self.program_genes)
+            .zip(&self.program_loadings)
+        {
             if c != 0.0 {
                 for (&g, &w) in genes.iter().zip(loads) {
                     delta[g as usize] += scale * c * w;
@@ -254,7 +296,9 @@ impl SimTruth {
         }
         if let SimCondition::Combination(ci) = c {
             if mask == 0b11 {
-                let m = 0.5 * (self.line_multiplier[members[0]][line] + self.line_multiplier[members[1]][line]);
+                let m = 0.5
+                    * (self.line_multiplier[members[0]][line]
+                        + self.line_multiplier[members[1]][line]);
                 self.add_programs(&self.interaction[ci], m, &mut delta);
             }
         }
@@ -302,7 +346,8 @@ impl SimTruth {
     /// Reads the truth back from JSON (`uns["simulation"]["truth"]`) and
     /// checks that every shape and index agrees.
     pub fn from_json(v: &serde_json::Value) -> Result<SimTruth> {
-        let t: SimTruth = serde_json::from_value(v.clone()).map_err(|e| Error::invalid("simulation truth in uns", e.to_string()))?;
+        let t: SimTruth = serde_json::from_value(v.clone())
+            .map_err(|e| Error::invalid("simulation truth in uns", e.to_string()))?;
         t.check()?;
         Ok(t)
     }
@@ -310,38 +355,118 @@ impl SimTruth {
     /// Checks shapes `[L, G]`, `[K, S]`, `[P, K]`, `[P, L]`, `[C, K]` and
     /// index ranges, so that no later lookup can go out of bounds.
     pub fn check(&self) -> Result<()> {
-        let (l, p, c, g, k) = (self.cell_lines.len(), self.perturbations.len(), self.combinations.len(), self.genes.len(), self.program_genes.len());
-        let bad = |field: &str, msg: String| Err(Error::invalid(format!("simulation truth field '{field}'"), msg));
+        let (l, p, c, g, k) = (
+            self.cell_lines.len(),
+            self.perturbations.len(),
+            self.combinations.len(),
+            self.genes.len(),
+            self.program_genes.len(),
+        );
+        let bad = |field: &str, msg: String| {
+            Err(Error::invalid(
+                format!("simulation truth field '{field}'"),
+                msg,
+            ))
+        };
         let rows = |field: &str, m: usize, n: usize, shape: &[usize]| -> Result<()> {
             if shape.len() != m || shape.iter().any(|&r| r != n) {
                 return bad(field, format!("expected shape [{m}, {n}]"));
             }
             Ok(())
         };
-        rows("log_baseline", l, g, &self.log_baseline.iter().map(|r| r.len()).collect::<Vec<_>>())?;
-        rows("program_loadings", k, self.program_genes.first().map_or(0, |r| r.len()), &self.program_loadings.iter().map(|r| r.len()).collect::<Vec<_>>())?;
-        rows("strength", p, k, &self.strength.iter().map(|r| r.len()).collect::<Vec<_>>())?;
-        rows("line_multiplier", p, l, &self.line_multiplier.iter().map(|r| r.len()).collect::<Vec<_>>())?;
-        rows("present", p, l, &self.present.iter().map(|r| r.len()).collect::<Vec<_>>())?;
-        rows("interaction", c, k, &self.interaction.iter().map(|r| r.len()).collect::<Vec<_>>())?;
+        rows(
+            "log_baseline",
+            l,
+            g,
+            &self
+                .log_baseline
+                .iter()
+                .map(|r| r.len())
+                .collect::<Vec<_>>(),
+        )?;
+        rows(
+            "program_loadings",
+            k,
+            self.program_genes.first().map_or(0, |r| r.len()),
+            &self
+                .program_loadings
+                .iter()
+                .map(|r| r.len())
+                .collect::<Vec<_>>(),
+        )?;
+        rows(
+            "strength",
+            p,
+            k,
+            &self.strength.iter().map(|r| r.len()).collect::<Vec<_>>(),
+        )?;
+        rows(
+            "line_multiplier",
+            p,
+            l,
+            &self
+                .line_multiplier
+                .iter()
+                .map(|r| r.len())
+                .collect::<Vec<_>>(),
+        )?;
+        rows(
+            "present",
+            p,
+            l,
+            &self.present.iter().map(|r| r.len()).collect::<Vec<_>>(),
+        )?;
+        rows(
+            "interaction",
+            c,
+            k,
+            &self.interaction.iter().map(|r| r.len()).collect::<Vec<_>>(),
+        )?;
         for (field, n) in [("gene_dispersion", self.gene_dispersion.len())] {
             if n != g {
                 return bad(field, format!("{n} values for {g} genes"));
             }
         }
-        for (field, n) in [("target_gene", self.target_gene.len()), ("target_effect", self.target_effect.len()), ("responder_fraction", self.responder_fraction.len())] {
+        for (field, n) in [
+            ("target_gene", self.target_gene.len()),
+            ("target_effect", self.target_effect.len()),
+            ("responder_fraction", self.responder_fraction.len()),
+        ] {
             if n != p {
                 return bad(field, format!("{n} values for {p} perturbations"));
             }
         }
         if self.combination_members.len() != c {
-            return bad("combination_members", format!("{} pairs for {c} combinations", self.combination_members.len()));
+            return bad(
+                "combination_members",
+                format!(
+                    "{} pairs for {c} combinations",
+                    self.combination_members.len()
+                ),
+            );
         }
-        if self.program_genes.iter().flatten().chain(&self.target_gene).any(|&i| i as usize >= g) {
-            return bad("program_genes", format!("a gene index is out of range (n_genes {g})"));
+        if self
+            .program_genes
+            .iter()
+            .flatten()
+            .chain(&self.target_gene)
+            .any(|&i| i as usize >= g)
+        {
+            return bad(
+                "program_genes",
+                format!("a gene index is out of range (n_genes {g})"),
+            );
         }
-        if self.combination_members.iter().flatten().any(|&i| i as usize >= p) {
-            return bad("combination_members", format!("a perturbation index is out of range ({p} perturbations)"));
+        if self
+            .combination_members
+            .iter()
+            .flatten()
+            .any(|&i| i as usize >= p)
+        {
+            return bad(
+                "combination_members",
+                format!("a perturbation index is out of range ({p} perturbations)"),
+            );
         }
         Ok(())
     }
@@ -356,7 +481,9 @@ fn log_sum_exp(v: &[f64]) -> f64 {
 fn draw_pairs(p: usize, n: usize, rng: &mut ChaCha8Rng) -> Vec<[u32; 2]> {
     let total = p * p.saturating_sub(1) / 2;
     let mut pairs: Vec<[u32; 2]> = if n * 2 >= total {
-        let mut all: Vec<[u32; 2]> = (0..p).flat_map(|a| (a + 1..p).map(move |b| [a as u32, b as u32])).collect();
+        let mut all: Vec<[u32; 2]> = (0..p)
+            .flat_map(|a| (a + 1..p).map(move |b| [a as u32, b as u32]))
+            .collect();
         all.shuffle(rng);
         all.truncate(n);
         all
