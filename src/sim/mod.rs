@@ -298,3 +298,55 @@ impl std::fmt::Display for SimReport {
         write!(f, "  ground truth in uns/{UNS_KEY}")
     }
 }
+
+/// Simulates `cfg` into the `.h5ad` file `path` (atomically) and reports
+/// what it wrote. X is written as CSR f32, `layers/counts` likewise.
+pub fn simulate_to_file(path: &std::path::Path, cfg: &SimConfig) -> Result<SimReport> {
+    let t0 = std::time::Instant::now();
+    let sim = Simulation::new(cfg)?;
+    // Until the streaming writer lands: whole matrix in memory.
+    let ad = simulate(cfg)?;
+    crate::anndata::write_h5ad(path, &ad, &crate::anndata::WriteOptions::default())?;
+    let Some(Column::Bool(resp)) = ad.obs.get("responder") else {
+        return Err(Error::invalid(
+            "simulation",
+            "obs column 'responder' missing",
+        ));
+    };
+    let draws: Vec<CellDraw> = resp
+        .iter()
+        .map(|&r| CellDraw {
+            responder: r,
+            n_counts: 0.0,
+        })
+        .collect();
+    Ok(sim.report(path, &draws, t0.elapsed().as_secs_f64()))
+}
+
+impl Simulation {
+    /// The report of a finished simulation written to `path`.
+    fn report(&self, path: &std::path::Path, draws: &[CellDraw], seconds: f64) -> SimReport {
+        let units = &self.layout.units;
+        SimReport {
+            path: path.display().to_string(),
+            n_cells: self.n_cells(),
+            n_genes: self.n_genes(),
+            n_cell_lines: self.truth.cell_lines.len(),
+            n_perturbations: self.truth.perturbations.len(),
+            n_combinations: self.truth.combinations.len(),
+            n_units: units
+                .iter()
+                .filter(|u| u.condition != SimCondition::Control)
+                .count(),
+            n_control_cells: units
+                .iter()
+                .filter(|u| u.condition == SimCondition::Control)
+                .map(|u| u.n_cells)
+                .sum(),
+            n_responders: draws.iter().filter(|d| d.responder).count(),
+            seed: self.config.seed,
+            seconds,
+            file_bytes: std::fs::metadata(path).map(|m| m.len()).unwrap_or(0),
+        }
+    }
+}
