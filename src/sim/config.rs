@@ -48,8 +48,9 @@ pub struct SimConfig {
     /// Standard deviation of a cell line's per-gene log deviation from the
     /// shared baseline.
     pub cell_line_sd: f64,
-    /// Mean total counts per cell (library size).
-    pub library_size_mean: f64,
+    /// Sequencing depth: mean counts per gene per cell, so the mean library
+    /// size (total counts per cell) is `counts_per_gene * n_genes`.
+    pub counts_per_gene: f64,
     /// Variance of the gamma-distributed size factor (mean 1); 0 = none.
     pub library_size_dispersion: f64,
     /// Typical negative-binomial dispersion phi (Var = mu + phi mu^2); genes
@@ -88,7 +89,7 @@ impl Default for SimConfig {
             interaction_scale: 0.5,
             gene_mean_sd: 1.2,
             cell_line_sd: 0.3,
-            library_size_mean: 4000.0,
+            counts_per_gene: 2.0,
             library_size_dispersion: 0.1,
             nb_dispersion: 0.2,
             control_fraction: 0.12,
@@ -112,7 +113,8 @@ impl SimConfig {
     /// * `norman19`: Norman et al. 2019 scale: 1 line, 105 singles, 131
     ///   combinations, 91,205 cells x 2,000 genes;
     /// * `srivatsan20`: sci-Plex 3 scale: 3 lines, 188 perturbations, no
-    ///   combinations, 178,213 cells x 2,000 genes.
+    ///   combinations, 178,213 cells x 2,000 genes, shallow (0.5 counts per
+    ///   gene, about 80% zeros, as in sci-Plex).
     pub fn preset(name: &str) -> Result<SimConfig> {
         let d = SimConfig::default();
         let cfg = match name.trim().to_ascii_lowercase().as_str() {
@@ -146,6 +148,7 @@ impl SimConfig {
                 n_programs: 40,
                 program_size: 40,
                 target_effect: 0.0,
+                counts_per_gene: 0.5,
                 control_fraction: 0.05,
                 absent_fraction: 0.05,
                 ..d
@@ -237,7 +240,7 @@ impl SimConfig {
             );
         }
         let positive = [
-            ("library_size_mean", self.library_size_mean, 1e9),
+            ("counts_per_gene", self.counts_per_gene, 1e6),
             ("nb_dispersion", self.nb_dispersion, 100.0),
             ("target_sum", self.target_sum, 1e12),
         ];

@@ -4,7 +4,7 @@
 //! For cell i in line l with responder pattern `mask`:
 //!
 //! * size factor `s_i ~ Gamma(1/d, d)` (mean 1, variance d =
-//!   `library_size_dispersion`), library `L_i = library_size_mean * s_i`;
+//!   `library_size_dispersion`), library `L_i = counts_per_gene * n_genes * s_i`;
 //! * per gene, `lambda = L_i * exp(log_baseline[l, g] + delta[g])` and
 //!   `count ~ NB(mean lambda, Var = lambda + phi_g lambda^2)`: drawn as
 //!   `Poisson(Gamma(1/phi_g, phi_g) * lambda)` when `lambda >= 12`, and by
@@ -119,7 +119,7 @@ impl<'a> CellSampler<'a> {
             gene_gamma,
             gene_size,
             size_gamma,
-            library_size_mean: cfg.library_size_mean,
+            library_size_mean: cfg.counts_per_gene * truth.genes.len() as f64,
             seed: cfg.seed,
         })
     }

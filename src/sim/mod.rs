@@ -299,27 +299,36 @@ impl std::fmt::Display for SimReport {
     }
 }
 
-/// Simulates `cfg` into the `.h5ad` file `path` (atomically) and reports
-/// what it wrote. X is written as CSR f32, `layers/counts` likewise.
+/// Simulates `cfg` into the `.h5ad` file `path` and reports what it wrote.
+///
+/// Cells are generated `cfg.chunk_cells` rows at a time and appended to an
+/// [`H5adStreamWriter`](crate::anndata::H5adStreamWriter) (X and
+/// `layers/counts` as CSR f32), so memory is O(chunk) plus the truth and the
+/// obs columns. The file appears under its name only when complete; Ctrl-C
+/// stops between chunks with [`Error::Interrupted`] and leaves nothing.
 pub fn simulate_to_file(path: &std::path::Path, cfg: &SimConfig) -> Result<SimReport> {
+    use crate::anndata::{H5adStreamWriter, WriteOptions};
     let t0 = std::time::Instant::now();
     let sim = Simulation::new(cfg)?;
-    // Until the streaming writer lands: whole matrix in memory.
-    let ad = simulate(cfg)?;
-    crate::anndata::write_h5ad(path, &ad, &crate::anndata::WriteOptions::default())?;
-    let Some(Column::Bool(resp)) = ad.obs.get("responder") else {
-        return Err(Error::invalid(
-            "simulation",
-            "obs column 'responder' missing",
-        ));
-    };
-    let draws: Vec<CellDraw> = resp
-        .iter()
-        .map(|&r| CellDraw {
-            responder: r,
-            n_counts: 0.0,
-        })
-        .collect();
+    let mut writer =
+        H5adStreamWriter::create(path, &sim.var()?, &["counts"], &WriteOptions::default())?;
+    let bar = crate::progress::bar(sim.n_cells() as u64, "simulate");
+    let draws = sim.generate(
+        |_, x, counts| {
+            writer.append_rows(x, &[counts])?;
+            bar.inc(x.nrows() as u64);
+            Ok(())
+        },
+        || {
+            if crate::progress::interrupted() {
+                Err(Error::Interrupted)
+            } else {
+                Ok(())
+            }
+        },
+    )?;
+    bar.finish_and_clear();
+    writer.finish(&sim.obs(&draws)?, &sim.uns()?)?;
     Ok(sim.report(path, &draws, t0.elapsed().as_secs_f64()))
 }
 
