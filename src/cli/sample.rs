@@ -195,6 +195,7 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         &ad,
         &WriteOptions {
             x_format: XFormat::Dense,
+            ..WriteOptions::default()
         },
     )?;
     println!(
