@@ -7,8 +7,13 @@
 //! never holds two copies of the matrix.
 
 pub mod frame;
+mod frame_io;
+mod h5;
 pub mod info;
+mod matrix;
 pub mod read;
+pub mod stream;
+mod uns;
 pub mod write;
 
 use std::collections::BTreeMap;
@@ -16,8 +21,9 @@ use std::collections::BTreeMap;
 use ndarray::Array2;
 
 pub use frame::{Categorical, Column, DataFrame};
-pub use info::{inspect_h5ad, H5adInfo};
+pub use info::{inspect_h5ad, ColumnInfo, FrameInfo, H5adInfo, LayerInfo, MatrixInfo};
 pub use read::{read_h5ad, ReadOptions};
+pub use stream::H5adStreamWriter;
 pub use write::{write_h5ad, WriteOptions, XFormat};
 
 /// An annotated data matrix.

@@ -1,6 +1,10 @@
 //! Velocity fields `v_theta(x_t, t, c)` for conditional flow matching
 //! (model.md). Training and sampling drive any [`VelocityField`].
 
+pub mod unet;
+
+pub use unet::{UNetConfig, UNetVelocity};
+
 use tch::Tensor;
 
 use crate::error::Result;

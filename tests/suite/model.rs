@@ -1,1 +1,491 @@
 //! Tests: model.
+
+mod unet {
+    //! The U-Net velocity field (model.md "The U-Net velocity field"; issue 3
+    //! section 1).
+
+    use std::sync::{Mutex, MutexGuard};
+
+    use primeflow::model::unet::{AttentionBlock, ResBlock};
+    use primeflow::model::{UNetConfig, UNetVelocity, VelocityField};
+    use tch::nn::VarStore;
+    use tch::{Device, Kind, Tensor};
+
+    /// torch's global RNG is shared by all test threads: every test here that
+    /// draws from it (building a net draws its initial weights) holds this
+    /// lock, so the seeded tests see an undisturbed stream.
+    static RNG: Mutex<()> = Mutex::new(());
+
+    fn lock() -> MutexGuard<'static, ()> {
+        RNG.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    fn n_params(vs: &VarStore) -> i64 {
+        vs.trainable_variables()
+            .iter()
+            .map(|t| t.numel() as i64)
+            .sum()
+    }
+
+    fn cfg(name: &str) -> UNetConfig {
+        UNetConfig::preset(name).expect("preset")
+    }
+
+    /// Replaces every weight by `N(0, 0.2^2)` noise (seeded), so that the
+    /// zero-initialised heads no longer hide the rest of the network.
+    fn randomise(vs: &VarStore, seed: i64) {
+        tch::manual_seed(seed);
+        tch::no_grad(|| {
+            for mut v in vs.trainable_variables() {
+                let noise = Tensor::randn(v.size(), (Kind::Float, Device::Cpu)) * 0.2;
+                v.copy_(&noise);
+            }
+        });
+    }
+
+    /// Inputs `x_t [b, m]`, `t [b]`, `cond [b, nc]` from a fixed seed.
+    fn inputs(b: i64, m: i64, nc: i64) -> (Tensor, Tensor, Tensor) {
+        let opts = (Kind::Float, Device::Cpu);
+        tch::manual_seed(11);
+        let x = Tensor::randn([b, m], opts);
+        let t = Tensor::rand([b], opts);
+        let c = Tensor::rand([b, nc], opts).ge(0.7).to_kind(Kind::Float);
+        (x, t, c)
+    }
+
+    fn build(cfg: &UNetConfig, m: usize, nc: usize) -> (VarStore, UNetVelocity) {
+        let vs = VarStore::new(Device::Cpu);
+        let net = UNetVelocity::new(&vs.root(), cfg, m, nc).expect("build U-Net");
+        (vs, net)
+    }
+
+    // ---- parameter counts (model.md "Reference sizes for tests") ----
+
+    #[test]
+    fn resblock_256_params() {
+        let _rng = lock();
+        let vs = VarStore::new(Device::Cpu);
+        ResBlock::new(&(vs.root() / "r"), 256, 256, 1024, &cfg("srivatsan20")).unwrap();
+        assert_eq!(n_params(&vs), 919_552);
+    }
+
+    #[test]
+    fn attention_1024_params() {
+        let _rng = lock();
+        let vs = VarStore::new(Device::Cpu);
+        AttentionBlock::new(&(vs.root() / "a"), 1024, 8, 32).unwrap();
+        assert_eq!(n_params(&vs), 4_200_448);
+    }
+
+    #[test]
+    fn resblock_2048_to_1024_params() {
+        let _rng = lock();
+        let vs = VarStore::new(Device::Cpu);
+        ResBlock::new(&(vs.root() / "r"), 2048, 1024, 1024, &cfg("srivatsan20")).unwrap();
+        assert_eq!(n_params(&vs), 13_642_752);
+    }
+
+    /// The full Srivatsan20 U-Net at m = 2000 genes with n_c = 200 condition
+    /// inputs (model.md: "about 210.7M"). 210,725,377 is also what an
+    /// independent count by formula gives (value MLP 2 x 65,792, gene
+    /// embedding 512,000, time MLP 1,312,768, condition MLP 1,255,424, U-Net
+    /// body 207,513,601). Allocates ~840 MB; no forward pass.
+    #[test]
+    fn srivatsan20_params() {
+        let _rng = lock();
+        let (vs, _net) = build(&cfg("srivatsan20"), 2000, 200);
+        assert_eq!(n_params(&vs), 210_725_377);
+    }
+
+    // ---- FLOPs ----
+
+    #[test]
+    fn srivatsan20_flops_match_model_md() {
+        let f = UNetVelocity::flops_per_cell(&cfg("srivatsan20"), 2000, 200);
+        let rel = (f - 104.5e9).abs() / 104.5e9;
+        assert!(rel < 0.02, "flops {f:e} vs 104.5e9 (rel {rel})");
+        // Conditions barely matter: n_c enters one linear layer.
+        let f1 = UNetVelocity::flops_per_cell(&cfg("srivatsan20"), 2000, 1);
+        assert!((f - f1) / f < 1e-3);
+    }
+
+    // ---- names ----
+
+    #[test]
+    fn state_dict_names_follow_guided_diffusion() {
+        let _rng = lock();
+        let c = UNetConfig {
+            channel_mult: vec![1, 2, 2],
+            attention_resolutions: vec![4],
+            ..cfg("tiny")
+        };
+        let (vs, _net) = build(&c, 40, 5);
+        let names = vs.variables();
+        for n in [
+            "time_embed.0.weight",
+            "time_embed.2.weight",
+            "cond_embed.0.weight",
+            "cond_embed.2.bias",
+            "value_mlp.0.weight",
+            "value_mlp.2.weight",
+            "gene_embedding.weight",
+            "input_blocks.0.0.weight",
+            "input_blocks.1.0.in_layers.0.weight",
+            "input_blocks.1.0.in_layers.2.weight",
+            "input_blocks.1.0.emb_layers.1.weight",
+            "input_blocks.1.0.out_layers.0.weight",
+            "input_blocks.1.0.out_layers.3.weight",
+            "input_blocks.2.0.op.weight",
+            "input_blocks.3.0.skip_connection.weight",
+            "input_blocks.5.0.in_layers.0.bias",
+            "input_blocks.5.1.qkv.weight",
+            "input_blocks.5.1.proj_out.weight",
+            "middle_block.0.in_layers.0.weight",
+            "middle_block.1.norm.weight",
+            "middle_block.1.qkv.weight",
+            "middle_block.1.proj_out.weight",
+            "middle_block.2.out_layers.3.weight",
+            "output_blocks.0.0.skip_connection.weight",
+            "output_blocks.0.1.qkv.weight",
+            "output_blocks.1.2.conv.weight",
+            "output_blocks.3.1.conv.weight",
+            "out.0.weight",
+            "out.2.weight",
+        ] {
+            assert!(names.contains_key(n), "missing {n}; have {:?}", {
+                let mut k: Vec<_> = names.keys().collect();
+                k.sort();
+                k
+            });
+        }
+        assert_eq!(names["gene_embedding.weight"].size(), [40, 32]);
+        assert_eq!(names["out.2.weight"].size(), [1, 32, 3]);
+        // Down: conv, 3 levels x 1 ResBlock, 2 Downsamples = input_blocks.0-5;
+        // up: 3 levels x (1 + 1) ResBlocks = output_blocks.0-5.
+        assert!(names
+            .keys()
+            .all(|k| !k.starts_with("output_blocks.6") && !k.starts_with("input_blocks.6")));
+        // No attention outside ds = 4 (input_blocks.5, output_blocks.0-1, middle).
+        let attn: Vec<_> = names.keys().filter(|k| k.ends_with("qkv.weight")).collect();
+        assert_eq!(attn.len(), 4, "{attn:?}");
+    }
+
+    // ---- forward ----
+
+    #[test]
+    fn odd_gene_counts_pad_and_crop() {
+        let _rng = lock();
+        let three_levels = UNetConfig {
+            channel_mult: vec![1, 2, 2],
+            attention_resolutions: vec![4],
+            ..cfg("tiny")
+        };
+        for (c, m) in [
+            (cfg("tiny"), 37),
+            (cfg("tiny"), 501),
+            (three_levels.clone(), 37),
+            (three_levels, 501),
+        ] {
+            let (vs, net) = build(&c, m, 6);
+            randomise(&vs, 3);
+            let (x, t, cond) = inputs(3, m as i64, 6);
+            let v = net.velocity(&x, &t, &cond, false).unwrap();
+            assert_eq!(v.size(), [3, m as i64], "config {:?}", c.channel_mult);
+            assert_eq!(v.kind(), Kind::Float);
+            assert!(net.padded_len() % c.pad_multiple() == 0 && net.padded_len() >= m);
+            assert!(bool::try_from(v.isfinite().all()).unwrap());
+        }
+    }
+
+    #[test]
+    fn untrained_output_is_exactly_zero() {
+        let _rng = lock();
+        let (_vs, net) = build(&cfg("tiny"), 37, 4);
+        let (x, t, c) = inputs(5, 37, 4);
+        let v = net.velocity(&x, &t, &c, true).unwrap();
+        assert_eq!(v.size(), [5, 37]);
+        assert_eq!(f64::try_from(v.abs().max()).unwrap(), 0.0);
+    }
+
+    #[test]
+    fn same_seed_same_weights_and_outputs() {
+        let _rng = lock();
+        let make = |seed: i64| {
+            tch::manual_seed(seed);
+            build(&cfg("tiny"), 24, 3)
+        };
+        let (vs1, net1) = make(5);
+        let (vs2, net2) = make(5);
+        let (vs3, _net3) = make(6);
+        let (v1, v2, v3) = (vs1.variables(), vs2.variables(), vs3.variables());
+        assert_eq!(v1.len(), v2.len());
+        for (name, w) in &v1 {
+            assert!(w.equal(&v2[name]), "{name} differs under the same seed");
+        }
+        assert!(!v1["input_blocks.0.0.weight"].equal(&v3["input_blocks.0.0.weight"]));
+        // Nonzero everywhere (seeded), then the outputs must agree exactly.
+        randomise(&vs1, 9);
+        randomise(&vs2, 9);
+        let (x, t, c) = inputs(4, 24, 3);
+        let o1 = net1.velocity(&x, &t, &c, false).unwrap();
+        let o2 = net2.velocity(&x, &t, &c, false).unwrap();
+        assert!(o1.equal(&o2));
+        assert!(f64::try_from(o1.abs().max()).unwrap() > 0.0);
+    }
+
+    #[test]
+    fn dropout_only_in_training() {
+        let _rng = lock();
+        let c = UNetConfig {
+            dropout: 0.5,
+            ..cfg("tiny")
+        };
+        let (vs, net) = build(&c, 20, 3);
+        randomise(&vs, 1);
+        let (x, t, cond) = inputs(4, 20, 3);
+        let e1 = net.velocity(&x, &t, &cond, false).unwrap();
+        let e2 = net.velocity(&x, &t, &cond, false).unwrap();
+        assert!(e1.equal(&e2), "eval must be deterministic");
+        let tr = net.velocity(&x, &t, &cond, true).unwrap();
+        let diff = f64::try_from((&tr - &e1).abs().max()).unwrap();
+        assert!(diff > 1e-3, "train output equals eval output (diff {diff})");
+        // Without dropout, train and eval agree.
+        let (vs0, net0) = build(&cfg("tiny"), 20, 3);
+        randomise(&vs0, 1);
+        let a = net0.velocity(&x, &t, &cond, true).unwrap();
+        let b = net0.velocity(&x, &t, &cond, false).unwrap();
+        assert!(a.allclose(&b, 1e-6, 1e-6, false));
+    }
+
+    /// Gradients reach every parameter once the heads are nonzero, and one
+    /// SGD step on the zero-initialised net moves its output off zero.
+    #[test]
+    fn gradients_flow() {
+        let _rng = lock();
+        let (vs, net) = build(&cfg("tiny"), 16, 2);
+        let (x, t, c) = inputs(4, 16, 2);
+        let loss = (net.velocity(&x, &t, &c, true).unwrap() - &x)
+            .square()
+            .mean(Kind::Float);
+        loss.backward();
+        let grads = vs.variables();
+        let g = grads["out.2.weight"].grad();
+        assert!(f64::try_from(g.abs().sum(Kind::Float)).unwrap() > 0.0);
+        randomise(&vs, 2);
+        for v in vs.trainable_variables() {
+            let mut g = v.grad();
+            if g.defined() {
+                let _ = g.zero_();
+            }
+        }
+        let loss = net
+            .velocity(&x, &t, &c, true)
+            .unwrap()
+            .square()
+            .mean(Kind::Float);
+        loss.backward();
+        for (name, v) in vs.variables() {
+            let g = v.grad();
+            assert!(g.defined(), "{name} got no gradient");
+            assert!(
+                f64::try_from(g.abs().sum(Kind::Float)).unwrap() > 0.0,
+                "{name} has zero gradient"
+            );
+        }
+    }
+
+    #[test]
+    fn wrong_shapes_name_both() {
+        let _rng = lock();
+        let (_vs, net) = build(&cfg("tiny"), 10, 3);
+        let opts = (Kind::Float, Device::Cpu);
+        let (x, t, c) = (
+            Tensor::zeros([2, 10], opts),
+            Tensor::zeros([2], opts),
+            Tensor::zeros([2, 3], opts),
+        );
+        let e = net
+            .velocity(&Tensor::zeros([2, 11], opts), &t, &c, false)
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("[2, 11]") && e.contains("10"), "{e}");
+        let e = net
+            .velocity(&x, &Tensor::zeros([3], opts), &c, false)
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("[3]") && e.contains("[2]"), "{e}");
+        let e = net
+            .velocity(&x, &t, &Tensor::zeros([2, 4], opts), false)
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("[2, 4]") && e.contains("[2, 3]"), "{e}");
+        let e = net
+            .velocity(&Tensor::zeros([10], opts), &t, &c, false)
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("x_t") && e.contains("[10]"), "{e}");
+        assert!(net.velocity(&x, &t, &c, false).is_ok());
+        let vs = VarStore::new(Device::Cpu);
+        assert!(UNetVelocity::new(&vs.root(), &cfg("tiny"), 0, 3).is_err());
+        assert!(UNetVelocity::new(&vs.root(), &cfg("tiny"), 10, 0).is_err());
+    }
+
+    // ---- config ----
+
+    #[test]
+    fn presets_validate_and_unknown_lists_known() {
+        for name in UNetConfig::PRESETS {
+            cfg(name).validate().unwrap();
+        }
+        assert_eq!(UNetConfig::default(), cfg("small"));
+        let s = cfg("srivatsan20");
+        assert_eq!(
+            (s.hidden_dim, s.channel_mult.clone(), s.num_res_blocks),
+            (256, vec![1, 2, 2, 4, 4], 2)
+        );
+        assert_eq!(
+            (s.attention_resolutions.clone(), s.num_heads, s.dropout),
+            (vec![16], 8, 0.1)
+        );
+        assert_eq!(cfg("norman19").channel_mult, vec![1, 1, 2, 2, 4]);
+        let e = UNetConfig::preset("huge").unwrap_err().to_string();
+        assert!(
+            e.contains("huge") && e.contains("srivatsan20") && e.contains("tiny"),
+            "{e}"
+        );
+    }
+
+    #[test]
+    fn json_round_trip_and_unknown_fields() {
+        let c = cfg("norman19");
+        let s = serde_json::to_string(&c).unwrap();
+        let back: UNetConfig = serde_json::from_str(&s).unwrap();
+        assert_eq!(back, c);
+        let partial: UNetConfig = serde_json::from_str(r#"{"hidden_dim": 128}"#).unwrap();
+        assert_eq!(
+            partial,
+            UNetConfig {
+                hidden_dim: 128,
+                ..UNetConfig::default()
+            }
+        );
+        let e = serde_json::from_str::<UNetConfig>(r#"{"hidden_dims": 128}"#)
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("hidden_dims"), "{e}");
+        // Training fields do not belong here.
+        assert!(serde_json::from_str::<UNetConfig>(r#"{"lr": 0.001}"#).is_err());
+    }
+
+    #[test]
+    fn invalid_configs_name_the_field() {
+        let _rng = lock();
+        let base = cfg("tiny");
+        let cases: Vec<(UNetConfig, &str, &str)> = vec![
+            (
+                UNetConfig {
+                    hidden_dim: 33,
+                    ..base.clone()
+                },
+                "hidden_dim",
+                "33",
+            ),
+            (
+                UNetConfig {
+                    channel_mult: vec![],
+                    ..base.clone()
+                },
+                "channel_mult",
+                "[]",
+            ),
+            (
+                UNetConfig {
+                    channel_mult: vec![1, 0],
+                    ..base.clone()
+                },
+                "channel_mult",
+                "0",
+            ),
+            (
+                UNetConfig {
+                    num_res_blocks: 0,
+                    ..base.clone()
+                },
+                "num_res_blocks",
+                "0",
+            ),
+            (
+                UNetConfig {
+                    norm_groups: 5,
+                    ..base.clone()
+                },
+                "norm_groups",
+                "5",
+            ),
+            (
+                UNetConfig {
+                    num_heads: 3,
+                    ..base.clone()
+                },
+                "num_heads",
+                "3",
+            ),
+            (
+                UNetConfig {
+                    attention_resolutions: vec![16],
+                    ..base.clone()
+                },
+                "attention_resolutions",
+                "16",
+            ),
+            (
+                UNetConfig {
+                    dropout: 1.0,
+                    ..base.clone()
+                },
+                "dropout",
+                "1",
+            ),
+            (
+                UNetConfig {
+                    value_scale: -1.0,
+                    ..base.clone()
+                },
+                "value_scale",
+                "-1",
+            ),
+            (
+                UNetConfig {
+                    n_layers_time: 0,
+                    ..base.clone()
+                },
+                "n_layers_time",
+                "0",
+            ),
+            (
+                UNetConfig {
+                    n_layers_conditions: 0,
+                    ..base.clone()
+                },
+                "n_layers_conditions",
+                "0",
+            ),
+        ];
+        for (c, field, value) in cases {
+            let e = c.validate().unwrap_err().to_string();
+            assert!(
+                e.contains(field) && e.contains(value),
+                "expected {field}={value} in: {e}"
+            );
+            let vs = VarStore::new(Device::Cpu);
+            assert!(UNetVelocity::new(&vs.root(), &c, 10, 2).is_err(), "{field}");
+        }
+        // No value MLP is allowed (bare sinusoid + gene embedding).
+        UNetConfig {
+            n_layers_gene_expression: 0,
+            ..base
+        }
+        .validate()
+        .unwrap();
+    }
+}

@@ -1,0 +1,671 @@
+//! HDF5 helpers for `.h5ad`: opening a file with a clear error, typed reads
+//! that check dtype and rank *before* touching the data (so a malformed file
+//! gives a [`Error::Format`] naming the field, never a panic or an HDF5 error
+//! stack on stderr), string attributes and arrays in every HDF5 string flavour
+//! (variable-length UTF-8/ASCII, fixed-length), and the small writers the
+//! AnnData encoding needs (`encoding-type`/`encoding-version` attributes,
+//! string arrays, chunked numeric arrays).
+
+use std::io::Read;
+use std::ops::Range;
+use std::path::Path;
+use std::str::FromStr;
+
+use hdf5::types::{FixedAscii, FixedUnicode, TypeDescriptor, VarLenAscii, VarLenUnicode};
+use hdf5::{Container, Dataset, File, Group, H5Type, Location, LocationType};
+use ndarray::ArrayView1;
+
+use crate::error::{Error, Result};
+
+/// Elements per chunk of large 1-D datasets (256 KiB of f32).
+pub(crate) const CHUNK_LEN: usize = 1 << 16;
+
+/// Arrays longer than this are written chunked (always when compressed).
+const CONTIGUOUS_MAX: usize = 1 << 16;
+
+/// A format error in `path` at `field`.
+pub(crate) fn ferr(path: &Path, field: &str, msg: impl Into<String>) -> Error {
+    Error::format(path, field, msg)
+}
+
+/// Maps an HDF5 read error at `field` to a format error.
+pub(crate) fn rerr<'a>(path: &'a Path, field: &'a str) -> impl Fn(hdf5::Error) -> Error + 'a {
+    move |e| Error::format(path, field, format!("HDF5 read failed: {e}"))
+}
+
+/// Maps an HDF5 write error at `field` to an I/O error on `path`.
+pub(crate) fn werr<'a>(path: &'a Path, field: &'a str) -> impl Fn(hdf5::Error) -> Error + 'a {
+    move |e| Error::Io {
+        path: path.to_path_buf(),
+        message: format!("writing '{field}' failed: {e}"),
+        source: None,
+    }
+}
+
+/// HDF5's file signature; it sits at offset 0 or after a user block of
+/// 512 * 2^k bytes.
+const SIGNATURE: &[u8; 8] = b"\x89HDF\r\n\x1a\n";
+
+/// Opens `path` read-only. An absent, empty, non-HDF5 or truncated file is a
+/// clear error naming the file (field `file`).
+pub(crate) fn open_read(path: &Path) -> Result<File> {
+    hdf5::silence_errors(true);
+    let meta = std::fs::metadata(path).map_err(|e| Error::io(path, e))?;
+    if meta.is_dir() {
+        return Err(ferr(path, "file", "is a directory, not an .h5ad file"));
+    }
+    if meta.len() == 0 {
+        return Err(ferr(
+            path,
+            "file",
+            "the file is empty (0 bytes), not an .h5ad file",
+        ));
+    }
+    if !has_signature(path, meta.len())? {
+        return Err(ferr(
+            path,
+            "file",
+            format!(
+                "not an HDF5 file (no HDF5 signature in its {} bytes); .h5ad files are HDF5",
+                meta.len()
+            ),
+        ));
+    }
+    File::open(path).map_err(|e| {
+        let msg = e.to_string();
+        let hint = if msg.contains("truncated") || msg.contains("eof") {
+            "the file is truncated (an interrupted copy or write?)"
+        } else {
+            "the HDF5 file cannot be opened (corrupt?)"
+        };
+        ferr(path, "file", format!("{hint}: {msg}"))
+    })
+}
+
+fn has_signature(path: &Path, len: u64) -> Result<bool> {
+    let mut f = std::fs::File::open(path).map_err(|e| Error::io(path, e))?;
+    let mut offset = 0u64;
+    let mut buf = [0u8; 8];
+    while offset + 8 <= len {
+        use std::io::Seek;
+        f.seek(std::io::SeekFrom::Start(offset))
+            .map_err(|e| Error::io(path, e))?;
+        f.read_exact(&mut buf).map_err(|e| Error::io(path, e))?;
+        if &buf == SIGNATURE {
+            return Ok(true);
+        }
+        offset = if offset == 0 { 512 } else { offset * 2 };
+    }
+    Ok(false)
+}
+
+/// What a link in a group points to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Node {
+    Group,
+    Dataset,
+}
+
+/// The kind of `name` inside `group`, `None` when absent. `field` is the full
+/// HDF5 path of `name`, for messages.
+pub(crate) fn node(group: &Group, name: &str, path: &Path, field: &str) -> Result<Option<Node>> {
+    if !group.link_exists(name) {
+        return Ok(None);
+    }
+    match group.loc_type_by_name(name).map_err(rerr(path, field))? {
+        LocationType::Group => Ok(Some(Node::Group)),
+        LocationType::Dataset => Ok(Some(Node::Dataset)),
+        other => Err(ferr(
+            path,
+            field,
+            format!("expected a group or dataset, found {other:?}"),
+        )),
+    }
+}
+
+/// The group `name` (full path `field`), or a format error when it is absent
+/// or a dataset.
+pub(crate) fn group(parent: &Group, name: &str, path: &Path, field: &str) -> Result<Group> {
+    match node(parent, name, path, field)? {
+        Some(Node::Group) => parent.group(name).map_err(rerr(path, field)),
+        Some(Node::Dataset) => Err(ferr(path, field, "expected a group, found a dataset")),
+        None => Err(ferr(path, field, "missing")),
+    }
+}
+
+/// The dataset `name` (full path `field`), or a format error when it is
+/// absent or a group.
+pub(crate) fn dataset(parent: &Group, name: &str, path: &Path, field: &str) -> Result<Dataset> {
+    match node(parent, name, path, field)? {
+        Some(Node::Dataset) => parent.dataset(name).map_err(rerr(path, field)),
+        Some(Node::Group) => Err(ferr(path, field, "expected a dataset, found a group")),
+        None => Err(ferr(path, field, "missing")),
+    }
+}
+
+/// The element type of a dataset or attribute.
+pub(crate) fn dtype(c: &Container, path: &Path, field: &str) -> Result<TypeDescriptor> {
+    c.dtype()
+        .and_then(|t| t.to_descriptor())
+        .map_err(|e| ferr(path, field, format!("unsupported element type: {e}")))
+}
+
+/// numpy-style name of an element type (`float32`, `int8`, `bool`, `string`).
+pub(crate) fn dtype_name(td: &TypeDescriptor) -> String {
+    match td {
+        TypeDescriptor::Integer(s) => format!("int{}", *s as usize * 8),
+        TypeDescriptor::Unsigned(s) => format!("uint{}", *s as usize * 8),
+        TypeDescriptor::Float(s) => format!("float{}", *s as usize * 8),
+        TypeDescriptor::Boolean => "bool".into(),
+        TypeDescriptor::Enum(_) => "enum".into(),
+        TypeDescriptor::Compound(_) => "compound".into(),
+        TypeDescriptor::VarLenAscii
+        | TypeDescriptor::VarLenUnicode
+        | TypeDescriptor::FixedAscii(_)
+        | TypeDescriptor::FixedUnicode(_) => "string".into(),
+        other => format!("{other}"),
+    }
+}
+
+/// True for integer and float element types.
+pub(crate) fn is_numeric(td: &TypeDescriptor) -> bool {
+    matches!(
+        td,
+        TypeDescriptor::Integer(_) | TypeDescriptor::Unsigned(_) | TypeDescriptor::Float(_)
+    )
+}
+
+/// True for integer element types (signed or not).
+pub(crate) fn is_integer(td: &TypeDescriptor) -> bool {
+    matches!(td, TypeDescriptor::Integer(_) | TypeDescriptor::Unsigned(_))
+}
+
+/// True for string element types.
+pub(crate) fn is_string(td: &TypeDescriptor) -> bool {
+    matches!(
+        td,
+        TypeDescriptor::VarLenAscii
+            | TypeDescriptor::VarLenUnicode
+            | TypeDescriptor::FixedAscii(_)
+            | TypeDescriptor::FixedUnicode(_)
+    )
+}
+
+/// The shape of a dataset or attribute.
+pub(crate) fn shape(c: &Container, path: &Path, field: &str) -> Result<Vec<usize>> {
+    c.get_shape().map_err(rerr(path, field))
+}
+
+/// The length of a 1-D dataset; other ranks are a format error.
+pub(crate) fn len_1d(c: &Container, path: &Path, field: &str) -> Result<usize> {
+    let s = shape(c, path, field)?;
+    match s.as_slice() {
+        [n] => Ok(*n),
+        _ => Err(ferr(
+            path,
+            field,
+            format!("expected a 1-D array, found shape {s:?}"),
+        )),
+    }
+}
+
+// ---------------------------------------------------------------- attributes
+
+/// The attribute `name` of `loc`, `None` when absent.
+fn attr(loc: &Location, name: &str, path: &Path, field: &str) -> Result<Option<hdf5::Attribute>> {
+    let names = loc.attr_names().map_err(rerr(path, field))?;
+    if !names.iter().any(|n| n == name) {
+        return Ok(None);
+    }
+    loc.attr(name)
+        .map(Some)
+        .map_err(rerr(path, &format!("{field}@{name}")))
+}
+
+/// A string attribute (scalar or one-element array), `None` when absent.
+pub(crate) fn attr_string(
+    loc: &Location,
+    name: &str,
+    path: &Path,
+    field: &str,
+) -> Result<Option<String>> {
+    let Some(a) = attr(loc, name, path, field)? else {
+        return Ok(None);
+    };
+    let at = format!("{field}@{name}");
+    let mut v = read_strings(&a, path, &at)?;
+    if v.len() != 1 {
+        return Err(ferr(
+            path,
+            &at,
+            format!("expected one string, found {} values", v.len()),
+        ));
+    }
+    Ok(v.pop())
+}
+
+/// A string-array attribute (`column-order`); an empty array of any type
+/// (anndata writes an empty float64 array) is an empty list.
+pub(crate) fn attr_strings(
+    loc: &Location,
+    name: &str,
+    path: &Path,
+    field: &str,
+) -> Result<Option<Vec<String>>> {
+    let Some(a) = attr(loc, name, path, field)? else {
+        return Ok(None);
+    };
+    let at = format!("{field}@{name}");
+    if a.size() == 0 {
+        return Ok(Some(Vec::new()));
+    }
+    read_strings(&a, path, &at).map(Some)
+}
+
+/// An integer-array attribute (`shape`), `None` when absent.
+pub(crate) fn attr_ints(
+    loc: &Location,
+    name: &str,
+    path: &Path,
+    field: &str,
+) -> Result<Option<Vec<i64>>> {
+    let Some(a) = attr(loc, name, path, field)? else {
+        return Ok(None);
+    };
+    let at = format!("{field}@{name}");
+    let td = dtype(&a, path, &at)?;
+    if !is_integer(&td) {
+        return Err(ferr(
+            path,
+            &at,
+            format!("expected integers, found {}", dtype_name(&td)),
+        ));
+    }
+    a.read_raw::<i64>().map(Some).map_err(rerr(path, &at))
+}
+
+/// A boolean attribute (`ordered`): HDF5 bool, integer or the strings
+/// `True`/`False`; `None` when absent.
+pub(crate) fn attr_bool(
+    loc: &Location,
+    name: &str,
+    path: &Path,
+    field: &str,
+) -> Result<Option<bool>> {
+    let Some(a) = attr(loc, name, path, field)? else {
+        return Ok(None);
+    };
+    let at = format!("{field}@{name}");
+    let td = dtype(&a, path, &at)?;
+    let v: Vec<bool> = match td {
+        TypeDescriptor::Boolean => a.read_raw::<bool>().map_err(rerr(path, &at))?,
+        t if is_integer(&t) => a
+            .read_raw::<i64>()
+            .map_err(rerr(path, &at))?
+            .into_iter()
+            .map(|x| x != 0)
+            .collect(),
+        t if is_string(&t) => read_strings(&a, path, &at)?
+            .into_iter()
+            .map(|s| s.eq_ignore_ascii_case("true"))
+            .collect(),
+        t => {
+            return Err(ferr(
+                path,
+                &at,
+                format!("expected a boolean, found {}", dtype_name(&t)),
+            ))
+        }
+    };
+    match v.as_slice() {
+        [b] => Ok(Some(*b)),
+        _ => Err(ferr(
+            path,
+            &at,
+            format!("expected one boolean, found {} values", v.len()),
+        )),
+    }
+}
+
+/// The `encoding-type` attribute of `loc`, `None` when absent.
+pub(crate) fn encoding_type(loc: &Location, path: &Path, field: &str) -> Result<Option<String>> {
+    attr_string(loc, "encoding-type", path, field)
+}
+
+// ---------------------------------------------------------------- datasets
+
+/// All strings of a string dataset or attribute, in memory order; any HDF5
+/// string flavour. Invalid UTF-8 is replaced (never a panic).
+pub(crate) fn read_strings(c: &Container, path: &Path, field: &str) -> Result<Vec<String>> {
+    let td = dtype(c, path, field)?;
+    let lossy = |b: &[u8]| String::from_utf8_lossy(b).into_owned();
+    let e = rerr(path, field);
+    match td {
+        TypeDescriptor::VarLenUnicode => Ok(c
+            .read_raw::<VarLenUnicode>()
+            .map_err(e)?
+            .iter()
+            .map(|s| lossy(s.as_bytes()))
+            .collect()),
+        TypeDescriptor::VarLenAscii => Ok(c
+            .read_raw::<VarLenAscii>()
+            .map_err(e)?
+            .iter()
+            .map(|s| lossy(s.as_bytes()))
+            .collect()),
+        TypeDescriptor::FixedAscii(n) => read_fixed_ascii(c, n, path, field),
+        TypeDescriptor::FixedUnicode(n) => read_fixed_unicode(c, n, path, field),
+        other => Err(ferr(
+            path,
+            field,
+            format!("expected strings, found {}", dtype_name(&other)),
+        )),
+    }
+}
+
+macro_rules! fixed_reader {
+    ($fname:ident, $ty:ident) => {
+        fn $fname(c: &Container, n: usize, path: &Path, field: &str) -> Result<Vec<String>> {
+            fn go<const N: usize>(c: &Container, path: &Path, field: &str) -> Result<Vec<String>> {
+                let v = c.read_raw::<$ty<N>>().map_err(rerr(path, field))?;
+                Ok(v.iter()
+                    .map(|s| String::from_utf8_lossy(s.as_bytes()).into_owned())
+                    .collect())
+            }
+            match n {
+                0..=16 => go::<16>(c, path, field),
+                17..=64 => go::<64>(c, path, field),
+                65..=256 => go::<256>(c, path, field),
+                257..=1024 => go::<1024>(c, path, field),
+                1025..=8192 => go::<8192>(c, path, field),
+                _ => Err(ferr(
+                    path,
+                    field,
+                    format!("fixed-length strings of {n} bytes are too long (max 8192)"),
+                )),
+            }
+        }
+    };
+}
+fixed_reader!(read_fixed_ascii, FixedAscii);
+fixed_reader!(read_fixed_unicode, FixedUnicode);
+
+/// A whole 1-D numeric dataset as `T` (HDF5 converts the element type);
+/// errors unless the dataset is 1-D and integer or float.
+pub(crate) fn read_numeric_1d<T: H5Type>(ds: &Dataset, path: &Path, field: &str) -> Result<Vec<T>> {
+    len_1d(ds, path, field)?;
+    let td = dtype(ds, path, field)?;
+    if !is_numeric(&td) {
+        return Err(ferr(
+            path,
+            field,
+            format!("expected numbers, found {}", dtype_name(&td)),
+        ));
+    }
+    ds.read_raw::<T>().map_err(rerr(path, field))
+}
+
+/// A whole 1-D integer dataset as i64 (any width, signed or not).
+pub(crate) fn read_ints_1d(ds: &Dataset, path: &Path, field: &str) -> Result<Vec<i64>> {
+    let td = dtype(ds, path, field)?;
+    if !is_integer(&td) {
+        return Err(ferr(
+            path,
+            field,
+            format!("expected integers, found {}", dtype_name(&td)),
+        ));
+    }
+    read_numeric_1d::<i64>(ds, path, field)
+}
+
+/// A whole 1-D boolean dataset (HDF5/h5py bool, or integers read as != 0).
+pub(crate) fn read_bools_1d(ds: &Dataset, path: &Path, field: &str) -> Result<Vec<bool>> {
+    len_1d(ds, path, field)?;
+    match dtype(ds, path, field)? {
+        TypeDescriptor::Boolean => ds.read_raw::<bool>().map_err(rerr(path, field)),
+        t if is_integer(&t) => Ok(read_ints_1d(ds, path, field)?
+            .into_iter()
+            .map(|x| x != 0)
+            .collect()),
+        t => Err(ferr(
+            path,
+            field,
+            format!("expected booleans, found {}", dtype_name(&t)),
+        )),
+    }
+}
+
+/// Elements `range` of a 1-D dataset as `T` (the caller checked rank and
+/// element type).
+pub(crate) fn read_range<T: H5Type>(
+    ds: &Dataset,
+    range: Range<usize>,
+    path: &Path,
+    field: &str,
+) -> Result<Vec<T>> {
+    if range.is_empty() {
+        return Ok(Vec::new());
+    }
+    let a = ds.read_slice_1d::<T, _>(range.clone()).map_err(|e| {
+        ferr(
+            path,
+            field,
+            format!(
+                "reading elements {}..{} failed: {e}",
+                range.start, range.end
+            ),
+        )
+    })?;
+    Ok(a.into_raw_vec_and_offset().0)
+}
+
+// ---------------------------------------------------------------- writing
+
+/// Sets `encoding-type` and `encoding-version` on `loc`.
+pub(crate) fn set_encoding(
+    loc: &Location,
+    kind: &str,
+    version: &str,
+    path: &Path,
+    field: &str,
+) -> Result<()> {
+    write_attr_str(loc, "encoding-type", kind, path, field)?;
+    write_attr_str(loc, "encoding-version", version, path, field)
+}
+
+fn vlu(s: &str, path: &Path, field: &str) -> Result<VarLenUnicode> {
+    VarLenUnicode::from_str(s).map_err(|_| {
+        Error::invalid(
+            format!("string in '{field}' of {}", path.display()),
+            format!("'{}' contains a NUL character", s.escape_debug()),
+        )
+    })
+}
+
+/// Writes a scalar variable-length UTF-8 string attribute (as h5py does).
+pub(crate) fn write_attr_str(
+    loc: &Location,
+    name: &str,
+    value: &str,
+    path: &Path,
+    field: &str,
+) -> Result<()> {
+    let v = vlu(value, path, field)?;
+    let a = loc
+        .new_attr::<VarLenUnicode>()
+        .shape(())
+        .create(name)
+        .map_err(werr(path, field))?;
+    a.write_scalar(&v).map_err(werr(path, field))
+}
+
+/// Writes a string-array attribute; an empty list is written as an empty
+/// float64 array, as anndata does for `column-order`.
+pub(crate) fn write_attr_strs(
+    loc: &Location,
+    name: &str,
+    values: &[String],
+    path: &Path,
+    field: &str,
+) -> Result<()> {
+    if values.is_empty() {
+        let empty: [f64; 0] = [];
+        loc.new_attr_builder()
+            .with_data(&empty[..])
+            .create(name)
+            .map_err(werr(path, field))?;
+        return Ok(());
+    }
+    let v: Vec<VarLenUnicode> = values
+        .iter()
+        .map(|s| vlu(s, path, field))
+        .collect::<Result<_>>()?;
+    loc.new_attr_builder()
+        .with_data(&v[..])
+        .create(name)
+        .map_err(werr(path, field))?;
+    Ok(())
+}
+
+/// Writes an int64-array attribute (`shape`).
+pub(crate) fn write_attr_ints(
+    loc: &Location,
+    name: &str,
+    values: &[i64],
+    path: &Path,
+    field: &str,
+) -> Result<()> {
+    loc.new_attr_builder()
+        .with_data(values)
+        .create(name)
+        .map_err(werr(path, field))?;
+    Ok(())
+}
+
+/// Writes a scalar boolean attribute (`ordered`).
+pub(crate) fn write_attr_bool(
+    loc: &Location,
+    name: &str,
+    value: bool,
+    path: &Path,
+    field: &str,
+) -> Result<()> {
+    let a = loc
+        .new_attr::<bool>()
+        .shape(())
+        .create(name)
+        .map_err(werr(path, field))?;
+    a.write_scalar(&value).map_err(werr(path, field))
+}
+
+/// Writes a 1-D dataset `name` in `group` (chunked when large or compressed,
+/// gzip level `compression`) with `encoding-type` `array` 0.2.0.
+pub(crate) fn write_array<T: H5Type>(
+    group: &Group,
+    name: &str,
+    data: &[T],
+    compression: Option<u8>,
+    path: &Path,
+    field: &str,
+) -> Result<Dataset> {
+    let ds = write_plain(group, name, data, compression, path, field)?;
+    set_encoding(&ds, "array", "0.2.0", path, field)?;
+    Ok(ds)
+}
+
+/// Writes a 1-D dataset without encoding attributes.
+pub(crate) fn write_plain<T: H5Type>(
+    group: &Group,
+    name: &str,
+    data: &[T],
+    compression: Option<u8>,
+    path: &Path,
+    field: &str,
+) -> Result<Dataset> {
+    let mut b = group.new_dataset_builder();
+    if !data.is_empty() && (data.len() > CONTIGUOUS_MAX || compression.is_some()) {
+        b = b.chunk(data.len().min(CHUNK_LEN));
+        if let Some(level) = compression {
+            b = b.deflate(level);
+        }
+    }
+    b.with_data(ArrayView1::from(data))
+        .create(name)
+        .map_err(werr(path, field))
+}
+
+/// Writes a `string-array` dataset (variable-length UTF-8).
+pub(crate) fn write_strings(
+    group: &Group,
+    name: &str,
+    values: &[String],
+    compression: Option<u8>,
+    path: &Path,
+    field: &str,
+) -> Result<Dataset> {
+    let v: Vec<VarLenUnicode> = values
+        .iter()
+        .map(|s| vlu(s, path, field))
+        .collect::<Result<_>>()?;
+    let ds = write_plain(group, name, &v, compression, path, field)?;
+    set_encoding(&ds, "string-array", "0.2.0", path, field)?;
+    Ok(ds)
+}
+
+/// Writes a scalar dataset with `encoding-type` `kind` (uns values).
+pub(crate) fn write_scalar<T: H5Type>(
+    group: &Group,
+    name: &str,
+    value: &T,
+    kind: &str,
+    path: &Path,
+    field: &str,
+) -> Result<()> {
+    let ds = group
+        .new_dataset::<T>()
+        .shape(())
+        .create(name)
+        .map_err(werr(path, field))?;
+    ds.write_scalar(value).map_err(werr(path, field))?;
+    set_encoding(&ds, kind, "0.2.0", path, field)
+}
+
+/// Writes a scalar string dataset (`encoding-type` `string`).
+pub(crate) fn write_scalar_str(
+    group: &Group,
+    name: &str,
+    value: &str,
+    path: &Path,
+    field: &str,
+) -> Result<()> {
+    let v = vlu(value, path, field)?;
+    write_scalar(group, name, &v, "string", path, field)
+}
+
+/// Creates a subgroup with `encoding-type` `kind`.
+pub(crate) fn create_group(
+    parent: &Group,
+    name: &str,
+    kind: &str,
+    version: &str,
+    path: &Path,
+    field: &str,
+) -> Result<Group> {
+    let g = parent.create_group(name).map_err(werr(path, field))?;
+    set_encoding(&g, kind, version, path, field)?;
+    Ok(g)
+}
+
+/// A name that is valid as one HDF5 link (no `/`, not empty, not `.`).
+pub(crate) fn check_name(name: &str, what: &str) -> Result<()> {
+    if name.is_empty() || name.contains('/') || name == "." || name.contains('\0') {
+        return Err(Error::invalid(
+            what,
+            format!(
+                "'{}' cannot be stored in an .h5ad file (empty, '.', or contains '/' or NUL)",
+                name.escape_debug()
+            ),
+        ));
+    }
+    Ok(())
+}

@@ -1,0 +1,386 @@
+//! [`H5adStreamWriter`]: writes an `.h5ad` whose cells arrive in chunks (the
+//! simulator's 178k x 2000 output), without ever holding the whole matrix.
+//!
+//! `X` and every layer go to resizable datasets: CSR appends `data` (f32),
+//! `indices` (int32) and `indptr` (int64) chunk by chunk; dense appends rows of
+//! a `[rows, n_vars]` f32 dataset. `var` is written at creation; `obs`, `uns`
+//! and the `shape` attributes at [`finish`](H5adStreamWriter::finish).
+//! Everything goes to a temporary sibling file that `finish` renames into
+//! place; dropping the writer unfinished deletes it, so a failed or
+//! interrupted run never leaves a half-written file under the final name.
+//! [`write_h5ad`](super::write_h5ad) is built on the same code.
+
+use std::path::{Path, PathBuf};
+
+use hdf5::{Dataset, Extent, File, Group, SimpleExtents};
+use ndarray::{s, ArrayView2};
+use serde_json::{Map, Value};
+
+use super::frame::DataFrame;
+use super::h5::{self, werr, CHUNK_LEN};
+use super::write::{WriteOptions, XFormat};
+use crate::error::{Error, Result};
+
+/// Writes an `.h5ad` in row chunks; see the module docs.
+pub struct H5adStreamWriter {
+    /// The file being written (the temporary sibling, or the target itself
+    /// when an outer [`crate::atomic::write_atomic`] owns the renaming).
+    file_path: PathBuf,
+    /// Where `finish` renames it to, if anywhere.
+    target: Option<PathBuf>,
+    inner: Option<Inner>,
+}
+
+struct Inner {
+    x: Sink,
+    layers: Vec<(String, Sink)>,
+    n_vars: usize,
+    rows: usize,
+    compression: Option<u8>,
+    /// Declared last: dropped after every dataset handle.
+    file: File,
+}
+
+/// One matrix element being appended to.
+enum Sink {
+    Csr {
+        group: Group,
+        data: Dataset,
+        indices: Dataset,
+        indptr: Dataset,
+        nnz: usize,
+        field: String,
+    },
+    Dense {
+        ds: Dataset,
+        field: String,
+    },
+}
+
+impl H5adStreamWriter {
+    /// Starts writing `path` (through a temporary sibling) for cells with the
+    /// genes of `var` (`n_vars = var.len()`), one matrix per name in `layers`
+    /// besides X, in the format `opts.x_format`.
+    pub fn create(
+        path: &Path,
+        var: &DataFrame,
+        layers: &[&str],
+        opts: &WriteOptions,
+    ) -> Result<Self> {
+        if let Some(dir) = path.parent().filter(|p| !p.as_os_str().is_empty()) {
+            std::fs::create_dir_all(dir).map_err(|e| Error::io(dir, e))?;
+        }
+        let tmp = crate::atomic::temp_path(path);
+        Self::create_at(&tmp, Some(path.to_path_buf()), var, layers, opts, CHUNK_LEN)
+    }
+
+    /// Writes straight to `file_path` (renaming to `target` at finish, if
+    /// set), with matrix chunks of `chunk` elements (smaller for small data).
+    pub(crate) fn create_at(
+        file_path: &Path,
+        target: Option<PathBuf>,
+        var: &DataFrame,
+        layers: &[&str],
+        opts: &WriteOptions,
+        chunk: usize,
+    ) -> Result<Self> {
+        let chunk = chunk.clamp(1, CHUNK_LEN);
+        for (i, name) in layers.iter().enumerate() {
+            h5::check_name(name, "layer name")?;
+            if layers[..i].contains(name) {
+                return Err(Error::invalid(
+                    "layer name",
+                    format!("'{name}' is given twice"),
+                ));
+            }
+        }
+        if var.len() > i32::MAX as usize {
+            return Err(Error::invalid(
+                "var",
+                format!("{} genes is more than an .h5ad index can hold", var.len()),
+            ));
+        }
+        hdf5::silence_errors(true);
+        let p = file_path;
+        let file = File::create(p).map_err(werr(p, "file"))?;
+        // From here on, dropping `writer` removes the file.
+        let mut writer = H5adStreamWriter {
+            file_path: p.to_path_buf(),
+            target,
+            inner: None,
+        };
+        h5::set_encoding(&file, "anndata", "0.1.0", p, "/")?;
+        super::frame_io::write_frame(&file, "var", var, opts.compression, p, "var")?;
+        let x = Sink::create(&file, "X", "X", var.len(), opts, chunk, p)?;
+        let lg = h5::create_group(&file, "layers", "dict", "0.1.0", p, "layers")?;
+        let mut sinks = Vec::with_capacity(layers.len());
+        for name in layers {
+            sinks.push((
+                name.to_string(),
+                Sink::create(
+                    &lg,
+                    name,
+                    &format!("layers/{name}"),
+                    var.len(),
+                    opts,
+                    chunk,
+                    p,
+                )?,
+            ));
+        }
+        for g in ["obsm", "varm", "obsp", "varp"] {
+            h5::create_group(&file, g, "dict", "0.1.0", p, g)?;
+        }
+        writer.inner = Some(Inner {
+            x,
+            layers: sinks,
+            n_vars: var.len(),
+            rows: 0,
+            compression: opts.compression,
+            file,
+        });
+        Ok(writer)
+    }
+
+    /// Cells written so far.
+    pub fn rows(&self) -> usize {
+        self.inner.as_ref().map_or(0, |i| i.rows)
+    }
+
+    /// Appends cells: `x` is `[r, n_vars]`, `layers` one `[r, n_vars]` matrix
+    /// per layer named at creation, in that order.
+    pub fn append_rows(&mut self, x: ArrayView2<f32>, layers: &[ArrayView2<f32>]) -> Result<()> {
+        let p = self.file_path.clone();
+        let inner = self
+            .inner
+            .as_mut()
+            .ok_or_else(|| Error::invalid("H5adStreamWriter", "already finished"))?;
+        if x.ncols() != inner.n_vars {
+            return Err(Error::Mismatch(format!(
+                "append_rows: X chunk has {} genes but var has {}",
+                x.ncols(),
+                inner.n_vars
+            )));
+        }
+        if layers.len() != inner.layers.len() {
+            return Err(Error::Mismatch(format!(
+                "append_rows: {} layer chunks given but {} layers were declared",
+                layers.len(),
+                inner.layers.len()
+            )));
+        }
+        for ((name, _), l) in inner.layers.iter().zip(layers) {
+            if l.dim() != x.dim() {
+                return Err(Error::Mismatch(format!(
+                    "append_rows: layer '{name}' chunk is {:?} but X chunk is {:?}",
+                    l.dim(),
+                    x.dim()
+                )));
+            }
+        }
+        inner.x.append(x, inner.rows, &p)?;
+        for ((_, sink), l) in inner.layers.iter_mut().zip(layers) {
+            sink.append(*l, inner.rows, &p)?;
+        }
+        inner.rows += x.nrows();
+        Ok(())
+    }
+
+    /// Writes `obs` (one row per cell written) and `uns`, closes the file and
+    /// renames it into place.
+    pub fn finish(mut self, obs: &DataFrame, uns: &Map<String, Value>) -> Result<()> {
+        let inner = self
+            .inner
+            .take()
+            .ok_or_else(|| Error::invalid("H5adStreamWriter", "already finished"))?;
+        let p = self.file_path.clone();
+        if obs.len() != inner.rows {
+            return Err(Error::Mismatch(format!(
+                "obs has {} rows but {} cells were written to {}",
+                obs.len(),
+                inner.rows,
+                p.display()
+            )));
+        }
+        let shape = [inner.rows as i64, inner.n_vars as i64];
+        inner.x.finish(&shape, &p)?;
+        for (_, sink) in &inner.layers {
+            sink.finish(&shape, &p)?;
+        }
+        super::frame_io::write_frame(&inner.file, "obs", obs, inner.compression, &p, "obs")?;
+        let ug = h5::create_group(&inner.file, "uns", "dict", "0.1.0", &p, "uns")?;
+        super::uns::write_dict(&ug, uns, &p, "uns")?;
+        drop(ug);
+        let Inner {
+            x, layers, file, ..
+        } = inner;
+        drop(x);
+        drop(layers);
+        file.close().map_err(werr(&p, "file"))?;
+        if let Some(target) = self.target.take() {
+            std::fs::rename(&p, &target).map_err(|e| Error::io(&target, e))?;
+        }
+        // Success: nothing left to clean up.
+        self.file_path = PathBuf::new();
+        Ok(())
+    }
+}
+
+impl Drop for H5adStreamWriter {
+    fn drop(&mut self) {
+        // Unfinished (or failed): close the file, then remove it.
+        self.inner = None;
+        if !self.file_path.as_os_str().is_empty() {
+            let _ = std::fs::remove_file(&self.file_path);
+        }
+    }
+}
+
+impl Sink {
+    fn create(
+        parent: &Group,
+        name: &str,
+        field: &str,
+        n_vars: usize,
+        opts: &WriteOptions,
+        chunk: usize,
+        p: &Path,
+    ) -> Result<Sink> {
+        let field = field.to_string();
+        let f = field.as_str();
+        match opts.x_format {
+            XFormat::Csr => {
+                let group = h5::create_group(parent, name, "csr_matrix", "0.1.0", p, f)?;
+                let data = resizable_1d::<f32>(
+                    &group,
+                    "data",
+                    chunk,
+                    opts.compression,
+                    p,
+                    &format!("{f}/data"),
+                )?;
+                let indices = resizable_1d::<i32>(
+                    &group,
+                    "indices",
+                    chunk,
+                    opts.compression,
+                    p,
+                    &format!("{f}/indices"),
+                )?;
+                let indptr = resizable_1d::<i64>(
+                    &group,
+                    "indptr",
+                    chunk.min(1 << 14),
+                    opts.compression,
+                    p,
+                    &format!("{f}/indptr"),
+                )?;
+                indptr.resize(1).map_err(werr(p, f))?;
+                indptr.write_slice(&[0i64], 0..1).map_err(werr(p, f))?;
+                Ok(Sink::Csr {
+                    group,
+                    data,
+                    indices,
+                    indptr,
+                    nnz: 0,
+                    field,
+                })
+            }
+            XFormat::Dense => {
+                let chunk_rows = (chunk / n_vars.max(1)).max(1);
+                let mut b = parent
+                    .new_dataset::<f32>()
+                    .chunk((chunk_rows, n_vars.max(1)));
+                if let Some(level) = opts.compression {
+                    b = b.deflate(level);
+                }
+                let ds = b
+                    .shape(SimpleExtents::from_vec(vec![
+                        Extent::resizable(0),
+                        Extent::resizable(n_vars),
+                    ]))
+                    .create(name)
+                    .map_err(werr(p, f))?;
+                h5::set_encoding(&ds, "array", "0.2.0", p, f)?;
+                Ok(Sink::Dense { ds, field })
+            }
+        }
+    }
+
+    /// Appends `x` (`[r, n_vars]`) after the first `rows` rows.
+    fn append(&mut self, x: ArrayView2<f32>, rows: usize, p: &Path) -> Result<()> {
+        let r = x.nrows();
+        if r == 0 {
+            return Ok(());
+        }
+        match self {
+            Sink::Dense { ds, field } => {
+                let e = werr(p, field);
+                ds.resize((rows + r, x.ncols())).map_err(&e)?;
+                let x = x.as_standard_layout();
+                ds.write_slice(&x, s![rows..rows + r, ..]).map_err(&e)
+            }
+            Sink::Csr {
+                data,
+                indices,
+                indptr,
+                nnz,
+                field,
+                ..
+            } => {
+                let e = werr(p, field);
+                let mut vals = Vec::new();
+                let mut idx = Vec::new();
+                let mut ptr = Vec::with_capacity(r);
+                for row in x.rows() {
+                    for (j, &v) in row.iter().enumerate() {
+                        if v != 0.0 {
+                            vals.push(v);
+                            idx.push(j as i32);
+                        }
+                    }
+                    ptr.push((*nnz + vals.len()) as i64);
+                }
+                let k = vals.len();
+                if k > 0 {
+                    data.resize(*nnz + k).map_err(&e)?;
+                    data.write_slice(&vals, *nnz..*nnz + k).map_err(&e)?;
+                    indices.resize(*nnz + k).map_err(&e)?;
+                    indices.write_slice(&idx, *nnz..*nnz + k).map_err(&e)?;
+                }
+                indptr.resize(rows + 1 + r).map_err(&e)?;
+                indptr
+                    .write_slice(&ptr, rows + 1..rows + 1 + r)
+                    .map_err(&e)?;
+                *nnz += k;
+                Ok(())
+            }
+        }
+    }
+
+    /// Writes the final `shape` attribute of a sparse matrix.
+    fn finish(&self, shape: &[i64; 2], p: &Path) -> Result<()> {
+        match self {
+            Sink::Csr { group, field, .. } => h5::write_attr_ints(group, "shape", shape, p, field),
+            Sink::Dense { .. } => Ok(()),
+        }
+    }
+}
+
+/// An empty, chunked, unlimited 1-D dataset.
+fn resizable_1d<T: hdf5::H5Type>(
+    g: &Group,
+    name: &str,
+    chunk: usize,
+    compression: Option<u8>,
+    p: &Path,
+    field: &str,
+) -> Result<Dataset> {
+    let mut b = g.new_dataset::<T>().chunk(chunk);
+    if let Some(level) = compression {
+        b = b.deflate(level);
+    }
+    b.shape(SimpleExtents::resizable([0usize]))
+        .create(name)
+        .map_err(werr(p, field))
+}
