@@ -66,9 +66,16 @@ fn clean_doc(lines: &[Value]) -> String {
     out.join("\n")
 }
 
-/// Rust paths that may appear in signatures -> the script names.
+/// Rust types that may appear in signatures -> the script names
+/// (`RhaiResult<Array>` -> `Array`, `DatasetHandle` -> `Dataset`).
 fn script_type(t: &str) -> String {
-    let t = t.trim().trim_start_matches("&mut ").trim_start_matches('&');
+    let t = t.trim().trim_start_matches("&mut ").trim_start_matches('&').trim();
+    for wrapper in ["RhaiResult<", "Result<"] {
+        if let Some(inner) = t.strip_prefix(wrapper).and_then(|r| r.strip_suffix('>')) {
+            let first = inner.split(',').next().unwrap_or(inner);
+            return script_type(first);
+        }
+    }
     let last = t.rsplit("::").next().unwrap_or(t);
     match last {
         "ImmutableString" | "String" | "str" => "String".into(),
@@ -77,6 +84,16 @@ fn script_type(t: &str) -> String {
         "Dynamic" => "?".into(),
         "Array" | "Vec<Dynamic>" => "Array".into(),
         other => other.trim_end_matches("Handle").to_string(),
+    }
+}
+
+/// The first sentence of a doc (its first paragraph, up to ". ").
+fn first_sentence(doc: &str) -> String {
+    let para: Vec<&str> = doc.lines().take_while(|l| !l.trim().is_empty() && !l.starts_with("```")).collect();
+    let text = para.join(" ");
+    match text.find(". ") {
+        Some(i) => text[..=i].to_string(),
+        None => text,
     }
 }
 
@@ -127,7 +144,11 @@ fn parse_fn(f: &Value, module: Option<&str>, custom: &BTreeSet<String>) -> Optio
     let signature = if is_property {
         format!("{}.{}{}", this_type.clone().unwrap_or_else(|| "?".into()), name, ret_s)
     } else if let (Some(t), false) = (&this_type, params.is_empty()) {
-        let rest: Vec<String> = params.iter().skip(1).map(|(n, ty)| format!("{n}: {ty}")).collect();
+        let rest: Vec<String> = params
+            .iter()
+            .skip(1)
+            .map(|(n, ty)| if ty == "?" { n.clone() } else { format!("{n}: {ty}") })
+            .collect();
         format!("{t}.{name}({}){ret_s}", rest.join(", "))
     } else {
         let all: Vec<String> = params
@@ -263,7 +284,7 @@ impl HelpIndex {
     pub fn overview(&self) -> String {
         let mut s = String::from("primeflow scripting (Rhai). Objects:\n");
         for (name, doc) in &self.types {
-            let first = doc.lines().next().unwrap_or("");
+            let first = first_sentence(doc);
             s.push_str(&format!("  {name:<14} {first}\n"));
         }
         let mods: BTreeSet<&str> = self.functions.keys().filter_map(|k| k.split_once("::").map(|(m, _)| m)).collect();
@@ -289,7 +310,7 @@ impl HelpIndex {
             if !members.is_empty() {
                 s.push_str("\nFunctions and properties:\n");
                 for d in members {
-                    let first = d.doc.lines().next().unwrap_or("");
+                    let first = first_sentence(&d.doc);
                     s.push_str(&format!("  {}\n      {first}\n", d.signature));
                 }
             }
@@ -323,7 +344,7 @@ impl HelpIndex {
         if !in_module.is_empty() {
             let mut s = format!("module {name}:\n");
             for d in in_module {
-                let first = d.doc.lines().next().unwrap_or("");
+                let first = first_sentence(&d.doc);
                 s.push_str(&format!("  {}\n      {first}\n", d.signature));
             }
             return Some(s.trim_end().to_string());

@@ -16,20 +16,31 @@
 //! [`repl`], [`runner`], [`notebook`], and one file per object.
 //! The core library never depends on this module.
 
+pub mod condition;
+pub mod convert;
+pub mod dataset;
 pub mod engine;
 pub mod error;
 pub mod help;
+pub mod plot;
 pub mod repl;
 pub mod runner;
+pub mod split;
+pub mod util;
 
 pub use engine::{build_engine, display_value, parse_set, parse_value, EngineOptions, Limits, OutputBuffer, Params};
 pub use error::{describe, guard, script_error, to_rhai, RhaiResult};
 pub use help::HelpIndex;
 pub use repl::{Outcome, Session};
+pub use rhai;
 pub use runner::{run_file, run_source, ScriptFailure};
 
 /// Registers every object type and its functions (called by
 /// [`build_engine`]).
 pub fn register_objects(engine: &mut rhai::Engine) {
-    let _ = engine;
+    dataset::register(engine);
+    split::register(engine);
+    condition::register(engine);
+    plot::register(engine);
+    util::register(engine);
 }

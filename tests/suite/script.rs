@@ -199,3 +199,48 @@ fn runner_passes_typed_set_values() {
     assert_eq!(code, 2, "{err}");
     assert!(err.contains("--set steps") && err.contains("not an integer"), "{err}");
 }
+
+/// Runs every tests/scripts/*.rhai in-process (CPU, tiny seeded configs):
+/// each asserts its numbers through the stdlib's `check::` helpers.
+#[test]
+fn regression_scripts_pass() {
+    primeflow::progress::set_quiet(true);
+    let dir = root().join("tests/scripts");
+    let mut scripts: Vec<_> = std::fs::read_dir(&dir)
+        .unwrap()
+        .filter_map(|e| e.ok())
+        .map(|e| e.path())
+        .filter(|p| p.extension().is_some_and(|x| x == "rhai"))
+        .collect();
+    scripts.sort();
+    assert!(scripts.len() >= 3, "no regression scripts in {}", dir.display());
+    let mut failures = Vec::new();
+    for s in &scripts {
+        let name = s.file_stem().unwrap().to_string_lossy().to_string();
+        let out = tmpdir(&format!("script_regression_{name}"));
+        let sets = vec![
+            (
+                "devel".to_string(),
+                rhai::Dynamic::from(crate::common::devel().display().to_string()),
+            ),
+            ("out".to_string(), rhai::Dynamic::from(out.display().to_string())),
+        ];
+        let t = std::time::Instant::now();
+        let r = script::run_file(s, sets, &Limits::default(), Some(Rc::new(RefCell::new(String::new()))));
+        println!("{name}: {:.1}s", t.elapsed().as_secs_f64());
+        if let Err(f) = r {
+            failures.push(f.render());
+        }
+    }
+    assert!(failures.is_empty(), "regression scripts failed:\n{}", failures.join("\n\n"));
+    // The PCA view they wrote is self-contained HTML.
+    let html = std::fs::read_to_string(root().join("target/test-tmp/script_regression_pca_view/pca.html")).unwrap();
+    assert!(
+        !primeflow::plot::has_external_script(&html),
+        "the HTML loads a script from elsewhere"
+    );
+    assert!(
+        html.contains("Plotly.newPlot") && html.len() > 1_000_000,
+        "plotly.js is not inlined"
+    );
+}
