@@ -42,6 +42,19 @@ pub(crate) fn werr<'a>(path: &'a Path, field: &'a str) -> impl Fn(hdf5::Error) -
     }
 }
 
+/// Creates (truncates) `path` for writing. HDF5 file locking is off for
+/// primeflow's own files: the lock (an `flock` on the descriptor) is
+/// inherited by any child process spawned meanwhile and would make the
+/// finished file unreadable until that child exits; our writers already make
+/// outputs atomic (temporary sibling + rename), which locking cannot add to.
+pub(crate) fn create_file(path: &Path) -> Result<File> {
+    hdf5::silence_errors(true);
+    File::with_options()
+        .with_fapl(|p| p.file_locking(false))
+        .create(path)
+        .map_err(werr(path, "file"))
+}
+
 /// HDF5's file signature; it sits at offset 0 or after a user block of
 /// 512 * 2^k bytes.
 const SIGNATURE: &[u8; 8] = b"\x89HDF\r\n\x1a\n";
@@ -71,15 +84,18 @@ pub(crate) fn open_read(path: &Path) -> Result<File> {
             ),
         ));
     }
-    File::open(path).map_err(|e| {
-        let msg = e.to_string();
-        let hint = if msg.contains("truncated") || msg.contains("eof") {
-            "the file is truncated (an interrupted copy or write?)"
-        } else {
-            "the HDF5 file cannot be opened (corrupt?)"
-        };
-        ferr(path, "file", format!("{hint}: {msg}"))
-    })
+    File::with_options()
+        .with_fapl(|p| p.file_locking(false))
+        .open(path)
+        .map_err(|e| {
+            let msg = e.to_string();
+            let hint = if msg.contains("truncated") || msg.contains("eof") {
+                "the file is truncated (an interrupted copy or write?)"
+            } else {
+                "the HDF5 file cannot be opened (corrupt?)"
+            };
+            ferr(path, "file", format!("{hint}: {msg}"))
+        })
 }
 
 fn has_signature(path: &Path, len: u64) -> Result<bool> {

@@ -100,9 +100,8 @@ impl H5adStreamWriter {
                 format!("{} genes is more than an .h5ad index can hold", var.len()),
             ));
         }
-        hdf5::silence_errors(true);
         let p = file_path;
-        let file = File::create(p).map_err(werr(p, "file"))?;
+        let file = h5::create_file(p)?;
         // From here on, dropping `writer` removes the file.
         let mut writer = H5adStreamWriter {
             file_path: p.to_path_buf(),

@@ -1,5 +1,19 @@
 //! Velocity fields `v_theta(x_t, t, c)` for conditional flow matching
 //! (model.md). Training and sampling drive any [`VelocityField`].
+//!
+//! * [`mlp`]: the PRiMeFlow MLP ablation ([`MlpVelocity`]).
+//! * [`config`]: [`ModelConfig`], which velocity field and its presets.
+//! * [`model`]: [`Model`], a velocity field with its weights, genes and
+//!   condition vocabulary (what a checkpoint holds).
+
+pub mod config;
+pub mod mlp;
+#[allow(clippy::module_inception)]
+pub mod model;
+
+pub use config::ModelConfig;
+pub use mlp::{MlpConfig, MlpVelocity};
+pub use model::Model;
 
 pub mod unet;
 
@@ -7,7 +21,7 @@ pub use unet::{UNetConfig, UNetVelocity};
 
 use tch::Tensor;
 
-use crate::error::Result;
+use crate::error::{Error, Result};
 
 /// A conditional velocity field.
 ///
@@ -17,4 +31,29 @@ use crate::error::Result;
 pub trait VelocityField: std::fmt::Debug {
     /// Predicts the velocity at `(x_t, t)` under condition `cond`.
     fn velocity(&self, x_t: &Tensor, t: &Tensor, cond: &Tensor, train: bool) -> Result<Tensor>;
+}
+
+/// Checks velocity-field inputs: `x_t` `[B, m]`, `t` `[B]`, `cond` `[B, n_c]`
+/// with the expected `m` and `n_c`; the error names every shape.
+pub fn check_inputs(
+    x_t: &Tensor,
+    t: &Tensor,
+    cond: &Tensor,
+    n_genes: usize,
+    cond_dim: usize,
+) -> Result<()> {
+    let (sx, st, sc) = (x_t.size(), t.size(), cond.size());
+    let ok = sx.len() == 2
+        && st.len() == 1
+        && sc.len() == 2
+        && sx[0] == st[0]
+        && sx[0] == sc[0]
+        && sx[1] == n_genes as i64
+        && sc[1] == cond_dim as i64;
+    if !ok {
+        return Err(Error::Mismatch(format!(
+            "velocity field inputs must be x_t [B, {n_genes}], t [B], cond [B, {cond_dim}]; got x_t {sx:?}, t {st:?}, cond {sc:?}"
+        )));
+    }
+    Ok(())
 }

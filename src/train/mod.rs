@@ -1,1 +1,27 @@
-//! (being written)
+//! Training: the [`Trainer`] (conditional flow matching with
+//! classifier-free guidance), its [`TrainConfig`], the AdamW optimizer,
+//! checkpoints, the loss history and the data set-up shared with sampling.
+//!
+//! * [`config`]: `TrainConfig` (serde, presets, validation, lr schedule).
+//! * [`trainer`]: `Trainer::fit` / `Trainer::resume`.
+//! * [`optimizer`]: AdamW with explicit, saveable state; grad clipping.
+//! * [`batches`]: the seeded shuffling sampler and per-step seeds.
+//! * [`checkpoint`]: atomic checkpoints (`OUT/step-N/` + `OUT/latest`).
+//! * [`history`]: the loss history (CSV/JSON).
+//! * [`data`]: which cells a run uses (file, filters, split), saved with it.
+
+pub mod batches;
+pub mod checkpoint;
+pub mod config;
+pub mod data;
+pub mod history;
+pub mod optimizer;
+pub mod trainer;
+
+pub use batches::{derive_seed, BatchSampler};
+pub use checkpoint::{latest_checkpoint, load_checkpoint, save_checkpoint, Checkpoint, TrainState};
+pub use config::{LrSchedule, Precision, TrainConfig};
+pub use data::{DataSpec, SplitSpec};
+pub use history::{History, HistoryRow};
+pub use optimizer::AdamW;
+pub use trainer::{data_fingerprint, Trainer};

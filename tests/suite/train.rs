@@ -1,1 +1,370 @@
-//! Tests: train.
+//! Tests: train (MLP velocity field, Model save/load/check, Trainer, resume).
+
+use ndarray::Array2;
+use primeflow::anndata::{AnnData, Categorical, Column, DataFrame};
+use primeflow::data::{Dataset, ObsColumns};
+use primeflow::model::{MlpConfig, MlpVelocity, Model, ModelConfig, VelocityField};
+use primeflow::train::{History, TrainConfig, Trainer};
+use tch::{nn, Device, Kind, Tensor};
+
+use crate::common::tmpdir;
+
+/// A toy Perturb-seq data set: `m` genes, one cell type (`k562`) or two
+/// (`k562`, `rpe1`), controls plus perturbations A, B, C and the combination
+/// A+B. Perturbation P shifts its own block of 3 genes up by 2 (A: genes 0-2,
+/// B: 3-5, C: 6-8); controls sit at a per-gene baseline (+0.5 in rpe1).
+/// Values are a fixed function of (cell, gene): no RNG.
+pub fn toy_dataset(m: usize, cells_per_unit: usize, two_cell_types: bool) -> Dataset {
+    let labels = ["control", "A", "B", "C", "A+B"];
+    let cell_types: &[&str] = if two_cell_types {
+        &["k562", "rpe1"]
+    } else {
+        &["k562"]
+    };
+    let mut rows: Vec<(String, String)> = Vec::new();
+    for ct in cell_types {
+        for l in labels {
+            for _ in 0..cells_per_unit {
+                rows.push((l.to_string(), ct.to_string()));
+            }
+        }
+    }
+    let n = rows.len();
+    let mut x = Array2::<f32>::zeros((n, m));
+    for (i, (label, ct)) in rows.iter().enumerate() {
+        for g in 0..m {
+            let base = 1.0 + (g % 5) as f32 * 0.3 + if ct == "rpe1" { 0.5 } else { 0.0 };
+            let wiggle = (((i * 31 + g * 17) % 23) as f32 / 23.0 - 0.5) * 0.4;
+            let mut v = base + wiggle;
+            for (p, block) in [("A", 0..3), ("B", 3..6), ("C", 6..9)] {
+                if label.split('+').any(|q| q == p) && block.contains(&g) {
+                    v += 2.0;
+                }
+            }
+            x[[i, g]] = v.max(0.0);
+        }
+    }
+    let mut obs = DataFrame::with_index((0..n).map(|i| format!("cell{i}")).collect());
+    let conds: Vec<&str> = rows.iter().map(|r| r.0.as_str()).collect();
+    let cts: Vec<&str> = rows.iter().map(|r| r.1.as_str()).collect();
+    obs.insert(
+        "condition",
+        Column::Categorical(Categorical::from_labels(&conds, true)),
+    )
+    .unwrap();
+    obs.insert(
+        "cell_type",
+        Column::Categorical(Categorical::from_labels(&cts, true)),
+    )
+    .unwrap();
+    let var = DataFrame::with_index((0..m).map(|g| format!("G{g}")).collect());
+    let ad = AnnData {
+        x,
+        obs,
+        var,
+        ..Default::default()
+    };
+    Dataset::from_anndata(ad, ObsColumns::default(), None, false).unwrap()
+}
+
+/// A tiny MLP config for fast CPU tests.
+pub fn tiny_mlp() -> ModelConfig {
+    ModelConfig::Mlp(MlpConfig {
+        hidden_dim: 32,
+        time_embed_dim: 16,
+        dropout: 0.1,
+        ..MlpConfig::preset("tiny").unwrap()
+    })
+}
+
+/// A short CPU training config.
+pub fn quick_train(steps: usize) -> TrainConfig {
+    TrainConfig {
+        lr: 3e-3,
+        batch_size: 32,
+        steps,
+        log_every: 5,
+        checkpoint_every: 0,
+        seed: 3,
+        ..TrainConfig::default()
+    }
+}
+
+/// Runs `body` in a child process of this test binary that runs only the
+/// test `name`, single-threaded. Needed where a test checks bit-exact
+/// reproducibility: libtorch's random generator is process-wide, and other
+/// tests running in parallel threads draw from it.
+pub fn isolated(name: &str, body: impl FnOnce()) {
+    if std::env::var_os("PRIMEFLOW_TEST_ISOLATED").is_some() {
+        body();
+        return;
+    }
+    let exe = std::env::current_exe().expect("test binary path");
+    let out = std::process::Command::new(exe)
+        .args([name, "--exact", "--test-threads=1", "--nocapture"])
+        .env("PRIMEFLOW_TEST_ISOLATED", "1")
+        .output()
+        .expect("run the test binary");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success() && stdout.contains("1 passed"),
+        "isolated run of {name} failed:\n{stdout}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+fn params_equal(a: &Model, b: &Model) -> bool {
+    let (pa, pb) = (a.named_parameters(), b.named_parameters());
+    pa.len() == pb.len()
+        && pa
+            .iter()
+            .zip(&pb)
+            .all(|((na, ta), (nb, tb))| na == nb && ta.equal(tb))
+}
+
+#[test]
+fn mlp_parameter_count_names_and_shapes() {
+    // Count by hand for m = 50 genes, n_c = 7, H = 32, d_t = 16, 2/2/2/3 layers:
+    // x: 50*32+32 + 32*32+32; cond: 7*32+32 + 32*32+32; time: 16*32+32 + 32*32+32;
+    // decoder: 96*32+32 + 32*32+32 + 32*50+50.
+    let want = (50 * 32 + 32 + 1056)
+        + (7 * 32 + 32 + 1056)
+        + (16 * 32 + 32 + 1056)
+        + (96 * 32 + 32 + 1056 + 32 * 50 + 50);
+    let vs = nn::VarStore::new(Device::Cpu);
+    let cfg = MlpConfig {
+        hidden_dim: 32,
+        time_embed_dim: 16,
+        ..MlpConfig::default()
+    };
+    let net = MlpVelocity::new(&vs.root(), &cfg, 50, 7).unwrap();
+    let n: i64 = vs
+        .trainable_variables()
+        .iter()
+        .map(|t| t.numel() as i64)
+        .sum();
+    assert_eq!(n, want as i64);
+    let names = vs.variables();
+    for k in [
+        "x_encoder.layers.0.weight",
+        "cond_encoder.layers.1.bias",
+        "time_encoder.layers.0.weight",
+        "decoder.layers.2.weight",
+    ] {
+        assert!(
+            names.contains_key(k),
+            "missing {k}: {:?}",
+            names.keys().collect::<Vec<_>>()
+        );
+    }
+    assert_eq!(names["decoder.layers.2.weight"].size(), vec![50, 32]);
+    let x = Tensor::rand([5, 50], (Kind::Float, Device::Cpu));
+    let v = net
+        .velocity(
+            &x,
+            &Tensor::rand([5], (Kind::Float, Device::Cpu)),
+            &Tensor::zeros([5, 7], (Kind::Float, Device::Cpu)),
+            false,
+        )
+        .unwrap();
+    assert_eq!(v.size(), vec![5, 50]);
+    // Wrong widths are errors naming the shapes, not panics.
+    let e = net
+        .velocity(
+            &x,
+            &Tensor::rand([5], (Kind::Float, Device::Cpu)),
+            &Tensor::zeros([5, 6], (Kind::Float, Device::Cpu)),
+            false,
+        )
+        .unwrap_err()
+        .to_string();
+    assert!(e.contains("cond [B, 7]") && e.contains("[5, 6]"), "{e}");
+}
+
+#[test]
+fn mlp_presets_and_config_errors() {
+    assert_eq!(MlpConfig::preset("srivatsan20").unwrap().hidden_dim, 3072);
+    assert_eq!(MlpConfig::preset("norman19").unwrap().hidden_dim, 2048);
+    let e = ModelConfig::preset("mlp", "huge").unwrap_err().to_string();
+    assert!(e.contains("huge") && e.contains("tiny, small"), "{e}");
+    let e = ModelConfig::preset("transformer", "tiny")
+        .unwrap_err()
+        .to_string();
+    assert!(e.contains("unet, mlp"), "{e}");
+    let e = ModelConfig::from_json(
+        serde_json::json!({"kind": "mlp", "hiden_dim": 3}),
+        "cfg.json",
+    )
+    .unwrap_err()
+    .to_string();
+    assert!(
+        e.contains("hiden_dim") && e.contains("hidden_dim"),
+        "unknown keys list valid ones: {e}"
+    );
+    let e = ModelConfig::from_json(
+        serde_json::json!({"kind": "mlp", "dropout": 1.5}),
+        "cfg.json",
+    )
+    .unwrap_err()
+    .to_string();
+    assert!(e.contains("dropout"), "{e}");
+    // model.json round trip.
+    let c = tiny_mlp();
+    let v = serde_json::to_value(&c).unwrap();
+    assert_eq!(v["kind"], "mlp");
+    assert_eq!(ModelConfig::from_json(v, "x").unwrap(), c);
+}
+
+#[test]
+fn model_save_load_round_trip_and_data_checks() {
+    let ds = toy_dataset(12, 4, true);
+    let model = Model::for_dataset(tiny_mlp(), &ds, Device::Cpu, 1).unwrap();
+    let dir = tmpdir("train_model_round_trip");
+    model.save(&dir).unwrap();
+    for f in [
+        "weights.safetensors",
+        "model.json",
+        "vocab.json",
+        "genes.json",
+    ] {
+        assert!(dir.join(f).is_file(), "{f}");
+    }
+    let loaded = Model::load(&dir, Device::Cpu).unwrap();
+    assert!(params_equal(&model, &loaded));
+    assert_eq!(loaded.genes, ds.genes);
+    assert_eq!(loaded.vocab, ds.vocab());
+    loaded.check_data(&ds).unwrap();
+
+    // Genes differ: the message names both counts and the first difference.
+    let other = toy_dataset(13, 2, true);
+    let e = loaded.check_data(&other).unwrap_err().to_string();
+    assert!(
+        e.contains("13 genes") && e.contains("checkpoint 12") && e.contains("'G12'"),
+        "{e}"
+    );
+    assert!(
+        e.contains(&dir.display().to_string()),
+        "names the checkpoint: {e}"
+    );
+    // Columns differ.
+    let mut ad = ds.to_anndata();
+    ad.obs
+        .columns
+        .push(("batch".into(), Column::Str(vec!["b".into(); ds.n_cells()])));
+    let cols = ObsColumns {
+        covariates: vec!["cell_type".into(), "batch".into()],
+        ..ObsColumns::default()
+    };
+    let ds2 = Dataset::from_anndata(ad, cols, None, false).unwrap();
+    let e = loaded.check_data(&ds2).unwrap_err().to_string();
+    assert!(e.contains("cell_type, batch"), "{e}");
+    // A missing folder is a clear error.
+    let e = Model::load(&dir.join("nope"), Device::Cpu)
+        .unwrap_err()
+        .to_string();
+    assert!(e.contains("neither model.json"), "{e}");
+}
+
+#[test]
+fn training_lowers_the_loss() {
+    let ds = toy_dataset(12, 20, false);
+    let mut model = Model::for_dataset(tiny_mlp(), &ds, Device::Cpu, 0).unwrap();
+    let mut trainer = Trainer::new(quick_train(150)).unwrap();
+    let h = trainer.fit(&mut model, &ds, None, None).unwrap();
+    let first = h.rows.first().unwrap().loss;
+    let last = h.last_loss().unwrap();
+    assert_eq!(h.final_step, 150);
+    assert_eq!(h.rows.len(), 30, "a row every 5 steps");
+    assert!(last < 0.7 * first, "loss {first} -> {last}");
+    assert!(h.rows.iter().all(|r| r.cells_per_s > 0.0 && r.lr == 3e-3));
+}
+
+/// Trains a fresh tiny MLP with `cfg`, stopping after `stop_at` steps when
+/// given (the schedule still spans `cfg.steps`).
+fn fit_to(
+    stop_at: Option<usize>,
+    out: Option<&std::path::Path>,
+    cfg: TrainConfig,
+) -> (Model, History) {
+    let ds = toy_dataset(12, 10, true);
+    let mut model = Model::for_dataset(tiny_mlp(), &ds, Device::Cpu, cfg.seed).unwrap();
+    let mut t = Trainer::new(cfg).unwrap();
+    t.stop_at = stop_at;
+    let h = t.fit(&mut model, &ds, None, out).unwrap();
+    (model, h)
+}
+
+#[test]
+fn initialisation_is_seeded() {
+    isolated("train::initialisation_is_seeded", || {
+        let ds = toy_dataset(12, 2, true);
+        let a = Model::for_dataset(tiny_mlp(), &ds, Device::Cpu, 1).unwrap();
+        let b = Model::for_dataset(tiny_mlp(), &ds, Device::Cpu, 1).unwrap();
+        let c = Model::for_dataset(tiny_mlp(), &ds, Device::Cpu, 2).unwrap();
+        assert!(params_equal(&a, &b), "same seed, same weights");
+        assert!(!params_equal(&a, &c), "another seed, other weights");
+    });
+}
+
+#[test]
+fn resume_in_process_is_bit_identical() {
+    isolated(
+        "train::resume_in_process_is_bit_identical",
+        resume_in_process_body,
+    );
+}
+
+fn resume_in_process_body() {
+    // grad_accum 2, weight decay, warm-up and a cosine schedule: all state
+    // that must survive the restart.
+    let cfg = TrainConfig {
+        grad_accum: 2,
+        weight_decay: 0.01,
+        warmup_steps: 5,
+        lr_schedule: primeflow::train::LrSchedule::Cosine,
+        checkpoint_every: 7,
+        ..quick_train(30)
+    };
+    let (straight, h_straight) = fit_to(None, None, cfg.clone());
+    let out = tmpdir("train_resume_in_process");
+    let (_, h1) = fit_to(Some(12), Some(&out), cfg.clone());
+    assert_eq!(h1.final_step, 12);
+    assert_eq!(
+        std::fs::read_to_string(out.join("latest")).unwrap(),
+        "step-00000012"
+    );
+    let ds = toy_dataset(12, 10, true);
+    let (mut trainer, mut model) = Trainer::resume(&out, Device::Cpu).unwrap();
+    assert_eq!(trainer.start_step(), 12);
+    assert_eq!(trainer.config.steps, 30);
+    let h = trainer.fit(&mut model, &ds, None, Some(&out)).unwrap();
+    assert_eq!(h.final_step, 30);
+    assert!(
+        params_equal(&straight, &model),
+        "resumed weights differ from the straight run"
+    );
+    assert_eq!(
+        h.rows.last().map(|r| r.loss),
+        h_straight.rows.last().map(|r| r.loss)
+    );
+    // Only the newest checkpoint is kept (keep_checkpoints = 1).
+    let steps: Vec<String> = std::fs::read_dir(&out)
+        .unwrap()
+        .flatten()
+        .map(|e| e.file_name().to_string_lossy().into_owned())
+        .filter(|n| n.starts_with("step-"))
+        .collect();
+    assert_eq!(steps, vec!["step-00000030".to_string()]);
+    assert!(out.join("history.csv").is_file() && out.join("history.json").is_file());
+    // Resuming with other training cells is refused.
+    let (mut t2, mut m2) = Trainer::resume(&out, Device::Cpu).unwrap();
+    t2.config.steps = 40;
+    let other = ds
+        .subset(&(0..ds.n_cells() - 1).collect::<Vec<_>>())
+        .unwrap();
+    let e = t2
+        .fit(&mut m2, &other, None, Some(&out))
+        .unwrap_err()
+        .to_string();
+    assert!(e.contains("differ from those of checkpoint"), "{e}");
+}

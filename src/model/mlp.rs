@@ -1,0 +1,288 @@
+//! The PRiMeFlow MLP velocity field (model.md, "Ablations and baselines"):
+//! separate MLPs embed `x_t` (m -> H), the condition (n_c -> H) and the time
+//! (sinusoid -> H); the three embeddings are concatenated and a decoding MLP
+//! maps them to the velocity (3H -> m).
+//!
+//! ```text
+//! h_x = MLP_x(x_t)                     [B, H]
+//! h_c = MLP_c(c)                       [B, H]
+//! h_t = MLP_t(sinusoid(t * s, d_t))    [B, H]
+//! v   = MLP_dec(SiLU([h_x || h_c || h_t]))  [B, m]
+//! ```
+//!
+//! Each MLP is `Linear, (SiLU, Linear)*`; the decoder applies dropout after
+//! each hidden activation (training only). Layer counts and the sinusoid
+//! width are config fields; their defaults are (choice): the paper's Tables
+//! 12-13 fix only H (3072 Srivatsan20, 2048 Norman19). Weights initialise
+//! like PyTorch's `nn.Linear` (uniform in `+-1/sqrt(fan_in)`); parameter names
+//! read like a PyTorch state dict: `x_encoder.layers.0.weight`, ...
+
+use serde::{Deserialize, Serialize};
+use tch::{nn, Kind, Tensor};
+
+use crate::error::{Error, Result};
+use crate::model::VelocityField;
+
+/// Hyperparameters of [`MlpVelocity`].
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct MlpConfig {
+    /// Width H of every hidden layer (paper: 3072 Srivatsan20, 2048 Norman19).
+    pub hidden_dim: usize,
+    /// Linear layers of the `x_t` encoder (choice: 2).
+    pub n_layers_x: usize,
+    /// Linear layers of the condition encoder (choice: 2).
+    pub n_layers_conditions: usize,
+    /// Linear layers of the time encoder (choice: 2).
+    pub n_layers_time: usize,
+    /// Linear layers of the decoder, the last one to m (choice: 3).
+    pub n_layers_decoder: usize,
+    /// Width of the sinusoidal time features (choice: 256).
+    pub time_embed_dim: usize,
+    /// Scale s of the time sinusoid, applied as `t * s` (choice: 1000, as
+    /// for the U-Net).
+    pub time_scale: f64,
+    /// Dropout probability in the decoder (choice: 0.1, as for the U-Net).
+    pub dropout: f64,
+}
+
+impl Default for MlpConfig {
+    /// The Srivatsan20 preset.
+    fn default() -> Self {
+        MlpConfig {
+            hidden_dim: 3072,
+            n_layers_x: 2,
+            n_layers_conditions: 2,
+            n_layers_time: 2,
+            n_layers_decoder: 3,
+            time_embed_dim: 256,
+            time_scale: 1000.0,
+            dropout: 0.1,
+        }
+    }
+}
+
+impl MlpConfig {
+    /// Preset names, smallest first.
+    pub const PRESETS: [&'static str; 4] = ["tiny", "small", "norman19", "srivatsan20"];
+
+    /// A named preset: `tiny` (H = 64, CPU tests), `small` (H = 256, CPU
+    /// demos), `norman19` (H = 2048) or `srivatsan20` (H = 3072).
+    pub fn preset(name: &str) -> Result<MlpConfig> {
+        let base = MlpConfig::default();
+        Ok(match name.trim().to_ascii_lowercase().as_str() {
+            "tiny" => MlpConfig {
+                hidden_dim: 64,
+                time_embed_dim: 32,
+                ..base
+            },
+            "small" => MlpConfig {
+                hidden_dim: 256,
+                time_embed_dim: 64,
+                ..base
+            },
+            "norman19" => MlpConfig {
+                hidden_dim: 2048,
+                ..base
+            },
+            "srivatsan20" => base,
+            other => return Err(Error::unknown("MLP preset", other, &Self::PRESETS)),
+        })
+    }
+
+    /// Checks the values (positive widths, at least one layer each, dropout
+    /// in `[0, 1)`, even sinusoid width).
+    pub fn validate(&self) -> Result<()> {
+        let positive = [
+            ("hidden_dim", self.hidden_dim),
+            ("n_layers_x", self.n_layers_x),
+            ("n_layers_conditions", self.n_layers_conditions),
+            ("n_layers_time", self.n_layers_time),
+            ("n_layers_decoder", self.n_layers_decoder),
+            ("time_embed_dim", self.time_embed_dim),
+        ];
+        for (name, v) in positive {
+            if v == 0 {
+                return Err(Error::invalid(
+                    format!("MLP config '{name}'"),
+                    "must be at least 1",
+                ));
+            }
+        }
+        if self.time_embed_dim % 2 != 0 {
+            return Err(Error::invalid(
+                "MLP config 'time_embed_dim'",
+                format!("{} must be even (cos and sin halves)", self.time_embed_dim),
+            ));
+        }
+        if !(0.0..1.0).contains(&self.dropout) {
+            return Err(Error::invalid(
+                "MLP config 'dropout'",
+                format!("{} is not in [0, 1)", self.dropout),
+            ));
+        }
+        if !self.time_scale.is_finite() || self.time_scale <= 0.0 {
+            return Err(Error::invalid(
+                "MLP config 'time_scale'",
+                format!("{} must be a positive number", self.time_scale),
+            ));
+        }
+        Ok(())
+    }
+}
+
+/// Sinusoidal features of `x` `[B]` at width `dim` (even) with scale `s`:
+/// `[cos(s x f) || sin(s x f)]`, `f_i = exp(-ln(10000) i / (dim / 2))`
+/// (model.md, "Inputs"; cos half first) -> `[B, dim]`.
+pub fn sinusoidal_embedding(x: &Tensor, dim: usize, scale: f64) -> Result<Tensor> {
+    let half = (dim / 2) as i64;
+    let i = Tensor::f_arange(half, (Kind::Float, x.device()))?; // [half]
+    let freqs = i.f_mul_scalar(-(10000f64.ln()) / half as f64)?.f_exp()?; // [half]
+    let args = x
+        .f_to_kind(Kind::Float)?
+        .f_mul_scalar(scale)?
+        .f_unsqueeze(-1)?
+        .f_mul(&freqs.f_unsqueeze(0)?)?; // [B, half]
+    Ok(Tensor::f_cat(&[args.f_cos()?, args.f_sin()?], -1)?) // [B, dim]
+}
+
+/// A fully connected layer `y = x W^T + b`, `W` `[out, in]`, initialised like
+/// PyTorch's `nn.Linear`.
+#[derive(Debug)]
+struct Linear {
+    weight: Tensor,
+    bias: Tensor,
+}
+
+impl Linear {
+    fn new(p: &nn::Path, fan_in: usize, fan_out: usize) -> Result<Linear> {
+        let bound = 1.0 / (fan_in as f64).sqrt();
+        let init = nn::Init::Uniform {
+            lo: -bound,
+            up: bound,
+        };
+        Ok(Linear {
+            weight: p.f_var("weight", &[fan_out as i64, fan_in as i64], init)?,
+            bias: p.f_var("bias", &[fan_out as i64], init)?,
+        })
+    }
+
+    fn forward(&self, x: &Tensor) -> Result<Tensor> {
+        Ok(x.f_linear(&self.weight, Some(&self.bias))?)
+    }
+}
+
+/// `Linear(in -> out_1), SiLU, Linear, ...` with dropout after each hidden
+/// activation when `dropout > 0` (training only).
+#[derive(Debug)]
+struct Mlp {
+    layers: Vec<Linear>,
+    dropout: f64,
+}
+
+impl Mlp {
+    /// `widths = [in, h_1, ..., out]`; layers under `p / "layers" / i`.
+    fn new(p: &nn::Path, widths: &[usize], dropout: f64) -> Result<Mlp> {
+        let lp = p / "layers";
+        let layers = widths
+            .windows(2)
+            .enumerate()
+            .map(|(i, w)| Linear::new(&(&lp / i), w[0], w[1]))
+            .collect::<Result<Vec<_>>>()?;
+        Ok(Mlp { layers, dropout })
+    }
+
+    fn forward(&self, x: &Tensor, train: bool) -> Result<Tensor> {
+        let mut h = x.shallow_clone();
+        for (i, l) in self.layers.iter().enumerate() {
+            if i > 0 {
+                h = h.f_silu()?;
+                if self.dropout > 0.0 {
+                    h = h.f_dropout(self.dropout, train)?;
+                }
+            }
+            h = l.forward(&h)?;
+        }
+        Ok(h)
+    }
+}
+
+/// The MLP velocity field (see the module docs).
+#[derive(Debug)]
+pub struct MlpVelocity {
+    config: MlpConfig,
+    n_genes: usize,
+    cond_dim: usize,
+    x_encoder: Mlp,
+    cond_encoder: Mlp,
+    time_encoder: Mlp,
+    decoder: Mlp,
+}
+
+impl MlpVelocity {
+    /// Builds the network under `p` for `n_genes` genes and a condition
+    /// encoding of width `cond_dim`.
+    pub fn new(
+        p: &nn::Path,
+        cfg: &MlpConfig,
+        n_genes: usize,
+        cond_dim: usize,
+    ) -> Result<MlpVelocity> {
+        cfg.validate()?;
+        if n_genes == 0 || cond_dim == 0 {
+            return Err(Error::invalid(
+                "MLP velocity field",
+                format!("needs at least one gene and one condition input (got {n_genes} genes, condition width {cond_dim})"),
+            ));
+        }
+        let h = cfg.hidden_dim;
+        let widths = |input: usize, n: usize, out: usize| -> Vec<usize> {
+            let mut w = vec![input];
+            w.extend(std::iter::repeat(h).take(n - 1));
+            w.push(out);
+            w
+        };
+        Ok(MlpVelocity {
+            x_encoder: Mlp::new(&(p / "x_encoder"), &widths(n_genes, cfg.n_layers_x, h), 0.0)?,
+            cond_encoder: Mlp::new(
+                &(p / "cond_encoder"),
+                &widths(cond_dim, cfg.n_layers_conditions, h),
+                0.0,
+            )?,
+            time_encoder: Mlp::new(
+                &(p / "time_encoder"),
+                &widths(cfg.time_embed_dim, cfg.n_layers_time, h),
+                0.0,
+            )?,
+            decoder: Mlp::new(
+                &(p / "decoder"),
+                &widths(3 * h, cfg.n_layers_decoder, n_genes),
+                cfg.dropout,
+            )?,
+            config: cfg.clone(),
+            n_genes,
+            cond_dim,
+        })
+    }
+
+    /// The configuration it was built with.
+    pub fn config(&self) -> &MlpConfig {
+        &self.config
+    }
+}
+
+impl VelocityField for MlpVelocity {
+    fn velocity(&self, x_t: &Tensor, t: &Tensor, cond: &Tensor, train: bool) -> Result<Tensor> {
+        crate::model::check_inputs(x_t, t, cond, self.n_genes, self.cond_dim)?;
+        let hx = self.x_encoder.forward(x_t, train)?; // [B, H]
+        let hc = self.cond_encoder.forward(cond, train)?; // [B, H]
+        let temb = sinusoidal_embedding(t, self.config.time_embed_dim, self.config.time_scale)?; // [B, d_t]
+        let ht = self.time_encoder.forward(&temb, train)?; // [B, H]
+        let h = Tensor::f_cat(&[hx, hc, ht], -1)?.f_silu()?; // [B, 3H]
+        if self.config.dropout > 0.0 {
+            let h = h.f_dropout(self.config.dropout, train)?;
+            return self.decoder.forward(&h, train); // [B, m]
+        }
+        self.decoder.forward(&h, train) // [B, m]
+    }
+}

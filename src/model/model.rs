@@ -1,0 +1,331 @@
+//! `Model`: a velocity field together with everything needed to use it on
+//! data — its weights (one `VarStore`), its config, the training genes (in
+//! order) and the condition vocabulary.
+//!
+//! On disk a model folder holds
+//! * `weights.safetensors`: the parameters, named like a PyTorch state dict
+//!   (`x_encoder.layers.0.weight`, ...);
+//! * `model.json`: the [`ModelConfig`] (`{"kind": "mlp", ...}`);
+//! * `vocab.json`: the [`ConditionVocab`];
+//! * `genes.json`: the gene names, in model order.
+//!
+//! Every file is written atomically (temp file + rename).
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+use tch::{nn, Device, Tensor};
+
+use crate::data::{Condition, ConditionVocab, Dataset};
+use crate::error::{Error, Result};
+use crate::model::config::ModelConfig;
+use crate::model::mlp::MlpVelocity;
+use crate::model::VelocityField;
+
+/// File name of the weights in a model folder.
+pub const WEIGHTS_FILE: &str = "weights.safetensors";
+/// File name of the model config.
+pub const CONFIG_FILE: &str = "model.json";
+/// File name of the condition vocabulary.
+pub const VOCAB_FILE: &str = "vocab.json";
+/// File name of the gene list.
+pub const GENES_FILE: &str = "genes.json";
+/// In a training output folder: the file naming the latest checkpoint folder.
+pub const LATEST_FILE: &str = "latest";
+
+/// A velocity field with its weights, genes and condition vocabulary.
+pub struct Model {
+    /// Owns every parameter.
+    pub vs: nn::VarStore,
+    /// Which network, with which hyperparameters.
+    pub config: ModelConfig,
+    /// The training genes, in model order (`m`).
+    pub genes: Vec<String>,
+    /// The condition vocabulary (encoding width `n_c`).
+    pub vocab: ConditionVocab,
+    /// The folder this model was loaded from, if any (for messages).
+    pub source: Option<PathBuf>,
+    net: Box<dyn VelocityField>,
+}
+
+impl std::fmt::Debug for Model {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Model")
+            .field("config", &self.config)
+            .field("n_genes", &self.genes.len())
+            .field("cond_dim", &self.vocab.width())
+            .field("n_params", &self.n_params())
+            .field("device", &self.device())
+            .finish()
+    }
+}
+
+impl Model {
+    /// A freshly initialised model on `device`; initialisation is seeded
+    /// with `seed` (libtorch's generators, via `device::seed_everything`).
+    pub fn new(
+        config: ModelConfig,
+        genes: Vec<String>,
+        vocab: ConditionVocab,
+        device: Device,
+        seed: u64,
+    ) -> Result<Model> {
+        config.validate()?;
+        if genes.is_empty() {
+            return Err(Error::invalid("genes", "a model needs at least one gene"));
+        }
+        let mut seen = std::collections::HashSet::new();
+        if let Some(dup) = genes.iter().find(|g| !seen.insert(g.as_str())) {
+            return Err(Error::invalid(
+                "genes",
+                format!("gene '{dup}' appears more than once"),
+            ));
+        }
+        if vocab.width() == 0 {
+            return Err(Error::invalid(
+                "condition vocabulary",
+                "it is empty (no perturbations and no covariate values)",
+            ));
+        }
+        crate::device::seed_everything(seed);
+        let vs = nn::VarStore::new(device);
+        let root = vs.root();
+        let (m, n_c) = (genes.len(), vocab.width());
+        let net: Box<dyn VelocityField> = match &config {
+            ModelConfig::Mlp(c) => Box::new(MlpVelocity::new(&root, c, m, n_c)?),
+        };
+        Ok(Model {
+            vs,
+            config,
+            genes,
+            vocab,
+            source: None,
+            net,
+        })
+    }
+
+    /// A new model for the genes and vocabulary of `ds`.
+    pub fn for_dataset(
+        config: ModelConfig,
+        ds: &Dataset,
+        device: Device,
+        seed: u64,
+    ) -> Result<Model> {
+        Model::new(config, ds.genes.clone(), ds.vocab(), device, seed)
+    }
+
+    /// The velocity `[B, m]` at `x_t` `[B, m]`, `t` `[B]` under condition
+    /// encodings `cond` `[B, n_c]`; `train` switches dropout on.
+    pub fn velocity(&self, x_t: &Tensor, t: &Tensor, cond: &Tensor, train: bool) -> Result<Tensor> {
+        self.net.velocity(x_t, t, cond, train)
+    }
+
+    /// Number of genes `m`.
+    pub fn n_genes(&self) -> usize {
+        self.genes.len()
+    }
+
+    /// Width `n_c` of the condition encoding.
+    pub fn cond_dim(&self) -> usize {
+        self.vocab.width()
+    }
+
+    /// Number of trainable parameters.
+    pub fn n_params(&self) -> usize {
+        self.vs
+            .trainable_variables()
+            .iter()
+            .map(|t| t.numel())
+            .sum()
+    }
+
+    /// Where the parameters live.
+    pub fn device(&self) -> Device {
+        self.vs.device()
+    }
+
+    /// Trainable parameters sorted by name (a stable order for optimizers
+    /// and checkpoints).
+    pub fn named_parameters(&self) -> Vec<(String, Tensor)> {
+        let sorted: BTreeMap<String, Tensor> = self
+            .vs
+            .variables()
+            .into_iter()
+            .filter(|(_, t)| t.requires_grad())
+            .collect();
+        sorted.into_iter().collect()
+    }
+
+    /// Encodes `conds` as `[n, n_c]` f32 on the model's device; unknown
+    /// perturbations or covariate values are errors that list known ones.
+    pub fn encode(&self, conds: &[Condition]) -> Result<Tensor> {
+        let flat = self.vocab.encode_many(conds)?;
+        let t =
+            Tensor::f_from_slice(&flat)?.f_reshape([conds.len() as i64, self.cond_dim() as i64])?; // [n, n_c]
+        Ok(t.f_to_device(self.device())?)
+    }
+
+    /// Checks that `ds` can be used with this model: the same genes in the
+    /// same order, and the same perturbation/covariate columns.
+    pub fn check_data(&self, ds: &Dataset) -> Result<()> {
+        let ckpt = self
+            .source
+            .as_ref()
+            .map(|p| p.display().to_string())
+            .unwrap_or_else(|| "the model".into());
+        if ds.genes != self.genes {
+            let first = self
+                .genes
+                .iter()
+                .zip(&ds.genes)
+                .position(|(a, b)| a != b)
+                .unwrap_or(self.genes.len().min(ds.genes.len()));
+            let name = |v: &[String]| {
+                v.get(first)
+                    .map(|g| format!("'{g}'"))
+                    .unwrap_or_else(|| "(none)".into())
+            };
+            return Err(Error::Mismatch(format!(
+                "the genes of {} do not match {}: the data has {} genes, the checkpoint {}; first difference at position {}: data {}, checkpoint {}",
+                ds.source_name(),
+                ckpt,
+                ds.genes.len(),
+                self.genes.len(),
+                first,
+                name(&ds.genes),
+                name(&self.genes),
+            )));
+        }
+        self.vocab
+            .check_columns(&ds.columns.perturbation, &ds.columns.covariates)
+            .map_err(|e| {
+                Error::Mismatch(format!(
+                    "{} vs {}: {}",
+                    ds.source_name(),
+                    ckpt,
+                    e.to_string().trim_start_matches("mismatch: ")
+                ))
+            })
+    }
+
+    /// Writes the model folder `dir` (created if needed): weights, config,
+    /// vocabulary and genes, each atomically.
+    pub fn save(&self, dir: &Path) -> Result<()> {
+        std::fs::create_dir_all(dir).map_err(|e| Error::io(dir, e))?;
+        self.save_weights(&dir.join(WEIGHTS_FILE))?;
+        crate::atomic::write_json(&dir.join(CONFIG_FILE), &self.config)?;
+        crate::atomic::write_json(&dir.join(VOCAB_FILE), &self.vocab)?;
+        crate::atomic::write_json(&dir.join(GENES_FILE), &self.genes)?;
+        Ok(())
+    }
+
+    /// Writes the parameters to `path` (safetensors, f32, CPU copies).
+    pub fn save_weights(&self, path: &Path) -> Result<()> {
+        write_tensors(path, &self.named_parameters())
+    }
+
+    /// Loads a model folder, or a training output folder whose `latest`
+    /// file names its newest checkpoint.
+    pub fn load(dir: &Path, device: Device) -> Result<Model> {
+        let dir = resolve_model_dir(dir)?;
+        let raw: serde_json::Value = crate::atomic::read_json(&dir.join(CONFIG_FILE))?;
+        let config = ModelConfig::from_json(raw, &dir.join(CONFIG_FILE).display().to_string())?;
+        let vocab: ConditionVocab = crate::atomic::read_json(&dir.join(VOCAB_FILE))?;
+        let genes: Vec<String> = crate::atomic::read_json(&dir.join(GENES_FILE))?;
+        let mut model = Model::new(config, genes, vocab, device, 0)?;
+        model.load_weights(&dir.join(WEIGHTS_FILE))?;
+        model.source = Some(dir);
+        Ok(model)
+    }
+
+    /// Copies the weights in `path` into this model; every parameter must be
+    /// present with the same shape (the error names the tensor and both
+    /// shapes).
+    pub fn load_weights(&mut self, path: &Path) -> Result<()> {
+        let stored = read_tensors(path)?;
+        let _guard = tch::no_grad_guard();
+        for (name, mut var) in self.named_parameters() {
+            let src = stored.get(&name).ok_or_else(|| {
+                Error::format(
+                    path,
+                    &name,
+                    "this parameter is missing (the file belongs to a different model)",
+                )
+            })?;
+            if src.size() != var.size() {
+                return Err(Error::format(
+                    path,
+                    &name,
+                    format!(
+                        "shape {:?} in the file, the model expects {:?}",
+                        src.size(),
+                        var.size()
+                    ),
+                ));
+            }
+            var.f_copy_(&src.f_to_kind(var.kind())?.f_to_device(var.device())?)?;
+        }
+        Ok(())
+    }
+}
+
+impl VelocityField for Model {
+    fn velocity(&self, x_t: &Tensor, t: &Tensor, cond: &Tensor, train: bool) -> Result<Tensor> {
+        self.net.velocity(x_t, t, cond, train)
+    }
+}
+
+/// `dir` itself when it holds `model.json`; else the folder named by its
+/// `latest` file.
+pub fn resolve_model_dir(dir: &Path) -> Result<PathBuf> {
+    if dir.join(CONFIG_FILE).is_file() {
+        return Ok(dir.to_path_buf());
+    }
+    let latest = dir.join(LATEST_FILE);
+    if latest.is_file() {
+        let name = std::fs::read_to_string(&latest).map_err(|e| Error::io(&latest, e))?;
+        let target = dir.join(name.trim());
+        if target.join(CONFIG_FILE).is_file() {
+            return Ok(target);
+        }
+        return Err(Error::format(
+            &latest,
+            "latest",
+            format!("names '{}', which holds no {CONFIG_FILE}", name.trim()),
+        ));
+    }
+    Err(Error::invalid(
+        "checkpoint",
+        format!("{} holds neither {CONFIG_FILE} (a model folder) nor '{LATEST_FILE}' (a training output folder)", dir.display()),
+    ))
+}
+
+/// Writes named tensors to a safetensors file atomically (contiguous CPU
+/// copies, dtype kept).
+pub fn write_tensors(path: &Path, tensors: &[(String, Tensor)]) -> Result<()> {
+    let cpu: Vec<(String, Tensor)> = tensors
+        .iter()
+        .map(|(n, t)| {
+            Ok((
+                n.clone(),
+                t.f_detach()?.f_to_device(Device::Cpu)?.f_contiguous()?,
+            ))
+        })
+        .collect::<Result<_>>()?;
+    crate::atomic::write_atomic(path, |tmp| Ok(Tensor::write_safetensors(&cpu, tmp)?))
+}
+
+/// Reads every tensor of a safetensors file (on the CPU), naming the file on
+/// error.
+pub fn read_tensors(path: &Path) -> Result<BTreeMap<String, Tensor>> {
+    if !path.is_file() {
+        return Err(Error::Io {
+            path: path.to_path_buf(),
+            message: "no such file".into(),
+            source: None,
+        });
+    }
+    let v = Tensor::read_safetensors(path)
+        .map_err(|e| Error::format(path, "safetensors", Error::from(e).to_string()))?;
+    Ok(v.into_iter().collect())
+}

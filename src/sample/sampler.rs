@@ -1,0 +1,351 @@
+//! The `Sampler`: generates cells for conditions by integrating the learned
+//! ODE from Gaussian noise (model.md, "Flow matching", sampling):
+//!
+//! ```text
+//! x0 ~ N(0, I)                                   [n, m], seeded per condition
+//! v  = v_u + w (v_c - v_u)                        classifier-free guidance
+//!      v_c = v_theta(x, t, Enc(c)), v_u = v_theta(x, t, 0)
+//! x1 = ODE-solve(v, x0, t: 0 -> 1, steps)        Euler (default) or Heun
+//! ```
+//!
+//! With `w = 1` only the conditional pass runs; otherwise the conditional and
+//! unconditional rows go through ONE forward of doubled batch. Everything
+//! runs under no-grad, in chunks of at most `max_batch` network rows.
+//!
+//! Seeding: the noise of condition `c` is drawn on the CPU (ChaCha8) from
+//! `(seed, c)`, so a condition's cells do not depend on which other
+//! conditions are requested, on `max_batch`, or on the device.
+
+use ndarray::Array2;
+use rand::{Rng, SeedableRng};
+use rand_chacha::ChaCha8Rng;
+use rand_distr::StandardNormal;
+use serde::{Deserialize, Serialize};
+use tch::{Device, Kind, Tensor};
+
+use crate::anndata::{AnnData, DataFrame};
+use crate::data::{obs_for_conditions, Condition, Dataset, ObsColumns, Part, Split};
+use crate::error::{Error, Result};
+use crate::model::{Model, VelocityField};
+use crate::sample::solver::Solver;
+use crate::train::derive_seed;
+
+/// Sampling settings.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct SampleConfig {
+    /// ODE steps (paper: 100).
+    pub steps: usize,
+    /// `euler` (paper) or `heun`.
+    pub solver: Solver,
+    /// Guidance weight w (paper: 1, 3 or 5; 1 = purely conditional).
+    pub guidance: f64,
+    /// Cells generated per condition / unit (paper: 1000).
+    pub cells_per_unit: usize,
+    /// At most this many rows per network forward (a guided row counts
+    /// twice).
+    pub max_batch: usize,
+    /// Seed of the source noise.
+    pub seed: u64,
+    /// Clamp generated values at 0 (choice: true; log1p expression is never
+    /// negative, and the data loader rejects negative values).
+    pub clip_negative: bool,
+}
+
+impl Default for SampleConfig {
+    fn default() -> Self {
+        SampleConfig {
+            steps: 100,
+            solver: Solver::Euler,
+            guidance: 1.0,
+            cells_per_unit: 1000,
+            max_batch: 4096,
+            seed: 0,
+            clip_negative: true,
+        }
+    }
+}
+
+impl SampleConfig {
+    /// Checks the values.
+    pub fn validate(&self) -> Result<()> {
+        if self.steps == 0 {
+            return Err(Error::invalid("sampling 'steps'", "must be at least 1"));
+        }
+        if !self.guidance.is_finite() {
+            return Err(Error::invalid(
+                "guidance",
+                format!("{} is not a finite number", self.guidance),
+            ));
+        }
+        if self.max_batch < 2 {
+            return Err(Error::invalid(
+                "max_batch",
+                format!("{} must be at least 2", self.max_batch),
+            ));
+        }
+        Ok(())
+    }
+
+    /// True when the unconditional pass is needed (`w != 1`).
+    pub fn guided(&self) -> bool {
+        self.guidance != 1.0
+    }
+}
+
+/// Generates cells from a trained [`Model`].
+#[derive(Debug, Clone)]
+pub struct Sampler {
+    pub config: SampleConfig,
+}
+
+/// A 64-bit FNV-1a hash of a condition (its perturbations and covariates).
+fn condition_hash(c: &Condition) -> u64 {
+    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
+    for s in c
+        .perturbations
+        .iter()
+        .chain(std::iter::once(&"@".to_string()))
+        .chain(c.covariates.iter())
+    {
+        for b in s.bytes().chain(std::iter::once(0xff)) {
+            h ^= b as u64;
+            h = h.wrapping_mul(0x0000_0100_0000_01b3);
+        }
+    }
+    h
+}
+
+impl Sampler {
+    /// A sampler with `config`.
+    pub fn new(config: SampleConfig) -> Result<Sampler> {
+        config.validate()?;
+        Ok(Sampler { config })
+    }
+
+    /// The source noise of `cond`: `[n, m]` f32 on the CPU, from a ChaCha8
+    /// stream seeded with `(seed, cond)` (not libtorch's process-wide
+    /// generator, so other threads cannot disturb it).
+    pub fn source_noise(&self, cond: &Condition, n: usize, m: usize) -> Result<Tensor> {
+        let mut rng =
+            ChaCha8Rng::seed_from_u64(derive_seed(self.config.seed, &[condition_hash(cond)]));
+        let v: Vec<f32> = (0..n * m)
+            .map(|_| rng.sample::<f32, _>(StandardNormal))
+            .collect();
+        Ok(Tensor::f_from_slice(&v)?.f_reshape([n as i64, m as i64])?) // [n, m]
+    }
+
+    /// The guided velocity of `net` at `x` `[b, m]`, time `t`, condition
+    /// encodings `cond` `[b, n_c]` and null conditions `null` `[b, n_c]`
+    /// -> `[b, m]`.
+    fn guided_velocity(
+        &self,
+        net: &dyn VelocityField,
+        x: &Tensor,
+        t: f64,
+        cond: &Tensor,
+        null: &Tensor,
+    ) -> Result<Tensor> {
+        let b = x.size().first().copied().unwrap_or(0);
+        let w = self.config.guidance;
+        if !self.config.guided() {
+            let tt = Tensor::f_full([b], t, (Kind::Float, x.device()))?; // [b]
+            return net.velocity(x, &tt, cond, false);
+        }
+        let xx = Tensor::f_cat(&[x, x], 0)?; // [2b, m]
+        let cc = Tensor::f_cat(&[cond, null], 0)?; // [2b, n_c]
+        let tt = Tensor::f_full([2 * b], t, (Kind::Float, x.device()))?; // [2b]
+        let v = net.velocity(&xx, &tt, &cc, false)?; // [2b, m]
+        let v_c = v.f_narrow(0, 0, b)?; // [b, m]
+        let v_u = v.f_narrow(0, b, b)?; // [b, m]
+        Ok(v_u.f_add(&v_c.f_sub(&v_u)?.f_mul_scalar(w)?)?)
+    }
+
+    /// Integrates one batch from source noise `x0` `[b, m]` under condition
+    /// encodings `cond` `[b, n_c]` with guidance, under no-grad -> `[b, m]`
+    /// (before clipping). With `w = 1` each solver evaluation is one forward
+    /// of `b` rows; otherwise one forward of `2b` rows (conditional rows
+    /// first, then the null condition).
+    pub fn integrate_batch(
+        &self,
+        net: &dyn VelocityField,
+        x0: &Tensor,
+        cond: &Tensor,
+    ) -> Result<Tensor> {
+        self.config.validate()?;
+        let _guard = tch::no_grad_guard();
+        let null = cond.f_zeros_like()?; // [b, n_c]
+        self.config
+            .solver
+            .integrate(x0.shallow_clone(), self.config.steps, |x, t| {
+                self.guided_velocity(net, x, t, cond, &null)
+            })
+    }
+
+    /// Generates `n_each` cells for every condition in `conds` (in order):
+    /// `[conds.len() * n_each, m]`. Unknown perturbations or covariate values
+    /// are errors that list the known ones.
+    pub fn sample_matrix(
+        &self,
+        model: &Model,
+        conds: &[Condition],
+        n_each: usize,
+    ) -> Result<Array2<f32>> {
+        self.config.validate()?;
+        let m = model.n_genes();
+        let enc = model.encode(conds)?; // [C, n_c]
+        let total = conds.len() * n_each;
+        let mut out = Array2::<f32>::zeros((total, m));
+        if total == 0 {
+            return Ok(out);
+        }
+        let chunk = if self.config.guided() {
+            self.config.max_batch / 2
+        } else {
+            self.config.max_batch
+        }
+        .max(1);
+        let _guard = tch::no_grad_guard();
+        let bar = crate::progress::bar(total as u64, "sample");
+        let mut cached: Option<(usize, Tensor)> = None;
+        let mut start = 0usize;
+        while start < total {
+            if crate::progress::interrupted() {
+                bar.finish_and_clear();
+                return Err(Error::Interrupted);
+            }
+            let end = (start + chunk).min(total);
+            // Source noise and condition rows of this chunk.
+            let mut parts = Vec::new();
+            let mut rows = Vec::with_capacity(end - start);
+            let mut r = start;
+            while r < end {
+                let ci = r / n_each;
+                let stop = ((ci + 1) * n_each).min(end);
+                if cached.as_ref().map(|(c, _)| *c) != Some(ci) {
+                    cached = Some((ci, self.source_noise(&conds[ci], n_each, m)?));
+                }
+                if let Some((_, noise)) = &cached {
+                    parts.push(noise.f_narrow(0, (r - ci * n_each) as i64, (stop - r) as i64)?);
+                }
+                rows.extend(std::iter::repeat(ci as i64).take(stop - r));
+                r = stop;
+            }
+            let x0 = Tensor::f_cat(&parts, 0)?.f_to_device(model.device())?; // [b, m]
+            let idx = Tensor::f_from_slice(&rows)?.f_to_device(model.device())?; // [b]
+            let cond = enc.f_index_select(0, &idx)?; // [b, n_c]
+            let x1 = self.integrate_batch(model, &x0, &cond)?; // [b, m]
+            let x1 = if self.config.clip_negative {
+                x1.f_clamp_min(0.0)?
+            } else {
+                x1
+            };
+            let x1 = x1
+                .f_to_kind(Kind::Float)?
+                .f_to_device(Device::Cpu)?
+                .f_contiguous()?; // [b, m]
+            let n = (end - start) * m;
+            let mut buf = vec![0f32; n];
+            x1.f_copy_data(&mut buf, n)?;
+            let block = Array2::from_shape_vec((end - start, m), buf)
+                .map_err(|e| Error::Mismatch(e.to_string()))?;
+            out.slice_mut(ndarray::s![start..end, ..]).assign(&block);
+            bar.inc((end - start) as u64);
+            start = end;
+        }
+        bar.finish_and_clear();
+        Ok(out)
+    }
+
+    /// Generates `n_each` cells per condition and returns them as AnnData:
+    /// X `[conds.len() * n_each, m]`, obs with the model's perturbation and
+    /// covariate columns, var names = the model's genes, and the settings in
+    /// `uns["primeflow_sample"]`. Unseen combinations of seen perturbations
+    /// work; unknown perturbations are errors.
+    pub fn sample_conditions(
+        &self,
+        model: &Model,
+        conds: &[Condition],
+        n_each: usize,
+    ) -> Result<AnnData> {
+        let x = self.sample_matrix(model, conds, n_each)?;
+        let columns = ObsColumns {
+            perturbation: model.vocab.perturbation_column.clone(),
+            covariates: model.vocab.covariate_columns.clone(),
+            control: model.vocab.control.clone(),
+        };
+        let per_cell: Vec<Condition> = conds
+            .iter()
+            .flat_map(|c| std::iter::repeat(c.clone()).take(n_each))
+            .collect();
+        let obs = obs_for_conditions(&columns, &per_cell)?;
+        let mut var = DataFrame::with_index(model.genes.clone());
+        var.index_name = "gene".into();
+        let mut uns = serde_json::Map::new();
+        let mut info = serde_json::to_value(&self.config)
+            .map_err(|e| Error::invalid("sample config", e.to_string()))?;
+        if let Some(o) = info.as_object_mut() {
+            o.insert("cells_per_unit".into(), n_each.into());
+            o.insert(
+                "checkpoint".into(),
+                model
+                    .source
+                    .as_ref()
+                    .map(|p| p.display().to_string())
+                    .unwrap_or_default()
+                    .into(),
+            );
+        }
+        uns.insert("primeflow_sample".into(), info);
+        Ok(AnnData {
+            x,
+            obs,
+            var,
+            layers: Default::default(),
+            uns,
+        })
+    }
+
+    /// The non-control units of `part` in `ds`, in the dataset's unit order.
+    pub fn split_conditions(ds: &Dataset, split: &Split, part: Part) -> Result<Vec<Condition>> {
+        if split.parts.len() != ds.n_cells() {
+            return Err(Error::Mismatch(format!(
+                "the split covers {} cells, {} has {}",
+                split.parts.len(),
+                ds.source_name(),
+                ds.n_cells()
+            )));
+        }
+        Ok(ds
+            .units()
+            .iter()
+            .filter(|u| !u.is_control() && u.cells.first().is_some_and(|&c| split.parts[c] == part))
+            .map(|u| u.condition())
+            .collect())
+    }
+
+    /// Generates `n_each` cells for every non-control unit of `part` of the
+    /// split of `ds` (see [`sample_conditions`](Self::sample_conditions)).
+    pub fn sample_split(
+        &self,
+        model: &Model,
+        ds: &Dataset,
+        split: &Split,
+        part: Part,
+        n_each: usize,
+    ) -> Result<AnnData> {
+        model.check_data(ds)?;
+        let conds = Self::split_conditions(ds, split, part)?;
+        if conds.is_empty() {
+            return Err(Error::invalid(
+                "split",
+                format!(
+                    "the {} part of {} has no perturbed units",
+                    part.as_str(),
+                    ds.source_name()
+                ),
+            ));
+        }
+        self.sample_conditions(model, &conds, n_each)
+    }
+}

@@ -1,0 +1,336 @@
+//! `TrainConfig`: every training hyperparameter, as a serde struct with
+//! defaults and presets (model.md, "Paper hyperparameters"). Unknown keys are
+//! errors that list the valid ones; [`TrainConfig::validate`] checks values.
+//!
+//! One *step* is one optimizer update over `batch_size * grad_accum` cells.
+
+use serde::{Deserialize, Serialize};
+
+use crate::error::{Error, Result};
+use crate::flow::{Path, PathKind};
+
+/// Learning-rate decay after warm-up.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[serde(rename_all = "lowercase")]
+pub enum LrSchedule {
+    /// Constant after warm-up (the paper's choice).
+    #[default]
+    Constant,
+    /// Half-cosine decay from `lr` to 0 over the remaining steps.
+    Cosine,
+    /// Linear decay from `lr` to 0 over the remaining steps.
+    Linear,
+}
+
+/// Arithmetic precision of the forward and backward passes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[serde(rename_all = "lowercase")]
+pub enum Precision {
+    /// Full f32 everywhere (the default; the only choice on CPU).
+    #[default]
+    Fp32,
+    /// bf16 autocast of the network on CUDA; weights, optimizer state and the
+    /// loss stay f32.
+    Bf16,
+}
+
+/// Training hyperparameters.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct TrainConfig {
+    /// Peak AdamW learning rate (paper: 5e-5).
+    pub lr: f64,
+    /// AdamW decoupled weight decay (paper: 0).
+    pub weight_decay: f64,
+    /// AdamW beta1 (PyTorch default 0.9).
+    pub beta1: f64,
+    /// AdamW beta2 (PyTorch default 0.999).
+    pub beta2: f64,
+    /// AdamW epsilon (PyTorch default 1e-8).
+    pub adam_eps: f64,
+    /// Cells per micro-batch (per forward pass).
+    pub batch_size: usize,
+    /// Micro-batches accumulated per optimizer step.
+    pub grad_accum: usize,
+    /// Clip gradients to this global L2 norm (paper: 5.0); 0 turns it off.
+    pub grad_clip: f64,
+    /// Optimizer steps to train for (in total, counting resumed steps).
+    pub steps: usize,
+    /// Probability that a cell's condition is replaced by the null condition
+    /// (paper: 0.2).
+    pub prob_unconditional: f64,
+    /// Probability path (`linear` | `trigonometric`).
+    pub path: PathKind,
+    /// Constant path noise sigma (paper: 0).
+    pub sigma: f64,
+    /// Seed of every random draw (batch order, t, x0, guidance mask,
+    /// dropout) and of the initial weights.
+    pub seed: u64,
+    /// Compute the validation loss every this many steps (needs validation
+    /// cells); `null` turns it off.
+    pub val_every: Option<usize>,
+    /// At most this many validation cells (a fixed seeded subset).
+    pub val_cells: usize,
+    /// Stop after this many validation evaluations without improvement;
+    /// `null` turns it off.
+    pub early_stopping_patience: Option<usize>,
+    /// Linear warm-up from 0 to `lr` over this many steps.
+    pub warmup_steps: usize,
+    /// Decay after warm-up.
+    pub lr_schedule: LrSchedule,
+    /// Write a checkpoint every this many steps (0: only at the end).
+    pub checkpoint_every: usize,
+    /// How many step checkpoints to keep (the newest ones; at least 1).
+    pub keep_checkpoints: usize,
+    /// Record the loss in the history every this many steps.
+    pub log_every: usize,
+    /// `fp32` or `bf16` (CUDA only).
+    pub precision: Precision,
+}
+
+impl Default for TrainConfig {
+    /// The paper's optimiser settings (lr 5e-5, no weight decay, clip 5,
+    /// p_uncond 0.2, linear path, sigma 0) with a single-device batch of 64.
+    fn default() -> Self {
+        TrainConfig {
+            lr: 5e-5,
+            weight_decay: 0.0,
+            beta1: 0.9,
+            beta2: 0.999,
+            adam_eps: 1e-8,
+            batch_size: 64,
+            grad_accum: 1,
+            grad_clip: 5.0,
+            steps: 10_000,
+            prob_unconditional: 0.2,
+            path: PathKind::Linear,
+            sigma: 0.0,
+            seed: 0,
+            val_every: None,
+            val_cells: 2048,
+            early_stopping_patience: None,
+            warmup_steps: 0,
+            lr_schedule: LrSchedule::Constant,
+            checkpoint_every: 1000,
+            keep_checkpoints: 1,
+            log_every: 50,
+            precision: Precision::Fp32,
+        }
+    }
+}
+
+impl TrainConfig {
+    /// Settings that go with a model preset:
+    /// * `srivatsan20`: batch 54, grad accumulation 4 (paper Table 10; the
+    ///   paper also spreads this over 4 GPUs, i.e. 4x the cells per step);
+    /// * `norman19`: batch 100, grad accumulation 4 (Table 11, same note);
+    /// * `tiny`, `small`: CPU presets with lr 1e-3 (the paper's 5e-5 is
+    ///   tuned for 200M-parameter models and learns far too slowly for these
+    ///   small ones in a few hundred steps), batch 64, 1000 / 3000 steps.
+    pub fn preset(name: &str) -> Result<TrainConfig> {
+        let base = TrainConfig::default();
+        Ok(match name.trim().to_ascii_lowercase().as_str() {
+            "srivatsan20" => TrainConfig {
+                batch_size: 54,
+                grad_accum: 4,
+                ..base
+            },
+            "norman19" => TrainConfig {
+                batch_size: 100,
+                grad_accum: 4,
+                ..base
+            },
+            "tiny" => TrainConfig {
+                lr: 1e-3,
+                steps: 1000,
+                checkpoint_every: 500,
+                ..base
+            },
+            "small" => TrainConfig {
+                lr: 1e-3,
+                steps: 3000,
+                checkpoint_every: 500,
+                ..base
+            },
+            other => {
+                return Err(Error::unknown(
+                    "preset",
+                    other,
+                    &["tiny", "small", "norman19", "srivatsan20"],
+                ))
+            }
+        })
+    }
+
+    /// Applies the keys of a JSON object over `self` (unknown keys are
+    /// errors listing the valid ones) and validates the result. `source`
+    /// names the file in messages.
+    pub fn merged(&self, overrides: &serde_json::Value, source: &str) -> Result<TrainConfig> {
+        let mut base = serde_json::to_value(self)
+            .map_err(|e| Error::invalid("train config", e.to_string()))?;
+        match (base.as_object_mut(), overrides.as_object()) {
+            (Some(b), Some(o)) => {
+                for (k, v) in o {
+                    b.insert(k.clone(), v.clone());
+                }
+            }
+            _ => {
+                return Err(Error::invalid(
+                    format!("train config ({source})"),
+                    "must be a JSON object of settings",
+                ))
+            }
+        }
+        let cfg: TrainConfig = serde_json::from_value(base)
+            .map_err(|e| Error::invalid(format!("train config ({source})"), e.to_string()))?;
+        cfg.validate()?;
+        Ok(cfg)
+    }
+
+    /// The probability path these settings describe.
+    pub fn flow_path(&self) -> Result<Path> {
+        Path::new(self.path, self.sigma)
+    }
+
+    /// Checks every value; the error names the key and the value.
+    pub fn validate(&self) -> Result<()> {
+        let bad =
+            |key: &str, msg: String| Err(Error::invalid(format!("train config '{key}'"), msg));
+        if !(self.lr.is_finite() && self.lr > 0.0) {
+            return bad("lr", format!("{} must be a positive number", self.lr));
+        }
+        if !(self.weight_decay.is_finite() && self.weight_decay >= 0.0) {
+            return bad(
+                "weight_decay",
+                format!("{} must be >= 0", self.weight_decay),
+            );
+        }
+        for (k, v) in [("beta1", self.beta1), ("beta2", self.beta2)] {
+            if !(0.0..1.0).contains(&v) {
+                return bad(k, format!("{v} is not in [0, 1)"));
+            }
+        }
+        if !(self.adam_eps.is_finite() && self.adam_eps > 0.0) {
+            return bad(
+                "adam_eps",
+                format!("{} must be a positive number", self.adam_eps),
+            );
+        }
+        for (k, v) in [
+            ("batch_size", self.batch_size),
+            ("grad_accum", self.grad_accum),
+            ("steps", self.steps),
+            ("log_every", self.log_every),
+            ("keep_checkpoints", self.keep_checkpoints),
+            ("val_cells", self.val_cells),
+        ] {
+            if v == 0 {
+                return bad(k, "must be at least 1".into());
+            }
+        }
+        if !(self.grad_clip.is_finite() && self.grad_clip >= 0.0) {
+            return bad(
+                "grad_clip",
+                format!("{} must be >= 0 (0 turns clipping off)", self.grad_clip),
+            );
+        }
+        if !(0.0..=1.0).contains(&self.prob_unconditional) {
+            return bad(
+                "prob_unconditional",
+                format!("{} is not in [0, 1]", self.prob_unconditional),
+            );
+        }
+        if self.val_every == Some(0) {
+            return bad(
+                "val_every",
+                "must be at least 1 (or null to turn it off)".into(),
+            );
+        }
+        if self.early_stopping_patience == Some(0) {
+            return bad(
+                "early_stopping_patience",
+                "must be at least 1 (or null to turn it off)".into(),
+            );
+        }
+        if self.early_stopping_patience.is_some() && self.val_every.is_none() {
+            return bad(
+                "early_stopping_patience",
+                "needs 'val_every' (early stopping watches the validation loss)".into(),
+            );
+        }
+        self.flow_path()?;
+        Ok(())
+    }
+
+    /// The learning rate of step `step` (1-based): linear warm-up to `lr`
+    /// over `warmup_steps`, then `lr_schedule` down towards 0 at `steps`.
+    pub fn lr_at(&self, step: usize) -> f64 {
+        let s = step.max(1);
+        if s <= self.warmup_steps {
+            return self.lr * s as f64 / self.warmup_steps as f64;
+        }
+        let span = self.steps.saturating_sub(self.warmup_steps).max(1) as f64;
+        let p = ((s - self.warmup_steps - 1) as f64 / span).clamp(0.0, 1.0);
+        match self.lr_schedule {
+            LrSchedule::Constant => self.lr,
+            LrSchedule::Cosine => self.lr * 0.5 * (1.0 + (std::f64::consts::PI * p).cos()),
+            LrSchedule::Linear => self.lr * (1.0 - p),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn unknown_keys_list_the_valid_ones() {
+        let e = TrainConfig::default()
+            .merged(&serde_json::json!({"learning_rate": 1e-3}), "cfg.json")
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.contains("learning_rate") && e.contains("weight_decay") && e.contains("cfg.json"),
+            "{e}"
+        );
+    }
+
+    #[test]
+    fn merge_overrides_and_validates() {
+        let c = TrainConfig::default()
+            .merged(
+                &serde_json::json!({"lr": 0.01, "lr_schedule": "cosine"}),
+                "x",
+            )
+            .unwrap();
+        assert_eq!(
+            (c.lr, c.lr_schedule, c.batch_size),
+            (0.01, LrSchedule::Cosine, 64)
+        );
+        let e = TrainConfig::default()
+            .merged(&serde_json::json!({"batch_size": 0}), "x")
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("batch_size"), "{e}");
+    }
+
+    #[test]
+    fn schedules() {
+        let c = TrainConfig {
+            lr: 1.0,
+            steps: 10,
+            warmup_steps: 2,
+            lr_schedule: LrSchedule::Linear,
+            ..TrainConfig::default()
+        };
+        assert_eq!(c.lr_at(1), 0.5);
+        assert_eq!(c.lr_at(2), 1.0);
+        assert_eq!(c.lr_at(3), 1.0);
+        assert!((c.lr_at(10) - 0.125).abs() < 1e-12);
+        let cos = TrainConfig {
+            lr_schedule: LrSchedule::Cosine,
+            ..c.clone()
+        };
+        assert!((cos.lr_at(7) - 0.5).abs() < 1e-12, "{}", cos.lr_at(7));
+    }
+}

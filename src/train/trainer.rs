@@ -1,0 +1,444 @@
+//! The `Trainer`: conditional flow matching with classifier-free guidance
+//! (model.md, "Flow matching"; paper Alg. 1), one optimizer step at a time:
+//!
+//! ```text
+//! for step in 1..=steps:
+//!     for each of grad_accum micro-batches (cells from the shuffling sampler):
+//!         seed libtorch from (seed, step, micro)       # t, x0, eps, mask, dropout
+//!         loss = CFM(v_theta, x1, c)  / grad_accum ; backward
+//!     clip global grad norm ; AdamW(lr_at(step))
+//!     log / validate / checkpoint ; stop on Ctrl-C or early stopping
+//! ```
+//!
+//! Every random draw of a step derives from `(seed, step)`, so training k
+//! steps, stopping (even by SIGKILL after a checkpoint), resuming and going on
+//! to N gives the same weights bit for bit as training N steps in one go (on
+//! the same device and thread count).
+//!
+//! Ctrl-C (`progress::interrupted`) stops after the current step; the
+//! checkpoint of that step is written (when an output folder is given) and
+//! [`Trainer::fit`] returns `Ok` with `History::interrupted` set — the caller
+//! decides whether that is an error (the CLI exits with 130).
+
+use std::path::{Path, PathBuf};
+use std::time::Instant;
+
+use rand::seq::SliceRandom;
+use rand::SeedableRng;
+use rand_chacha::ChaCha8Rng;
+use tch::{Device, Kind, Tensor};
+
+use crate::data::Dataset;
+use crate::error::{Error, Result};
+use crate::flow::{cfm_loss_with, FlowNoise, Path as FlowPath};
+use crate::model::Model;
+use crate::train::batches::{derive_seed, tags, BatchSampler};
+use crate::train::checkpoint::{load_checkpoint, save_checkpoint, TrainState, OPTIMIZER_FILE};
+use crate::train::config::{Precision, TrainConfig};
+use crate::train::history::{History, HistoryRow};
+use crate::train::optimizer::AdamW;
+
+/// Where a resumed run picks up.
+#[derive(Debug)]
+struct Resume {
+    state: TrainState,
+    optimizer: std::collections::BTreeMap<String, Tensor>,
+    history: History,
+    dir: PathBuf,
+}
+
+/// Trains a [`Model`] with conditional flow matching.
+#[derive(Debug)]
+pub struct Trainer {
+    /// The settings; `steps` may be raised before `fit` to extend a resumed
+    /// run.
+    pub config: TrainConfig,
+    /// Stop (with a checkpoint) once this step is done, without changing
+    /// `config.steps` and so the learning-rate schedule; `None` trains to
+    /// `config.steps`.
+    pub stop_at: Option<usize>,
+    resume: Option<Resume>,
+}
+
+/// A dataset's cells on a device: expression `[n, m]`, the condition
+/// encoding of each unit `[U, n_c]` and each cell's unit `[n]` (i64).
+struct Cells {
+    x: Tensor,
+    unit_cond: Tensor,
+    cell_unit: Tensor,
+}
+
+impl Cells {
+    /// The rows `rows` (all when `None`) of `ds` on the model's device. With
+    /// `skip_unknown`, cells whose condition the model cannot encode (a
+    /// perturbation or covariate value it never saw) are left out instead
+    /// of being an error (validation cells).
+    fn new(
+        model: &Model,
+        ds: &Dataset,
+        rows: Option<&[usize]>,
+        skip_unknown: bool,
+    ) -> Result<Cells> {
+        let device = model.device();
+        let units = ds.units();
+        let mut unit_ok = vec![true; units.len()];
+        if skip_unknown {
+            for (ok, u) in unit_ok.iter_mut().zip(units) {
+                *ok = model.vocab.encode(&u.condition()).is_ok();
+            }
+        }
+        let rows: Vec<usize> = match rows {
+            Some(r) => r.to_vec(),
+            None => (0..ds.n_cells()).collect(),
+        };
+        let rows: Vec<usize> = rows
+            .into_iter()
+            .filter(|&r| unit_ok[ds.cell_units()[r]])
+            .collect();
+        let m = ds.n_genes();
+        let mut flat = Vec::with_capacity(rows.len() * m);
+        for &r in &rows {
+            flat.extend(ds.x.row(r).iter().copied());
+        }
+        let x = Tensor::f_from_slice(&flat)?
+            .f_reshape([rows.len() as i64, m as i64])?
+            .f_to_device(device)?; // [n, m]
+                                   // Units the model cannot encode get a null row; no kept cell uses it.
+        let mut enc = vec![0f32; units.len() * model.cond_dim()];
+        for ((u, ok), chunk) in units
+            .iter()
+            .zip(&unit_ok)
+            .zip(enc.chunks_mut(model.cond_dim().max(1)))
+        {
+            if *ok {
+                model
+                    .vocab
+                    .encode_into(&u.condition(), chunk)
+                    .map_err(|e| {
+                        Error::invalid(
+                            "training data",
+                            format!(
+                                "{} cannot be encoded with the model's vocabulary: {e}",
+                                ds.source_name()
+                            ),
+                        )
+                    })?;
+            }
+        }
+        let unit_cond = Tensor::f_from_slice(&enc)?
+            .f_reshape([units.len() as i64, model.cond_dim() as i64])?
+            .f_to_device(device)?; // [U, n_c]
+        let cu: Vec<i64> = rows.iter().map(|&r| ds.cell_units()[r] as i64).collect();
+        let cell_unit = Tensor::f_from_slice(&cu)?.f_to_device(device)?; // [n]
+        Ok(Cells {
+            x,
+            unit_cond,
+            cell_unit,
+        })
+    }
+
+    fn len(&self) -> i64 {
+        self.x.size().first().copied().unwrap_or(0)
+    }
+
+    /// Expression `[b, m]` and condition encodings `[b, n_c]` of `idx`.
+    fn batch(&self, idx: &[i64]) -> Result<(Tensor, Tensor)> {
+        let it = Tensor::f_from_slice(idx)?.f_to_device(self.x.device())?; // [b]
+        let x1 = self.x.f_index_select(0, &it)?; // [b, m]
+        let units = self.cell_unit.f_index_select(0, &it)?; // [b]
+        let cond = self.unit_cond.f_index_select(0, &units)?; // [b, n_c]
+        Ok((x1, cond))
+    }
+}
+
+/// A fingerprint of a dataset's genes and cells (names and units), to check
+/// that a resumed run sees the same training data (FNV-1a, hex).
+pub fn data_fingerprint(ds: &Dataset) -> String {
+    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
+    let mut eat = |s: &str| {
+        for b in s.bytes().chain(std::iter::once(0xff)) {
+            h ^= b as u64;
+            h = h.wrapping_mul(0x0000_0100_0000_01b3);
+        }
+    };
+    eat(&ds.n_cells().to_string());
+    for g in &ds.genes {
+        eat(g);
+    }
+    for (i, name) in ds.obs.index.iter().enumerate() {
+        eat(name);
+        eat(&ds.unit_of(i).name());
+    }
+    format!("{h:016x}")
+}
+
+impl Trainer {
+    /// A trainer for a fresh run.
+    pub fn new(config: TrainConfig) -> Result<Trainer> {
+        config.validate()?;
+        Ok(Trainer {
+            config,
+            stop_at: None,
+            resume: None,
+        })
+    }
+
+    /// Reopens the newest checkpoint of `out` on `device`: the trainer (with
+    /// the saved settings, optimizer state, step and history) and the model.
+    pub fn resume(out: &Path, device: Device) -> Result<(Trainer, Model)> {
+        let ck = load_checkpoint(out, device)?;
+        let trainer = Trainer {
+            config: ck.train,
+            stop_at: None,
+            resume: Some(Resume {
+                state: ck.state,
+                optimizer: ck.optimizer,
+                history: ck.history,
+                dir: ck.dir,
+            }),
+        };
+        Ok((trainer, ck.model))
+    }
+
+    /// Completed steps of the run this trainer continues (0 when fresh).
+    pub fn start_step(&self) -> usize {
+        self.resume.as_ref().map(|r| r.state.step).unwrap_or(0)
+    }
+
+    /// Trains `model` on every cell of `train` until `config.steps`, with
+    /// validation on `val` (when `val_every` is set) and checkpoints in `out`
+    /// (when given). Returns the history (also written to `out`).
+    pub fn fit(
+        &mut self,
+        model: &mut Model,
+        train: &Dataset,
+        val: Option<&Dataset>,
+        out: Option<&Path>,
+    ) -> Result<History> {
+        let cfg = self.config.clone();
+        cfg.validate()?;
+        let device = model.device();
+        let autocast = match cfg.precision {
+            Precision::Fp32 => false,
+            Precision::Bf16 if device.is_cuda() => true,
+            Precision::Bf16 => {
+                return Err(Error::invalid(
+                    "precision",
+                    "bf16 autocast needs a CUDA device; use fp32 on the CPU",
+                ))
+            }
+        };
+        model.check_data(train)?;
+        if let Some(v) = val {
+            model.check_data(v)?;
+        }
+        if train.n_cells() == 0 {
+            return Err(Error::invalid(
+                "training data",
+                format!("{} has no training cells", train.source_name()),
+            ));
+        }
+        let path = cfg.flow_path()?;
+        let cells = Cells::new(model, train, None, false)?;
+        let val_cells = match (val, cfg.val_every) {
+            (Some(v), Some(_)) if v.n_cells() > 0 => {
+                let mut rows: Vec<usize> = (0..v.n_cells()).collect();
+                rows.shuffle(&mut ChaCha8Rng::seed_from_u64(derive_seed(
+                    cfg.seed,
+                    &[tags::VAL],
+                )));
+                rows.truncate(cfg.val_cells);
+                rows.sort_unstable();
+                Some(Cells::new(model, v, Some(&rows), true)?).filter(|c| c.len() > 0)
+            }
+            _ => None,
+        };
+        let fingerprint = data_fingerprint(train);
+        let mut opt = AdamW::new(
+            model.named_parameters(),
+            cfg.beta1,
+            cfg.beta2,
+            cfg.adam_eps,
+            cfg.weight_decay,
+        )?;
+        let mut state = TrainState {
+            step: 0,
+            optimizer_steps: 0,
+            best_val: None,
+            evals_since_best: 0,
+            data_fingerprint: fingerprint.clone(),
+            n_train_cells: train.n_cells(),
+            version: env!("CARGO_PKG_VERSION").to_string(),
+        };
+        let mut history = History::default();
+        if let Some(r) = self.resume.take() {
+            if r.state.data_fingerprint != fingerprint {
+                let msg = format!(
+                    "the training cells of {} ({} cells) differ from those of checkpoint {} ({} cells); resume with the same data, filters and split",
+                    train.source_name(),
+                    train.n_cells(),
+                    r.dir.display(),
+                    r.state.n_train_cells
+                );
+                self.resume = Some(r);
+                return Err(Error::Mismatch(msg));
+            }
+            opt.load_state(
+                &r.dir.join(OPTIMIZER_FILE),
+                &r.optimizer,
+                r.state.optimizer_steps,
+            )?;
+            state = r.state;
+            history = r.history;
+        }
+        history.interrupted = false;
+        history.stopped_early = false;
+        crate::progress::clear_interrupt();
+
+        let (b, m) = (cfg.batch_size, model.n_genes() as i64);
+        let mut sampler = BatchSampler::new(cells.len() as usize, cfg.seed);
+        let bar = crate::progress::bar(cfg.steps as u64, "train");
+        bar.set_position(state.step as u64);
+        let mut loss_sum = Tensor::f_zeros([], (Kind::Float, device))?;
+        let (mut n_summed, mut cells_since, mut t_since) = (0usize, 0usize, Instant::now());
+        for step in state.step + 1..=cfg.steps {
+            let lr = cfg.lr_at(step);
+            opt.zero_grad();
+            for a in 0..cfg.grad_accum {
+                let micro = ((step - 1) * cfg.grad_accum + a) as u64;
+                let idx: Vec<i64> = sampler
+                    .batch(micro, b)
+                    .into_iter()
+                    .map(|i| i as i64)
+                    .collect();
+                let (x1, cond) = cells.batch(&idx)?;
+                let seed = derive_seed(cfg.seed, &[tags::STEP, step as u64, a as u64]);
+                let noise = FlowNoise::draw(
+                    b as i64,
+                    m,
+                    path.sigma() > 0.0,
+                    cfg.prob_unconditional,
+                    device,
+                    seed,
+                )?;
+                let loss = tch::autocast(autocast, || {
+                    cfm_loss_with(&*model, &path, &x1, &cond, &noise, true)
+                })?;
+                loss.f_div_scalar(cfg.grad_accum as f64)?.f_backward()?;
+                let _guard = tch::no_grad_guard();
+                let _ = loss_sum.f_add_(&loss.f_detach()?)?;
+            }
+            if cfg.grad_clip > 0.0 {
+                let _ = opt.clip_grad_norm(cfg.grad_clip)?;
+            }
+            opt.step(lr)?;
+            state.step = step;
+            state.optimizer_steps = opt.steps_taken();
+            history.final_step = step;
+            n_summed += cfg.grad_accum;
+            cells_since += b * cfg.grad_accum;
+            bar.inc(1);
+
+            let validate = cfg.val_every.is_some_and(|k| step % k == 0) && val_cells.is_some();
+            let interrupted = crate::progress::interrupted();
+            if step % cfg.log_every == 0 || step == cfg.steps || validate || interrupted {
+                let loss = loss_sum.f_double_value(&[])? / n_summed.max(1) as f64;
+                if !loss.is_finite() {
+                    return Err(Error::invalid(
+                        "training",
+                        format!("the loss became {loss} at step {step}; lower the learning rate (now {lr}) or check the data"),
+                    ));
+                }
+                let val_loss = match (&val_cells, validate) {
+                    (Some(v), true) => Some(validation_loss(model, &path, v, &cfg, autocast)?),
+                    _ => None,
+                };
+                let secs = t_since.elapsed().as_secs_f64().max(1e-9);
+                history.push(HistoryRow {
+                    step,
+                    loss,
+                    lr,
+                    val_loss,
+                    cells_per_s: cells_since as f64 / secs,
+                });
+                bar.set_prefix(format!(
+                    "loss {loss:.4} {:.0} cells/s",
+                    cells_since as f64 / secs
+                ));
+                if let Some(vl) = val_loss {
+                    if state.best_val.map_or(true, |(_, best)| vl < best) {
+                        state.best_val = Some((step, vl));
+                        state.evals_since_best = 0;
+                    } else {
+                        state.evals_since_best += 1;
+                    }
+                    history.best_val_loss = state.best_val;
+                    if cfg
+                        .early_stopping_patience
+                        .is_some_and(|p| state.evals_since_best >= p)
+                    {
+                        history.stopped_early = true;
+                    }
+                }
+                let _ = loss_sum.f_zero_()?;
+                n_summed = 0;
+                cells_since = 0;
+                t_since = Instant::now();
+            }
+            let stop = interrupted || history.stopped_early || self.stop_at == Some(step);
+            history.interrupted = interrupted;
+            if let Some(out) = out {
+                if (cfg.checkpoint_every > 0 && step % cfg.checkpoint_every == 0)
+                    || stop
+                    || step == cfg.steps
+                {
+                    save_checkpoint(out, model, &cfg, &state, &opt, &history)?;
+                }
+            }
+            if stop {
+                break;
+            }
+        }
+        bar.finish_and_clear();
+        Ok(history)
+    }
+}
+
+/// Mean conditional CFM loss over the validation cells (no dropout, no
+/// condition dropout, fixed noise so evaluations are comparable).
+fn validation_loss(
+    model: &Model,
+    path: &FlowPath,
+    cells: &Cells,
+    cfg: &TrainConfig,
+    autocast: bool,
+) -> Result<f64> {
+    let _guard = tch::no_grad_guard();
+    let n = cells.len();
+    let b = cfg.batch_size as i64;
+    let (mut total, mut count) = (0f64, 0i64);
+    let mut start = 0i64;
+    let mut k = 0u64;
+    while start < n {
+        let end = (start + b).min(n);
+        let idx: Vec<i64> = (start..end).collect();
+        let (x1, cond) = cells.batch(&idx)?;
+        let seed = derive_seed(cfg.seed, &[tags::VAL, k]);
+        let noise = FlowNoise::draw(
+            end - start,
+            model.n_genes() as i64,
+            path.sigma() > 0.0,
+            0.0,
+            model.device(),
+            seed,
+        )?;
+        let loss = tch::autocast(autocast, || {
+            cfm_loss_with(model, path, &x1, &cond, &noise, false)
+        })?;
+        total += loss.f_double_value(&[])? * (end - start) as f64;
+        count += end - start;
+        start = end;
+        k += 1;
+    }
+    Ok(total / count.max(1) as f64)
+}
