@@ -22,10 +22,13 @@ pub mod dataset;
 pub mod engine;
 pub mod error;
 pub mod help;
+pub mod model;
 pub mod plot;
 pub mod repl;
 pub mod runner;
+pub mod sampler;
 pub mod split;
+pub mod trainer;
 pub mod util;
 
 pub use engine::{build_engine, display_value, parse_set, parse_value, EngineOptions, Limits, OutputBuffer, Params};
@@ -41,6 +44,9 @@ pub fn register_objects(engine: &mut rhai::Engine) {
     dataset::register(engine);
     split::register(engine);
     condition::register(engine);
+    model::register(engine);
+    trainer::register(engine);
+    sampler::register(engine);
     plot::register(engine);
     util::register(engine);
 }
