@@ -23,6 +23,7 @@ pub mod engine;
 pub mod error;
 pub mod help;
 pub mod model;
+pub mod notebook;
 pub mod plot;
 pub mod repl;
 pub mod runner;
@@ -49,4 +50,13 @@ pub fn register_objects(engine: &mut rhai::Engine) {
     sampler::register(engine);
     plot::register(engine);
     util::register(engine);
+}
+
+/// The HTML form of an object value for notebooks (tables, datasets), if
+/// it has one.
+pub(crate) fn rich_html(v: &rhai::Dynamic) -> Option<String> {
+    if let Some(d) = v.read_lock::<dataset::DatasetHandle>() {
+        return Some(notebook::Html::pre(&d.0.summary().to_string()).0);
+    }
+    None
 }

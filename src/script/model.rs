@@ -56,6 +56,7 @@ impl ModelHandle {
             return Ok(());
         }
         let (cfg, device, seed) = (s.config.clone(), s.device, s.seed.unwrap_or(seed));
+        let _rng = crate::device::rng_guard(None);
         s.model = Some(guard(|| Model::for_dataset(cfg, ds, device, seed))?);
         Ok(())
     }

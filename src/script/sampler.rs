@@ -78,6 +78,7 @@ fn sample(cfg: &SampleConfig, model: &ModelHandle, target: &Dynamic) -> RhaiResu
                 .collect::<RhaiResult<_>>()?
         };
         let sampler = Sampler::new(cfg.clone()).map_err(to_rhai)?;
+        let _rng = crate::device::rng_guard(None);
         let n = cfg.cells_per_unit;
         let ad = guard(|| sampler.sample_conditions(m, &conds, n))?;
         let columns = ObsColumns {

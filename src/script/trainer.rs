@@ -97,6 +97,9 @@ pub fn train_config(map: &Map) -> RhaiResult<(TrainConfig, Option<PathBuf>)> {
 }
 
 fn fit_impl(t: &TrainerHandle, model: &ModelHandle, train: &DatasetHandle, val: Option<&DatasetHandle>) -> RhaiResult<HistoryHandle> {
+    // Own libtorch's global generators for the whole run, so a run
+    // reproduces even with other seeded work on other threads.
+    let _rng = crate::device::rng_guard(None);
     let seed = t.0.borrow().trainer.config.seed;
     model.ensure_built(&train.0, seed)?;
     let mut slot = t.0.borrow_mut();
