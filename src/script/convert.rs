@@ -19,7 +19,7 @@ impl Opts {
     pub fn new(what: &str, map: Map, known: &[&str]) -> RhaiResult<Opts> {
         for k in map.keys() {
             if !known.contains(&k.as_str()) {
-                return Err(to_rhai(crate::Error::unknown(format!("key of {what}"), k.as_str(), known)));
+                return Err(unknown_key(what, k.as_str(), known));
             }
         }
         Ok(Opts {
@@ -106,6 +106,27 @@ impl Opts {
                 .ok_or_else(|| self.bad(key, v, "a string or an array of strings")),
         }
     }
+}
+
+/// An `unknown` error for key `key` of `what` that lists every valid key
+/// and suggests the closest one.
+pub fn unknown_key<S: AsRef<str>>(what: &str, key: &str, known: &[S]) -> Box<rhai::EvalAltResult> {
+    let mut names: Vec<&str> = known.iter().map(|s| s.as_ref()).collect();
+    names.sort_unstable();
+    let near = names
+        .iter()
+        .map(|n| (super::help::edit_distance(&key.to_ascii_lowercase(), &n.to_ascii_lowercase()), *n))
+        .filter(|(d, n)| *d <= 2.max(n.len() / 3))
+        .min();
+    let hint = match near {
+        Some((_, n)) => format!("; did you mean '{n}'? valid keys: {}", names.join(", ")),
+        None => format!("; valid keys: {}", names.join(", ")),
+    };
+    to_rhai(crate::Error::Unknown {
+        what: format!("key of {what}"),
+        value: key.to_string(),
+        hint,
+    })
 }
 
 /// A number from an int or a float.

@@ -22,10 +22,14 @@ pub mod dataset;
 pub mod engine;
 pub mod error;
 pub mod help;
+pub mod model;
+pub mod notebook;
 pub mod plot;
 pub mod repl;
 pub mod runner;
+pub mod sampler;
 pub mod split;
+pub mod trainer;
 pub mod util;
 
 pub use engine::{build_engine, display_value, parse_set, parse_value, EngineOptions, Limits, OutputBuffer, Params};
@@ -41,6 +45,18 @@ pub fn register_objects(engine: &mut rhai::Engine) {
     dataset::register(engine);
     split::register(engine);
     condition::register(engine);
+    model::register(engine);
+    trainer::register(engine);
+    sampler::register(engine);
     plot::register(engine);
     util::register(engine);
+}
+
+/// The HTML form of an object value for notebooks (tables, datasets), if
+/// it has one.
+pub(crate) fn rich_html(v: &rhai::Dynamic) -> Option<String> {
+    if let Some(d) = v.read_lock::<dataset::DatasetHandle>() {
+        return Some(notebook::Html::pre(&d.0.summary().to_string()).0);
+    }
+    None
 }

@@ -78,8 +78,8 @@ pub fn bar_rows(v: &Dynamic) -> RhaiResult<Vec<BarRow>> {
 }
 
 /// A `History` object as loss series (filled in by the trainer bindings).
-fn history_series(_name: &str, _v: &Dynamic) -> Option<LossSeries> {
-    None
+fn history_series(name: &str, v: &Dynamic) -> Option<LossSeries> {
+    v.read_lock::<super::trainer::HistoryHandle>().map(|h| h.series(name))
 }
 
 /// A comparison object as bar rows (filled in by the metrics bindings).
@@ -148,10 +148,20 @@ pub mod plot_api {
         Ok(PlotHandle(Rc::new(fig)))
     }
 
-    /// Training loss curves of one history (train solid, validation dashed;
-    /// log-scaled loss).
+    /// The loss curves of this history.
     /// ```rhai
-    /// let fig = loss_plot(history);
+    /// history.plot().save("out/loss.html");
+    /// ```
+    #[rhai_fn(name = "plot", pure, return_raw)]
+    pub fn history_plot(h: &mut super::super::trainer::HistoryHandle) -> RhaiResult<Plot> {
+        let fig = guard(|| loss_curves(&[h.series("model")], true))?;
+        Ok(PlotHandle(Rc::new(fig)))
+    }
+
+    /// Training loss curves (train solid, validation dashed; log-scaled
+    /// loss) of one history, or of several: a map name -> history.
+    /// ```rhai
+    /// let fig = loss_plot(#{unet: h_unet, mlp: h_mlp});
     /// ```
     #[rhai_fn(return_raw)]
     pub fn loss_plot(history: Dynamic) -> RhaiResult<Plot> {

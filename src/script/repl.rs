@@ -82,30 +82,29 @@ impl Session {
         if let Some(cmd) = self.command(trimmed) {
             return cmd;
         }
+        match self.eval(input) {
+            Ok(v) if v.is_unit() => Outcome::Nothing,
+            Ok(v) => Outcome::Text(display_value(&self.engine, &v)),
+            Err(e) => Outcome::Error(e),
+        }
+    }
+
+    /// Evaluates Rhai code in the session's scope (no `:commands`) and
+    /// returns its value, or the error rendered with a caret.
+    pub fn eval(&mut self, input: &str) -> Result<Dynamic, String> {
         crate::progress::clear_interrupt();
         let ast = match self.engine.compile_with_scope(&self.scope, input) {
             Ok(a) => a,
-            Err(e) => return Outcome::Error(self.explain(input, &EvalAltResult::from(e))),
+            Err(e) => return Err(self.explain(input, &EvalAltResult::from(e))),
         };
         let new_fns = ast.clone_functions_only();
         let run = self.functions.merge(&ast);
         let result = self.engine.eval_ast_with_scope::<Dynamic>(&mut self.scope, &run);
         crate::progress::clear_interrupt();
-        match result {
-            Ok(v) => {
-                // Keep functions defined by this input for later inputs.
-                self.functions = self.functions.merge(&new_fns);
-                if v.is_unit() {
-                    Outcome::Nothing
-                } else {
-                    Outcome::Text(display_value(&self.engine, &v))
-                }
-            }
-            Err(e) => {
-                self.functions = self.functions.merge(&new_fns);
-                Outcome::Error(self.explain(input, &e))
-            }
-        }
+        // Keep functions defined by this input for later inputs, even when
+        // a statement after them failed.
+        self.functions = self.functions.merge(&new_fns);
+        result.map_err(|e| self.explain(input, &e))
     }
 
     fn command(&self, line: &str) -> Option<Outcome> {
@@ -137,7 +136,9 @@ impl Session {
     /// The variables in scope with their types and short values.
     pub fn vars(&self) -> String {
         let mut lines = Vec::new();
-        for (name, constant, value) in self.scope.iter_raw() {
+        let mut vars: Vec<_> = self.scope.iter_raw().collect();
+        vars.reverse();
+        for (name, constant, value) in vars {
             let ty = self.engine.map_type_name(value.type_name());
             let mut shown = display_value(&self.engine, value).replace('\n', " ");
             if shown.chars().count() > 60 {

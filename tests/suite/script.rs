@@ -244,3 +244,39 @@ fn regression_scripts_pass() {
         "plotly.js is not inlined"
     );
 }
+
+/// The real REPL (piped stdin): Ctrl-C (SIGINT) during `fit` stops the
+/// training, returns to the prompt, and every variable survives.
+#[test]
+fn repl_ctrl_c_during_fit_returns_to_the_prompt() {
+    use std::io::Write;
+    use std::process::{Command, Stdio};
+    let dir = tmpdir("script_repl_ctrl_c");
+    let mut child = Command::new(crate::common::bin())
+        .args(["repl", "--history", dir.join("history").to_str().unwrap()])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("start the REPL");
+    let mut stdin = child.stdin.take().unwrap();
+    let lines = "let x = 41;\nlet data = Dataset::simulate(#{preset: \"tiny\", seed: 0});\nlet model = MlpVelocity(\"tiny\");\nlet trainer = Trainer(#{steps: 1000000, log_every: 10});\ntrainer.fit(model, data);\n";
+    stdin.write_all(lines.as_bytes()).unwrap();
+    stdin.flush().unwrap();
+    std::thread::sleep(std::time::Duration::from_secs(4));
+    let status = Command::new("kill").args(["-INT", &child.id().to_string()]).status().unwrap();
+    assert!(status.success());
+    std::thread::sleep(std::time::Duration::from_millis(1500));
+    stdin
+        .write_all(b"print(`x=${x + 1} built=${model.is_built} interrupted=${trainer.history.interrupted}`);\n:quit\n")
+        .unwrap();
+    drop(stdin);
+    let out = child.wait_with_output().unwrap();
+    let (stdout, stderr) = (String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+    assert!(out.status.success(), "the REPL did not exit cleanly: {stderr}");
+    assert!(stderr.contains("training interrupted after step"), "{stderr}");
+    assert!(
+        stdout.contains("x=42 built=true interrupted=true"),
+        "stdout: {stdout}\nstderr: {stderr}"
+    );
+}
