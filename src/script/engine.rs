@@ -84,6 +84,16 @@ impl Params {
         self.0.borrow().values.iter().map(|(k, v)| (k.clone(), v.clone())).collect()
     }
 
+    /// All pairs, marking every key as read (a script that takes the whole
+    /// map checks the keys itself).
+    fn take_all(&self) -> Vec<(String, Dynamic)> {
+        let mut s = self.0.borrow_mut();
+        s.asked = true;
+        let keys: Vec<String> = s.values.keys().cloned().collect();
+        s.read.extend(keys);
+        s.values.iter().map(|(k, v)| (k.clone(), v.clone())).collect()
+    }
+
     /// Keys given but never read by `param(...)`, when the script called
     /// `param` at all (else every key counts as used through its variable).
     pub fn unread(&self) -> Vec<String> {
@@ -119,11 +129,12 @@ pub struct EngineOptions {
 }
 
 /// The stdlib modules, embedded so the binary works from any folder.
-pub const STDLIB: [(&str, &str); 4] = [
+pub const STDLIB: [(&str, &str); 5] = [
     ("sweep", include_str!("../../stdlib/sweep.rhai")),
     ("seeds", include_str!("../../stdlib/seeds.rhai")),
     ("table", include_str!("../../stdlib/table.rhai")),
     ("check", include_str!("../../stdlib/check.rhai")),
+    ("experiment", include_str!("../../stdlib/experiment.rhai")),
 ];
 
 /// Builds the engine (see the module docs). Never panics: a stdlib module
@@ -210,13 +221,13 @@ fn register_params(engine: &mut Engine, params: &Params) {
     FuncRegistration::new("params")
         .with_params_info(["Map"])
         .with_comments([
-            "/// All `--set` values as a map.",
+            "/// All `--set` values as a map (keys may be dotted, e.g. `train.steps`).",
             "/// ```rhai",
             "/// for k in params().keys() { print(k) }",
             "/// ```",
         ])
         .register_into_engine(engine, move || -> Map {
-            p.values().into_iter().map(|(k, v)| (k.into(), v)).collect()
+            p.take_all().into_iter().map(|(k, v)| (k.into(), v)).collect()
         });
 }
 
@@ -339,16 +350,19 @@ pub fn parse_value(text: &str) -> Dynamic {
     Dynamic::from(text.to_string())
 }
 
-/// Parses `key=value` (for `--set`); the key must be a valid identifier.
+/// Parses `key=value` (for `--set`); the key is an identifier or a dotted
+/// path of identifiers (`train.steps`: only through `param`/`params`).
 pub fn parse_set(arg: &str) -> crate::Result<(String, Dynamic)> {
     let (k, v) = arg
         .split_once('=')
         .ok_or_else(|| crate::Error::invalid("--set", format!("'{arg}' is not key=value")))?;
     let k = k.trim();
-    if k.is_empty() || k.starts_with(|c: char| c.is_ascii_digit()) || !k.chars().all(|c| c.is_ascii_alphanumeric() || c == '_') {
+    let ident =
+        |p: &str| !p.is_empty() && !p.starts_with(|c: char| c.is_ascii_digit()) && p.chars().all(|c| c.is_ascii_alphanumeric() || c == '_');
+    if !k.split('.').all(ident) {
         return Err(crate::Error::invalid(
             "--set",
-            format!("'{k}' is not a valid variable name (letters, digits, _)"),
+            format!("'{k}' is not a valid name (letters, digits, _; dots between parts)"),
         ));
     }
     Ok((k.to_string(), parse_value(v)))

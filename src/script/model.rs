@@ -309,6 +309,22 @@ pub mod model_api {
         model.with_model(|m| Ok(super::super::convert::string_array(&m.vocab.perturbations)))
     }
 
+    /// Forward FLOPs per generated cell (U-Net only; unit for the MLP):
+    /// training costs about 3x this per cell, guided sampling 2x per ODE
+    /// step.
+    /// ```rhai
+    /// print(model.flops_per_cell / 1e9);   // GFLOP
+    /// ```
+    #[rhai_fn(get = "flops_per_cell", pure, return_raw)]
+    pub fn flops_per_cell(model: &mut Model) -> RhaiResult<Dynamic> {
+        model.with_model(|m| {
+            Ok(match &m.config {
+                ModelConfig::Unet(c) => Dynamic::from_float(crate::model::UNetVelocity::flops_per_cell(c, m.n_genes(), m.cond_dim())),
+                _ => Dynamic::UNIT,
+            })
+        })
+    }
+
     /// `cpu` or `cuda:N`.
     /// ```rhai
     /// model.device

@@ -53,7 +53,9 @@ impl Session {
         let help = HelpIndex::from_engine(&engine);
         let mut scope = Scope::new();
         for (k, v) in opts.params.values() {
-            scope.push_dynamic(k, v);
+            if !k.contains('.') {
+                scope.push_dynamic(k, v);
+            }
         }
         Session {
             engine,

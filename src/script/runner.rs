@@ -111,7 +111,10 @@ pub fn run_source(
     let engine = build_engine(&opts);
     let mut scope = Scope::new();
     for (k, v) in sets {
-        scope.push_dynamic(k, v);
+        // Dotted keys (`train.steps`) are only reachable through param().
+        if !k.contains('.') {
+            scope.push_dynamic(k, v);
+        }
     }
     crate::progress::clear_interrupt();
     let mut ast = engine

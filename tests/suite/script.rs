@@ -280,3 +280,20 @@ fn repl_ctrl_c_during_fit_returns_to_the_prompt() {
         "stdout: {stdout}\nstderr: {stderr}"
     );
 }
+#[test]
+fn every_script_in_scripts_compiles() {
+    let s = session();
+    let dir = root().join("scripts");
+    let mut n = 0;
+    for e in std::fs::read_dir(&dir).unwrap().filter_map(|e| e.ok()) {
+        let p = e.path();
+        if p.extension().is_some_and(|x| x == "rhai") {
+            let src = std::fs::read_to_string(&p).unwrap();
+            if let Err(err) = s.engine().compile(&src) {
+                panic!("{}: {err}", p.display());
+            }
+            n += 1;
+        }
+    }
+    assert!(n >= 4, "expected the four preset scripts in scripts/, found {n}");
+}
