@@ -158,12 +158,13 @@ fn frame_info(file: &hdf5::File, name: &str, path: &Path) -> Result<FrameInfo> {
     let g = h5::group(file, name, path, name)?;
     match h5::encoding_type(&g, path, name)?.as_deref() {
         Some("dataframe") => {}
-        other => {
-            return Err(ferr(
-                path,
-                name,
-                format!("encoding-type is {other:?}, expected 'dataframe'"),
-            ))
+        Some(other) => {
+            let msg = format!("encoding-type is '{other}', expected 'dataframe'");
+            return Err(ferr(path, name, msg));
+        }
+        None => {
+            let msg = "no encoding-type attribute; expected a 'dataframe' (AnnData >= 0.8)";
+            return Err(ferr(path, name, msg));
         }
     }
     let index_name = h5::attr_string(&g, "_index", path, name)?
@@ -174,7 +175,7 @@ fn frame_info(file: &hdf5::File, name: &str, path: &Path) -> Result<FrameInfo> {
     let order = h5::attr_strings(&g, "column-order", path, name)?.unwrap_or_default();
     let columns = order
         .iter()
-        .map(|c| column_info(&g, c, path, &format!("{name}/{c}")))
+        .map(|c| column_info(&g, c, n_rows, path, &format!("{name}/{c}")))
         .collect::<Result<_>>()?;
     Ok(FrameInfo {
         index_name,
@@ -183,7 +184,14 @@ fn frame_info(file: &hdf5::File, name: &str, path: &Path) -> Result<FrameInfo> {
     })
 }
 
-fn column_info(g: &Group, name: &str, path: &Path, field: &str) -> Result<ColumnInfo> {
+/// Kind, type and levels of column `name`; its length must be `n_rows`.
+fn column_info(
+    g: &Group,
+    name: &str,
+    n_rows: usize,
+    path: &Path,
+    field: &str,
+) -> Result<ColumnInfo> {
     let mut info = ColumnInfo {
         name: name.to_string(),
         kind: String::new(),
@@ -196,6 +204,7 @@ fn column_info(g: &Group, name: &str, path: &Path, field: &str) -> Result<Column
         None => return Err(ferr(path, field, "missing (listed in column-order)")),
         Some(Node::Dataset) => {
             let ds = g.dataset(name).map_err(h5::rerr(path, field))?;
+            check_len(h5::len_1d(&ds, path, field)?, n_rows, path, field)?;
             let td = h5::dtype(&ds, path, field)?;
             info.dtype = h5::dtype_name(&td);
             info.kind = match td {
@@ -210,9 +219,11 @@ fn column_info(g: &Group, name: &str, path: &Path, field: &str) -> Result<Column
         Some(Node::Group) => {
             let cg = g.group(name).map_err(h5::rerr(path, field))?;
             let enc = h5::encoding_type(&cg, path, field)?.unwrap_or_default();
+            // The type of a member array, after checking its length.
             let sub_dtype = |sub: &str| -> Result<String> {
                 let f = format!("{field}/{sub}");
                 let ds = h5::dataset(&cg, sub, path, &f)?;
+                check_len(h5::len_1d(&ds, path, &f)?, n_rows, path, &f)?;
                 Ok(h5::dtype_name(&h5::dtype(&ds, path, &f)?))
             };
             match enc.as_str() {
@@ -245,13 +256,24 @@ fn column_info(g: &Group, name: &str, path: &Path, field: &str) -> Result<Column
                 }
                 "nullable-string-array" => {
                     info.kind = "nullable-string".into();
-                    info.dtype = "string".into();
+                    info.dtype = sub_dtype("values")?;
                 }
                 other => info.kind = format!("unsupported ({other})"),
             }
         }
     }
     Ok(info)
+}
+
+fn check_len(n: usize, n_rows: usize, path: &Path, field: &str) -> Result<()> {
+    if n != n_rows {
+        return Err(ferr(
+            path,
+            field,
+            format!("has {n} rows but the index has {n_rows}"),
+        ));
+    }
+    Ok(())
 }
 
 impl fmt::Display for H5adInfo {

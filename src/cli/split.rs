@@ -1,10 +1,85 @@
-//! `primeflow split` (being written).
+//! `primeflow split`: write a train/val/test split (CSV) of an .h5ad file
+//! for a task (metrics.md, "Data splits").
+
+use std::path::PathBuf;
+
+use anyhow::Context;
+use primeflow::data::{Dataset, LoadOptions, ObsColumns, Split, SplitOptions, Task};
 
 /// Arguments.
 #[derive(Debug, clap::Args)]
-pub struct Args {}
+pub struct Args {
+    /// Input data (.h5ad).
+    pub file: PathBuf,
+    /// covariate-transfer or combination.
+    #[arg(long)]
+    pub task: String,
+    /// Random seed (PerturBench uses 42).
+    #[arg(long, default_value_t = 42)]
+    pub seed: u64,
+    /// Held-out fraction: of each covariate's perturbations (transfer,
+    /// default 0.3) or of the eligible combinations (default 0.7).
+    #[arg(long = "holdout-fraction")]
+    pub holdout_fraction: Option<f64>,
+    /// Perturbation column of obs.
+    #[arg(long = "perturbation-col", default_value = "condition")]
+    pub perturbation_col: String,
+    /// Covariate column(s) of obs (repeat or list; default cell_type).
+    #[arg(long = "covariate-col", num_args = 1.., value_delimiter = ',')]
+    pub covariate_col: Vec<String>,
+    /// The control label.
+    #[arg(long, default_value = "control")]
+    pub control: String,
+    /// Output CSV (cell, perturbation, covariates, split).
+    #[arg(long)]
+    pub out: PathBuf,
+    /// Print the summary as JSON.
+    #[arg(long)]
+    pub json: bool,
+}
 
 /// Runs the subcommand.
-pub fn run(_args: Args) -> anyhow::Result<()> {
-    anyhow::bail!("'split' is not available yet")
+pub fn run(args: Args) -> anyhow::Result<()> {
+    let task = Task::parse(&args.task)?;
+    let covariates = if args.covariate_col.is_empty() {
+        vec!["cell_type".to_string()]
+    } else {
+        args.covariate_col.clone()
+    };
+    let opts = LoadOptions {
+        columns: ObsColumns {
+            perturbation: args.perturbation_col.clone(),
+            covariates,
+            control: args.control.clone(),
+        },
+        layer: None,
+        allow_negative: true,
+    };
+    let ds = Dataset::load(&args.file, &opts)?;
+    let split = Split::generate(
+        &ds,
+        &SplitOptions {
+            holdout_fraction: args.holdout_fraction,
+            seed: args.seed,
+            ..SplitOptions::new(task)
+        },
+    )?;
+    split
+        .write_csv(&args.out, &ds)
+        .with_context(|| format!("writing the split to {}", args.out.display()))?;
+    let summary = split.summary(&ds);
+    if args.json {
+        println!("{}", serde_json::to_string_pretty(&summary)?);
+    } else {
+        println!(
+            "split of {} ({} cells): task {}, seed {} -> {}",
+            args.file.display(),
+            ds.n_cells(),
+            args.task,
+            args.seed,
+            args.out.display()
+        );
+        print!("{summary}");
+    }
+    Ok(())
 }

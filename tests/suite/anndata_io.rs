@@ -440,3 +440,633 @@ fn info_cli_on_devel() {
     assert_eq!(code, 2);
     assert!(err.contains("no-such-file.h5ad"), "{err}");
 }
+
+// ------------------------------------------------------------ bad input corpus
+
+/// Writes the sample (CSR or dense X) to `dir/name.h5ad`, then lets `edit`
+/// corrupt it through the hdf5 crate.
+fn corrupt(dir: &Path, name: &str, fmt: XFormat, edit: impl FnOnce(&hdf5::File)) -> PathBuf {
+    let p = dir.join(format!("{name}.h5ad"));
+    write_h5ad(
+        &p,
+        &sample(),
+        &WriteOptions {
+            x_format: fmt,
+            ..Default::default()
+        },
+    )
+    .unwrap();
+    // No HDF5 file lock: a child process spawned by a parallel test would
+    // inherit it and keep it past our close.
+    let f = hdf5::File::with_options()
+        .with_fapl(|p| p.file_locking(false))
+        .open_rw(&p)
+        .unwrap();
+    edit(&f);
+    f.close().unwrap();
+    p
+}
+
+fn set_attr_str(loc: &hdf5::Location, name: &str, value: &str) {
+    let _ = loc.delete_attr(name);
+    let a = loc
+        .new_attr::<hdf5::types::VarLenUnicode>()
+        .shape(())
+        .create(name)
+        .unwrap();
+    a.write_scalar(&value.parse::<hdf5::types::VarLenUnicode>().unwrap())
+        .unwrap();
+}
+
+/// Replaces dataset `path` of `f` with `data`.
+fn replace<T: hdf5::H5Type>(f: &hdf5::File, path: &str, data: ndarray::ArrayViewD<T>) {
+    f.unlink(path).unwrap();
+    f.new_dataset_builder()
+        .with_data(data)
+        .create(path)
+        .unwrap();
+}
+
+/// Reading `p` fails with a format error whose message names the file and
+/// contains every needle (the field and the offending value). With `cli`,
+/// `primeflow info` fails too, with exit code 2, the file named and nothing
+/// from HDF5 or a panic on stderr (a few cases only: each run loads libtorch).
+fn expect_format(p: &Path, needles: &[&str], cli: bool) {
+    expect_format_as(p, needles, cli, false)
+}
+
+/// [`expect_format`], and with `structural` `inspect_h5ad` fails on the same
+/// field (values are not read by inspect, structure is).
+fn expect_format_as(p: &Path, needles: &[&str], cli: bool, structural: bool) {
+    let err = read_h5ad(
+        p,
+        &ReadOptions {
+            load_layers: true,
+            ..Default::default()
+        },
+    )
+    .unwrap_err();
+    let msg = err.to_string();
+    assert_eq!(err.kind(), "format", "{msg}");
+    let file = p.file_name().unwrap().to_str().unwrap();
+    assert!(msg.contains(file), "message does not name the file: {msg}");
+    for n in needles {
+        assert!(msg.contains(n), "message lacks '{n}': {msg}");
+    }
+    if structural {
+        let e = inspect_h5ad(p).unwrap_err();
+        assert_eq!(e.kind(), "format", "inspect_h5ad: {e}");
+        assert!(e.to_string().contains(needles[0]), "inspect_h5ad: {e}");
+    }
+    if cli {
+        let (code, _, stderr) = common::primeflow(&["info", p.to_str().unwrap()]);
+        assert_eq!(code, 2, "{stderr}");
+        assert!(
+            !stderr.contains("HDF5-DIAG") && !stderr.contains("panicked"),
+            "{stderr}"
+        );
+        assert!(stderr.contains(file), "{stderr}");
+    }
+}
+
+#[test]
+fn bad_files_structure() {
+    let dir = common::tmpdir("anndata_bad_structure");
+    let csr = XFormat::Csr;
+    let p = corrupt(&dir, "missing_x", csr, |f| f.unlink("X").unwrap());
+    expect_format_as(&p, &["field 'X'", "missing"], true, true);
+    // Without X, a layer still serves as the matrix (anndata allows X=None).
+    let ad = read_h5ad(
+        &p,
+        &ReadOptions {
+            layer: Some("counts".into()),
+            ..Default::default()
+        },
+    )
+    .unwrap();
+    assert_eq!(ad.x, sample().layers["counts"]);
+    let p = corrupt(&dir, "x_encoding", csr, |f| {
+        set_attr_str(&f.group("X").unwrap(), "encoding-type", "coo_matrix")
+    });
+    expect_format_as(&p, &["field 'X'", "'coo_matrix'"], false, true);
+    let p = corrupt(&dir, "x_no_encoding", csr, |f| {
+        f.group("X").unwrap().delete_attr("encoding-type").unwrap()
+    });
+    expect_format_as(&p, &["field 'X'", "encoding-type"], false, true);
+    let p = corrupt(&dir, "root_encoding", csr, |f| {
+        set_attr_str(f, "encoding-type", "loom")
+    });
+    expect_format_as(&p, &["field '/'", "'loom'"], false, true);
+    let p = corrupt(&dir, "obs_encoding", csr, |f| {
+        set_attr_str(&f.group("obs").unwrap(), "encoding-type", "dict")
+    });
+    expect_format_as(&p, &["field 'obs'", "'dict'"], false, true);
+    let p = corrupt(&dir, "encoding_not_string", csr, |f| {
+        let g = f.group("X").unwrap();
+        g.delete_attr("encoding-type").unwrap();
+        g.new_attr::<i32>()
+            .shape(())
+            .create("encoding-type")
+            .unwrap()
+            .write_scalar(&3)
+            .unwrap();
+    });
+    expect_format_as(
+        &p,
+        &["X@encoding-type", "expected strings, found int32"],
+        false,
+        true,
+    );
+    let p = corrupt(&dir, "shape_vs_indptr", csr, |f| {
+        let g = f.group("X").unwrap();
+        g.delete_attr("shape").unwrap();
+        g.new_attr_builder()
+            .with_data(&[9i64, 5][..])
+            .create("shape")
+            .unwrap();
+    });
+    expect_format_as(&p, &["X/indptr", "has 8 elements", "[9, 5]"], false, true);
+    let p = corrupt(&dir, "data_vs_indices", csr, |f| {
+        replace(f, "X/data", ndarray::arr1(&[1f32, 2.0]).into_dyn().view())
+    });
+    expect_format_as(&p, &["X/indices", "X/data has 2"], false, true);
+    let p = corrupt(&dir, "wrong_rank", csr, |f| {
+        replace(f, "X/data", Array2::<f32>::ones((3, 6)).into_dyn().view())
+    });
+    expect_format_as(
+        &p,
+        &["X/data", "expected a 1-D array", "[3, 6]"],
+        false,
+        true,
+    );
+    let p = corrupt(&dir, "dense_rank", XFormat::Dense, |f| {
+        replace(f, "X", ndarray::Array1::<f32>::ones(35).into_dyn().view())
+    });
+    expect_format_as(
+        &p,
+        &["field 'X'", "expected a 2-D matrix", "[35]"],
+        false,
+        true,
+    );
+    let p = corrupt(&dir, "data_strings", csr, |f| {
+        let n = f.dataset("X/data").unwrap().size();
+        let v: Vec<hdf5::types::VarLenUnicode> = (0..n).map(|_| "x".parse().unwrap()).collect();
+        replace(f, "X/data", ndarray::Array1::from(v).into_dyn().view());
+    });
+    expect_format_as(&p, &["X/data", "found string"], false, true);
+    let p = corrupt(&dir, "obs_vs_x", XFormat::Dense, |f| {
+        replace(f, "X", Array2::<f32>::ones((6, 5)).into_dyn().view())
+    });
+    expect_format_as(
+        &p,
+        &["field 'obs'", "obs has 7 rows but X has 6 cells"],
+        false,
+        true,
+    );
+    let p = corrupt(&dir, "column_length", csr, |f| {
+        replace(
+            f,
+            "obs/ncounts",
+            ndarray::arr1(&[1.0f64, 2.0]).into_dyn().view(),
+        )
+    });
+    expect_format_as(&p, &["obs/ncounts", "has 2 rows", "has 7"], false, true);
+    let p = corrupt(&dir, "column_missing", csr, |f| {
+        f.unlink("obs/ngenes").unwrap()
+    });
+    expect_format_as(&p, &["obs/ngenes", "missing"], false, true);
+    let p = corrupt(&dir, "layer_bad", csr, |f| {
+        f.unlink("layers/counts/indptr").unwrap()
+    });
+    expect_format_as(&p, &["layers/counts/indptr", "missing"], false, true);
+}
+
+#[test]
+fn bad_files_values() {
+    let dir = common::tmpdir("anndata_bad_values");
+    let csr = XFormat::Csr;
+    // The sample's X row 0 holds columns 1 and 3; indptr = [0, 2, 5, ...].
+    let p = corrupt(&dir, "indptr_decreasing", csr, |f| {
+        f.dataset("X/indptr")
+            .unwrap()
+            .write_slice(&[1i64], 2..3)
+            .unwrap()
+    });
+    expect_format(&p, &["X/indptr", "not monotone", "element 2 is 1"], false);
+    let p = corrupt(&dir, "indptr_last", csr, |f| {
+        let ds = f.dataset("X/indptr").unwrap();
+        let n = ds.size();
+        let last: Vec<i64> = ds.read_slice_1d(n - 1..n).unwrap().to_vec();
+        ds.write_slice(&[last[0] + 3], n - 1..n).unwrap();
+    });
+    expect_format(&p, &["X/indptr", "ends at", "stores"], false);
+    let p = corrupt(&dir, "indptr_start", csr, |f| {
+        f.dataset("X/indptr")
+            .unwrap()
+            .write_slice(&[1i64], 0..1)
+            .unwrap()
+    });
+    expect_format(&p, &["X/indptr", "starts at 1"], false);
+    let p = corrupt(&dir, "index_range", csr, |f| {
+        f.dataset("X/indices")
+            .unwrap()
+            .write_slice(&[99i32], 3..4)
+            .unwrap()
+    });
+    expect_format(&p, &["X/indices", "index 99", "position 3", "0..5"], false);
+    let p = corrupt(&dir, "index_negative", csr, |f| {
+        f.dataset("X/indices")
+            .unwrap()
+            .write_slice(&[-4i32], 0..1)
+            .unwrap()
+    });
+    expect_format(&p, &["X/indices", "index -4"], false);
+    let p = corrupt(&dir, "codes_range", csr, |f| {
+        f.dataset("obs/condition/codes")
+            .unwrap()
+            .write_slice(&[50i8], 1..2)
+            .unwrap()
+    });
+    expect_format(
+        &p,
+        &["obs/condition/codes", "code 50 at row 1", "4 categories"],
+        false,
+    );
+    let p = corrupt(&dir, "codes_float", csr, |f| {
+        replace(
+            f,
+            "obs/condition/codes",
+            ndarray::Array1::<f64>::zeros(7).into_dyn().view(),
+        )
+    });
+    expect_format(
+        &p,
+        &["obs/condition/codes", "expected integers, found float64"],
+        false,
+    );
+    // A row subset meets the same checks.
+    let err = read_h5ad(
+        &p,
+        &ReadOptions {
+            rows: Some(vec![0]),
+            ..Default::default()
+        },
+    )
+    .unwrap_err()
+    .to_string();
+    assert!(err.contains("obs/condition/codes"), "{err}");
+}
+
+#[test]
+fn bad_files_not_h5ad() {
+    let dir = common::tmpdir("anndata_bad_files");
+    let empty = dir.join("empty.h5ad");
+    std::fs::write(&empty, b"").unwrap();
+    expect_format(&empty, &["field 'file'", "empty (0 bytes)"], false);
+    let text = dir.join("text.h5ad");
+    std::fs::write(&text, "cell,gene,value\nc1,g1,1.0\n").unwrap();
+    expect_format(&text, &["field 'file'", "not an HDF5 file"], true);
+    let bytes = std::fs::read(devel()).unwrap();
+    let half = dir.join("truncated.h5ad");
+    std::fs::write(&half, &bytes[..bytes.len() / 2]).unwrap();
+    expect_format(&half, &["field 'file'", "truncated"], true);
+    let err = inspect_h5ad(&dir.join("absent.h5ad")).unwrap_err();
+    assert_eq!(err.kind(), "io");
+    assert!(err.to_string().contains("absent.h5ad"));
+}
+
+#[test]
+fn bad_values_rejected_by_dataset_load() {
+    use primeflow::data::{Dataset, LoadOptions, ObsColumns};
+    let dir = common::tmpdir("anndata_bad_dataset");
+    let cols = ObsColumns {
+        covariates: vec![],
+        ..Default::default()
+    };
+    let write = |name: &str, edit: &dyn Fn(&mut AnnData)| {
+        let mut ad = sample();
+        edit(&mut ad);
+        let p = dir.join(name);
+        write_h5ad(&p, &ad, &WriteOptions::default()).unwrap();
+        p
+    };
+    let good = write("good.h5ad", &|_| {});
+    assert!(Dataset::load(
+        &good,
+        &LoadOptions {
+            columns: cols.clone(),
+            ..Default::default()
+        }
+    )
+    .is_ok());
+    let load = |p: &Path, columns: &ObsColumns| {
+        Dataset::load(
+            p,
+            &LoadOptions {
+                columns: columns.clone(),
+                ..Default::default()
+            },
+        )
+        .unwrap_err()
+        .to_string()
+    };
+    let p = write("nan.h5ad", &|ad| ad.x[[2, 3]] = f32::NAN);
+    let e = load(&p, &cols);
+    assert!(
+        e.contains("nan.h5ad") && e.contains("'X'") && e.contains("NaN") && e.contains("cell 2"),
+        "{e}"
+    );
+    let p = write("inf.h5ad", &|ad| ad.x[[4, 1]] = f32::INFINITY);
+    let e = load(&p, &cols);
+    assert!(
+        e.contains("'X'") && e.contains("inf") && e.contains("cell 4"),
+        "{e}"
+    );
+    let p = write("negative.h5ad", &|ad| ad.x[[1, 0]] = -0.5);
+    let e = load(&p, &cols);
+    assert!(
+        e.contains("'X'")
+            && e.contains("negative value")
+            && e.contains("-0.5")
+            && e.contains("cell 1"),
+        "{e}"
+    );
+    let with_line = ObsColumns {
+        covariates: vec!["cell_line".into()],
+        ..Default::default()
+    };
+    let e = load(&good, &with_line);
+    assert!(
+        e.contains("good.h5ad") && e.contains("obs/cell_line"),
+        "{e}"
+    );
+}
+
+// ------------------------------------------------------------ Python interop
+
+fn have_anndata() -> bool {
+    let ok = common::python_has("anndata") && common::python_has("scipy");
+    if !ok {
+        println!("skipped: python anndata not available");
+    }
+    ok
+}
+
+/// Python anndata reads what primeflow wrote (CSR and dense X, every column
+/// kind, var names, a `counts` layer, nested uns); the script dumps what it
+/// sees as JSON and the test compares it with the written sample.
+#[test]
+fn python_reads_primeflow_output() {
+    if !have_anndata() {
+        return;
+    }
+    let dir = common::tmpdir("anndata_py_reads");
+    let ad = sample();
+    for fmt in [XFormat::Csr, XFormat::Dense] {
+        let p = dir.join("pf.h5ad");
+        write_h5ad(
+            &p,
+            &ad,
+            &WriteOptions {
+                x_format: fmt,
+                ..Default::default()
+            },
+        )
+        .unwrap();
+        let code = format!(
+            r#"
+import json, warnings
+warnings.simplefilter("ignore")
+import anndata, numpy as np, pandas as pd, scipy.sparse as sp
+a = anndata.read_h5ad({path:?})
+X = a.X.toarray() if sp.issparse(a.X) else np.asarray(a.X)
+def col(s):
+    if isinstance(s.dtype, pd.CategoricalDtype):
+        return {{"kind": "categorical", "categories": [str(c) for c in s.cat.categories],
+                 "ordered": bool(s.cat.ordered), "codes": [int(c) for c in s.cat.codes]}}
+    return {{"kind": str(s.dtype), "values": [None if pd.isna(v) else (v.item() if hasattr(v, "item") else v) for v in s]}}
+def plain(v):
+    if isinstance(v, dict): return {{k: plain(x) for k, x in v.items()}}
+    if isinstance(v, np.ndarray): return v.tolist()
+    if isinstance(v, np.generic): return v.item()
+    return v
+print(json.dumps({{
+    "sparse": bool(sp.issparse(a.X)), "shape": list(a.shape), "dtype": str(a.X.dtype), "X": X.tolist(),
+    "obs_names": list(a.obs_names), "var_names": list(a.var_names), "var_index_name": a.var.index.name,
+    "obs": {{c: col(a.obs[c]) for c in a.obs.columns}}, "means": a.var["means"].tolist(),
+    "counts": (a.layers["counts"].toarray() if sp.issparse(a.layers["counts"]) else a.layers["counts"]).tolist(),
+    "uns": plain(dict(a.uns)),
+}}))
+"#,
+            path = p.to_str().unwrap()
+        );
+        let out = common::run_python(&code);
+        let v: serde_json::Value = serde_json::from_str(out.trim()).unwrap();
+        assert_eq!(v["sparse"], fmt == XFormat::Csr);
+        assert_eq!(v["shape"], json!([7, 5]));
+        assert_eq!(v["dtype"], "float32");
+        let x: Vec<Vec<f32>> = serde_json::from_value(v["X"].clone()).unwrap();
+        assert_eq!(x, ad.x.outer_iter().map(|r| r.to_vec()).collect::<Vec<_>>());
+        let counts: Vec<Vec<f32>> = serde_json::from_value(v["counts"].clone()).unwrap();
+        assert_eq!(
+            counts,
+            ad.layers["counts"]
+                .outer_iter()
+                .map(|r| r.to_vec())
+                .collect::<Vec<_>>()
+        );
+        assert_eq!(v["obs_names"], json!(ad.obs.index));
+        assert_eq!(v["var_names"], json!(ad.var.index));
+        assert_eq!(v["var_index_name"], "gene_symbol");
+        let obs = &v["obs"];
+        let Some(Column::Categorical(cond)) = ad.obs.get("condition") else {
+            unreachable!()
+        };
+        assert_eq!(obs["condition"]["categories"], json!(cond.categories));
+        assert_eq!(obs["condition"]["codes"], json!(cond.codes));
+        assert_eq!(obs["dose"]["ordered"], true);
+        assert_eq!(obs["dose"]["categories"], json!(["low", "high", "mid"]));
+        assert_eq!(obs["dose"]["codes"][3], -1);
+        assert_eq!(obs["note"]["values"][0], "note ü 0");
+        assert_eq!(
+            obs["ncounts"],
+            json!({"kind": "float64", "values": [0.0, 1.5, 3.0, 4.5, 6.0, 7.5, 9.0]})
+        );
+        assert_eq!(
+            obs["ngenes"],
+            json!({"kind": "int64", "values": [-3, 97, 197, 297, 397, 497, 597]})
+        );
+        assert_eq!(obs["qc"]["kind"], "bool");
+        assert_eq!(
+            obs["qc"]["values"],
+            json!([true, false, false, true, false, false, true])
+        );
+        assert_eq!(
+            obs["batch"],
+            json!({"kind": "Int64", "values": [0, 1, null, 3, 4, 5, 6]})
+        );
+        assert_eq!(
+            obs["flag"],
+            json!({"kind": "boolean", "values": [true, false, true, false, null, false, true]})
+        );
+        assert_eq!(
+            v["means"],
+            json!([0.0, 1.0 / 3.0, 2.0 / 3.0, 1.0, 4.0 / 3.0])
+        );
+        assert_eq!(v["uns"], serde_json::Value::Object(ad.uns.clone()));
+    }
+}
+
+/// primeflow reads files written by Python anndata: X as CSC (float64) and
+/// as CSR (float32), dense X, an int32 `counts` layer, categoricals (int8
+/// and int16 codes, one ordered, one with missing values), strings,
+/// nullable int/bool, uns, and (in csr.h5ad) fixed-length ASCII/UTF-8 and
+/// variable-length ASCII strings. The script also dumps the expected values.
+#[test]
+fn primeflow_reads_python_output() {
+    if !have_anndata() {
+        return;
+    }
+    let dir = common::tmpdir("anndata_pf_reads");
+    let code = format!(
+        r#"
+import json, warnings
+warnings.simplefilter("ignore")
+import anndata, numpy as np, pandas as pd, scipy.sparse as sp
+rng = np.random.default_rng(0)
+n, m = 300, 40
+dense = rng.random((n, m)) * (rng.random((n, m)) < 0.2)
+counts = rng.integers(0, 9, size=(n, m)).astype(np.int32)
+obs = pd.DataFrame(index=[f"c{{i}}" for i in range(n)])
+obs["condition"] = pd.Categorical([["control", "A", "B", "A+B"][i % 4] for i in range(n)])
+obs["many"] = pd.Categorical([f"k{{i % 200:03d}}" for i in range(n)])
+obs["dose"] = pd.Categorical([["lo", "hi", None][i % 3] for i in range(n)], categories=["lo", "hi"], ordered=True)
+obs["barcode"] = [f"BC{{i:05d}}" for i in range(n)]
+obs["ncounts"] = np.arange(n) * 0.5
+obs["ngenes"] = np.arange(n, dtype=np.int16)
+obs["qc"] = np.arange(n) % 2 == 0
+obs["batch"] = pd.array([None if i % 7 == 0 else i for i in range(n)], dtype="Int64")
+obs["flag"] = pd.array([None if i % 5 == 0 else i % 3 == 0 for i in range(n)], dtype="boolean")
+var = pd.DataFrame(index=pd.Index([f"G{{j}}" for j in range(m)], name="gene_symbol"))
+var["hv"] = np.arange(m) % 3 == 0
+uns = {{"title": "py", "n": 3, "x": 0.25, "arr": np.array([1.0, 2.0]), "names": np.array(["a", "b"]), "d": {{"e": {{"f": 1}}}}}}
+files = {{
+    "csc": sp.csc_matrix(dense),
+    "csr": sp.csr_matrix(dense.astype(np.float32)),
+    "dense": dense.astype(np.float64),
+}}
+for name, X in files.items():
+    a = anndata.AnnData(X=X, obs=obs.copy(), var=var.copy(), uns=uns)
+    a.layers["counts"] = sp.csr_matrix(counts) if name != "dense" else counts
+    a.write_h5ad({dir:?} + f"/{{name}}.h5ad")
+# Other HDF5 string flavours, as older writers or h5py users produce them:
+# fixed-length ASCII, fixed-length UTF-8 and variable-length ASCII.
+import h5py
+with h5py.File({dir:?} + "/csr.h5ad", "r+") as f:
+    for path, data, dt in [
+        ("obs/barcode", obs["barcode"].to_numpy().astype("S7"), None),
+        ("var/gene_symbol", [g.encode() for g in var.index], h5py.string_dtype("utf-8", 8)),
+        ("obs/condition/categories", [c.encode() for c in obs["condition"].cat.categories], h5py.string_dtype("ascii")),
+    ]:
+        attrs = dict(f[path].attrs)
+        del f[path]
+        f.create_dataset(path, data=np.array(data, dtype=dt) if dt is not None else data)
+        f[path].attrs.update(attrs)
+print(json.dumps({{"X": dense.astype(np.float32).tolist(), "counts": counts.tolist()}}))
+"#,
+        dir = dir.to_str().unwrap()
+    );
+    let out = common::run_python(&code);
+    let v: serde_json::Value = serde_json::from_str(out.trim()).unwrap();
+    let want_x: Vec<Vec<f32>> = serde_json::from_value(v["X"].clone()).unwrap();
+    let want_counts: Vec<Vec<f32>> = serde_json::from_value(v["counts"].clone()).unwrap();
+    let rows_of = |a: &Array2<f32>| a.outer_iter().map(|r| r.to_vec()).collect::<Vec<_>>();
+    for name in ["csc", "csr", "dense"] {
+        let p = dir.join(format!("{name}.h5ad"));
+        let info = inspect_h5ad(&p).unwrap();
+        assert_eq!(info.x.encoding, name);
+        let ad = read_all(&p);
+        assert_eq!((ad.n_obs(), ad.n_vars()), (300, 40));
+        assert_eq!(rows_of(&ad.x), want_x, "{name}: X");
+        assert_eq!(rows_of(&ad.layers["counts"]), want_counts, "{name}: counts");
+        assert_eq!(ad.obs.index[7], "c7");
+        assert_eq!(ad.var.index_name, "gene_symbol");
+        assert_eq!(ad.var.index[39], "G39");
+        assert_eq!(
+            ad.var.get("hv"),
+            Some(&Column::Bool((0..40).map(|j| j % 3 == 0).collect()))
+        );
+        let Some(Column::Categorical(c)) = ad.obs.get("condition") else {
+            panic!("{name}: condition")
+        };
+        assert_eq!(c.categories, ["A", "A+B", "B", "control"]);
+        assert_eq!(ad.obs.labels("obs", "condition").unwrap()[3], "A+B");
+        let Some(Column::Categorical(many)) = ad.obs.get("many") else {
+            panic!("{name}: many")
+        };
+        assert_eq!(many.categories.len(), 200);
+        assert_eq!(many.label(257), Some("k057"));
+        let Some(Column::Categorical(dose)) = ad.obs.get("dose") else {
+            panic!("{name}: dose")
+        };
+        assert!(dose.ordered);
+        assert_eq!(
+            (dose.label(0), dose.label(1), dose.label(2)),
+            (Some("lo"), Some("hi"), None)
+        );
+        assert_eq!(
+            ad.obs.get("barcode").and_then(|c| c.label(12)),
+            Some("BC00012".to_string())
+        );
+        assert_eq!(
+            ad.obs.get("ncounts"),
+            Some(&Column::Float((0..300).map(|i| i as f64 * 0.5).collect()))
+        );
+        assert_eq!(ad.obs.get("ngenes"), Some(&Column::Int((0..300).collect())));
+        assert_eq!(
+            ad.obs.get("qc"),
+            Some(&Column::Bool((0..300).map(|i| i % 2 == 0).collect()))
+        );
+        let batch: Vec<Option<i64>> = (0..300)
+            .map(|i| if i % 7 == 0 { None } else { Some(i) })
+            .collect();
+        assert_eq!(ad.obs.get("batch"), Some(&Column::NullableInt(batch)));
+        let flag: Vec<Option<bool>> = (0..300)
+            .map(|i| if i % 5 == 0 { None } else { Some(i % 3 == 0) })
+            .collect();
+        assert_eq!(ad.obs.get("flag"), Some(&Column::NullableBool(flag)));
+        assert_eq!(
+            serde_json::Value::Object(ad.uns.clone()),
+            json!({"title": "py", "n": 3, "x": 0.25, "arr": [1.0, 2.0], "names": ["a", "b"], "d": {"e": {"f": 1}}})
+        );
+        // A row subset of each encoding equals the same rows of the full read.
+        let rows = vec![299, 0, 150, 151, 7];
+        let sub = read_h5ad(
+            &p,
+            &ReadOptions {
+                rows: Some(rows.clone()),
+                layer: Some("counts".into()),
+                ..Default::default()
+            },
+        )
+        .unwrap();
+        assert_eq!(
+            sub.x,
+            ad.layers["counts"].select(ndarray::Axis(0), &rows),
+            "{name}: counts rows"
+        );
+        let sub = read_h5ad(
+            &p,
+            &ReadOptions {
+                rows: Some(rows.clone()),
+                ..Default::default()
+            },
+        )
+        .unwrap();
+        assert_eq!(
+            sub.x,
+            ad.x.select(ndarray::Axis(0), &rows),
+            "{name}: X rows"
+        );
+    }
+}

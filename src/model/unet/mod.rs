@@ -10,7 +10,7 @@
 //! * [`plan`]: the block layout derived from a config;
 //! * [`unet`]: [`UNetVelocity`], the network, implementing
 //!   [`VelocityField`](crate::model::VelocityField);
-//! * [`flops`]: forward FLOPs per cell.
+//! * `flops`: forward FLOPs per cell ([`UNetVelocity::flops_per_cell`]).
 
 pub mod attention;
 pub mod config;
