@@ -32,10 +32,13 @@ pub struct FlowNoise {
 }
 
 impl FlowNoise {
-    /// Seeds libtorch's generators with `seed`, then draws `t`, `x0`, `eps`
-    /// (only when `with_eps`) and the guidance mask, in that order, on
-    /// `device`. Later draws of the same step (dropout) continue from this
-    /// generator state, so they are determined by `seed` too.
+    /// Seeds libtorch's generators with `seed`, then draws `t` `[B]`, `x0`
+    /// `[B, m]`, `eps` `[B, m]` (only when `with_eps`) and the guidance mask
+    /// `[B, 1]`, in that order, on `device`, holding
+    /// [`rng_guard`](crate::device::rng_guard). Later draws of the same step
+    /// (dropout) continue from this generator state, so they are determined
+    /// by `seed` too as long as the caller holds the guard around both (the
+    /// Trainer holds it for its whole run, [`cfm_loss`] for its call).
     pub fn draw(
         batch: i64,
         genes: i64,
@@ -50,7 +53,7 @@ impl FlowNoise {
                 format!("{prob_unconditional} is not in [0, 1]"),
             ));
         }
-        crate::device::seed_everything(seed);
+        let _rng = crate::device::rng_guard(Some(seed));
         let opts = (Kind::Float, device);
         let t = Tensor::f_rand([batch], opts)?;
         let x0 = Tensor::f_randn([batch, genes], opts)?;
@@ -116,6 +119,8 @@ pub fn cfm_loss(
         [b, m] => (*b, *m),
         _ => return Err(Error::Mismatch(format!("x1 must be [B, m], got {size:?}"))),
     };
+    // Own the generators from the draws through the forward (dropout).
+    let _rng = crate::device::rng_guard(None);
     let noise = FlowNoise::draw(
         b,
         m,

@@ -63,7 +63,9 @@ impl std::fmt::Debug for Model {
 
 impl Model {
     /// A freshly initialised model on `device`; initialisation is seeded
-    /// with `seed` (libtorch's generators, via `device::seed_everything`).
+    /// with `seed`. Holds [`rng_guard`](crate::device::rng_guard) while it
+    /// draws, so the weights depend only on `seed` even when other threads
+    /// use libtorch's generators through the library.
     pub fn new(
         config: ModelConfig,
         genes: Vec<String>,
@@ -88,7 +90,7 @@ impl Model {
                 "it is empty (no perturbations and no covariate values)",
             ));
         }
-        crate::device::seed_everything(seed);
+        let _rng = crate::device::rng_guard(Some(seed));
         let vs = nn::VarStore::new(device);
         let root = vs.root();
         let (m, n_c) = (genes.len(), vocab.width());

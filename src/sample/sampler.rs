@@ -14,7 +14,10 @@
 //!
 //! Seeding: the noise of condition `c` is drawn on the CPU (ChaCha8) from
 //! `(seed, c)`, so a condition's cells do not depend on which other
-//! conditions are requested, on `max_batch`, or on the device.
+//! conditions are requested, on `max_batch`, or on the device. The solvers
+//! draw nothing from libtorch; sampling still holds
+//! [`rng_guard`](crate::device::rng_guard) (seeded with `seed`) so that a
+//! velocity field that did draw would reproduce too.
 
 use ndarray::Array2;
 use rand::{Rng, SeedableRng};
@@ -176,6 +179,7 @@ impl Sampler {
         cond: &Tensor,
     ) -> Result<Tensor> {
         self.config.validate()?;
+        let _rng = crate::device::rng_guard(Some(self.config.seed));
         let _guard = tch::no_grad_guard();
         let null = cond.f_zeros_like()?; // [b, n_c]
         self.config
@@ -208,6 +212,7 @@ impl Sampler {
             self.config.max_batch
         }
         .max(1);
+        let _rng = crate::device::rng_guard(Some(self.config.seed));
         let _guard = tch::no_grad_guard();
         let bar = crate::progress::bar(total as u64, "sample");
         let mut cached: Option<(usize, Tensor)> = None;

@@ -207,7 +207,10 @@ impl Trainer {
 
     /// Trains `model` on every cell of `train` until `config.steps`, with
     /// validation on `val` (when `val_every` is set) and checkpoints in `out`
-    /// (when given). Returns the history (also written to `out`).
+    /// (when given). Returns the history (also written to `out`). Holds
+    /// [`rng_guard`](crate::device::rng_guard) for the whole run, so a seeded
+    /// run reproduces even when other threads use the library meanwhile
+    /// (they wait).
     pub fn fit(
         &mut self,
         model: &mut Model,
@@ -217,6 +220,10 @@ impl Trainer {
     ) -> Result<History> {
         let cfg = self.config.clone();
         cfg.validate()?;
+        // Own libtorch's generators for the whole run: every step reseeds
+        // them (FlowNoise::draw) and its dropout continues from there, so no
+        // other thread may draw in between (device::rng_guard).
+        let _rng = crate::device::rng_guard(Some(cfg.seed));
         let device = model.device();
         let autocast = match cfg.precision {
             Precision::Fp32 => false,

@@ -92,8 +92,11 @@ pub fn quick_train(steps: usize) -> TrainConfig {
 
 /// Runs `body` in a child process of this test binary that runs only the
 /// test `name`, single-threaded. Needed where a test checks bit-exact
-/// reproducibility: libtorch's random generator is process-wide, and other
-/// tests running in parallel threads draw from it.
+/// reproducibility: libtorch's random generator is process-wide. The
+/// library's stochastic entry points hold `device::rng_guard`, so they no
+/// longer disturb one another, but tests in other modules (tests/suite/
+/// model.rs) seed and draw from libtorch directly without the guard, and
+/// those draws can still land inside a guarded run.
 pub fn isolated(name: &str, body: impl FnOnce()) {
     if std::env::var_os("PRIMEFLOW_TEST_ISOLATED").is_some() {
         body();
@@ -711,4 +714,151 @@ fn cli_train_errors_are_clear() {
         crate::common::primeflow(&["train", "--resume", "--lr", "0.1", "--out", o]);
     assert_eq!(code, 2);
     assert!(err.contains("--lr cannot change"), "{err}");
+}
+
+/// Copies the files of `from` (one level of sub-folders) into `to`.
+fn copy_run(from: &std::path::Path, to: &std::path::Path) {
+    std::fs::create_dir_all(to).unwrap();
+    for e in std::fs::read_dir(from).unwrap().flatten() {
+        let p = e.path();
+        if p.is_dir() {
+            copy_run(&p, &to.join(e.file_name()));
+        } else {
+            std::fs::copy(&p, to.join(e.file_name())).unwrap();
+        }
+    }
+}
+
+/// `--resume` on a missing or damaged checkpoint exits with 2 and a message
+/// that names the file at fault.
+#[test]
+fn cli_resume_with_a_damaged_checkpoint_is_a_clear_error() {
+    let dir = tmpdir("train_cli_damaged");
+    let data = toy_h5ad(&dir, 12, 3);
+    let good = dir.join("good");
+    let (code, _, err) = crate::common::primeflow(&[
+        "train",
+        "--data",
+        data.to_str().unwrap(),
+        "--model",
+        "mlp",
+        "--preset",
+        "tiny",
+        "--steps",
+        "2",
+        "--quiet",
+        "--out",
+        good.to_str().unwrap(),
+    ]);
+    assert_eq!(code, 0, "{err}");
+    let ck = "step-00000002";
+    type Damage = fn(&std::path::Path);
+    let cases: [(&str, Damage, &str); 6] = [
+        (
+            "weights",
+            |d| std::fs::write(d.join("weights.safetensors"), b"not a tensor file").unwrap(),
+            "weights.safetensors",
+        ),
+        (
+            "no_weights",
+            |d| std::fs::remove_file(d.join("weights.safetensors")).unwrap(),
+            "weights.safetensors",
+        ),
+        (
+            "optimizer",
+            |d| std::fs::write(d.join("optimizer.safetensors"), b"\x08\0\0\0\0\0\0\0{}").unwrap(),
+            "optimizer.safetensors",
+        ),
+        (
+            "state",
+            |d| std::fs::write(d.join("state.json"), "{\"step\": ").unwrap(),
+            "state.json",
+        ),
+        (
+            "model",
+            |d| std::fs::write(d.join("model.json"), "{\"kind\": \"gan\"}").unwrap(),
+            "model.json",
+        ),
+        (
+            "folder",
+            |d| std::fs::remove_dir_all(d).unwrap(),
+            "step-00000002",
+        ),
+    ];
+    for (name, damage, names) in cases {
+        let out = dir.join(name);
+        copy_run(&good, &out);
+        damage(&out.join(ck));
+        let (code, _, err) = crate::common::primeflow(&[
+            "train",
+            "--resume",
+            "--steps",
+            "4",
+            "--quiet",
+            "--out",
+            out.to_str().unwrap(),
+        ]);
+        assert_eq!(code, 2, "{name}: {err}");
+        assert!(
+            err.contains(names) && !err.contains("panicked"),
+            "{name}: {err}"
+        );
+    }
+    // The undamaged copy resumes.
+    let (code, _, err) = crate::common::primeflow(&[
+        "train",
+        "--resume",
+        "--steps",
+        "4",
+        "--quiet",
+        "--out",
+        good.to_str().unwrap(),
+    ]);
+    assert_eq!(code, 0, "{err}");
+    assert_eq!(latest_step(&good), 4);
+}
+
+/// The library's stochastic entry points hold `device::rng_guard`, so a
+/// seeded run reproduces while another thread initialises, trains and
+/// samples other models (seeds of its own) at the same time.
+#[test]
+fn seeded_runs_reproduce_beside_other_threads() {
+    isolated("train::seeded_runs_reproduce_beside_other_threads", || {
+        let ds = toy_dataset(12, 6, true);
+        // tiny_mlp has dropout, so every step draws inside the network too.
+        let cfg = quick_train(15);
+        let run = |seed: u64| {
+            let mut model = Model::for_dataset(tiny_mlp(), &ds, Device::Cpu, seed).unwrap();
+            Trainer::new(TrainConfig {
+                seed,
+                ..cfg.clone()
+            })
+            .unwrap()
+            .fit(&mut model, &ds, None, None)
+            .unwrap();
+            model
+        };
+        let alone = run(4);
+        let beside = std::thread::scope(|s| {
+            s.spawn(|| {
+                for k in 100..103 {
+                    let m = run(k);
+                    let conds: Vec<_> = ds.units().iter().map(|u| u.condition()).collect();
+                    let sampler =
+                        primeflow::sample::Sampler::new(primeflow::sample::SampleConfig {
+                            steps: 3,
+                            seed: k,
+                            ..Default::default()
+                        })
+                        .unwrap();
+                    sampler.sample_matrix(&m, &conds, 4).unwrap();
+                }
+            });
+            run(4)
+        });
+        assert!(
+            params_equal(&alone, &beside),
+            "the seeded run changed beside another thread"
+        );
+    });
 }
