@@ -7,6 +7,13 @@ mod cli;
 use clap::Parser;
 
 fn main() {
+    // Behave like other Unix tools when stdout is closed early
+    // (`primeflow info f.h5ad | head`): end quietly instead of panicking in
+    // println! on EPIPE.
+    // SAFETY: resetting a signal disposition before any thread is started.
+    unsafe {
+        libc::signal(libc::SIGPIPE, libc::SIG_DFL);
+    }
     let args = cli::Cli::parse();
     primeflow::progress::install_ctrlc();
     match cli::dispatch(args) {

@@ -21,6 +21,7 @@ use hdf5::Group;
 
 use super::frame::{Categorical, Column, DataFrame};
 use super::h5::{self, ferr, Node};
+use super::h5_write as h5w;
 use crate::error::{Error, Result};
 
 /// Reads the dataframe group `name` of `parent` (full path `field`).
@@ -277,10 +278,10 @@ pub(crate) fn write_frame(
     } else {
         frame.index_name.as_str()
     };
-    h5::check_name(index_name, &format!("{field} index name"))?;
+    h5w::check_name(index_name, &format!("{field} index name"))?;
     let mut seen = std::collections::HashSet::new();
     for (col, c) in &frame.columns {
-        h5::check_name(col, &format!("{field} column name"))?;
+        h5w::check_name(col, &format!("{field} column name"))?;
         if col == index_name || !seen.insert(col.as_str()) {
             return Err(Error::invalid(
                 format!("{field} column '{col}'"),
@@ -294,11 +295,11 @@ pub(crate) fn write_frame(
             ));
         }
     }
-    let g = h5::create_group(parent, name, "dataframe", "0.2.0", path, field)?;
-    h5::write_attr_str(&g, "_index", index_name, path, field)?;
+    let g = h5w::create_group(parent, name, "dataframe", "0.2.0", path, field)?;
+    h5w::write_attr_str(&g, "_index", index_name, path, field)?;
     let order: Vec<String> = frame.columns.iter().map(|(n, _)| n.clone()).collect();
-    h5::write_attr_strs(&g, "column-order", &order, path, field)?;
-    h5::write_strings(
+    h5w::write_attr_strs(&g, "column-order", &order, path, field)?;
+    h5w::write_strings(
         &g,
         index_name,
         &frame.index,
@@ -322,23 +323,23 @@ fn write_column(
 ) -> Result<()> {
     match col {
         Column::Categorical(c) => write_categorical(g, name, c, z, path, field),
-        Column::Str(v) => h5::write_strings(g, name, v, z, path, field).map(drop),
-        Column::Float(v) => h5::write_array(g, name, v, z, path, field).map(drop),
-        Column::Int(v) => h5::write_array(g, name, v, z, path, field).map(drop),
-        Column::Bool(v) => h5::write_array(g, name, v, z, path, field).map(drop),
+        Column::Str(v) => h5w::write_strings(g, name, v, z, path, field).map(drop),
+        Column::Float(v) => h5w::write_array(g, name, v, z, path, field).map(drop),
+        Column::Int(v) => h5w::write_array(g, name, v, z, path, field).map(drop),
+        Column::Bool(v) => h5w::write_array(g, name, v, z, path, field).map(drop),
         Column::NullableInt(v) => {
-            let cg = h5::create_group(g, name, "nullable-integer", "0.1.0", path, field)?;
+            let cg = h5w::create_group(g, name, "nullable-integer", "0.1.0", path, field)?;
             let values: Vec<i64> = v.iter().map(|x| x.unwrap_or(0)).collect();
             let mask: Vec<bool> = v.iter().map(|x| x.is_none()).collect();
-            h5::write_array(&cg, "values", &values, z, path, &format!("{field}/values"))?;
-            h5::write_array(&cg, "mask", &mask, z, path, &format!("{field}/mask")).map(drop)
+            h5w::write_array(&cg, "values", &values, z, path, &format!("{field}/values"))?;
+            h5w::write_array(&cg, "mask", &mask, z, path, &format!("{field}/mask")).map(drop)
         }
         Column::NullableBool(v) => {
-            let cg = h5::create_group(g, name, "nullable-boolean", "0.1.0", path, field)?;
+            let cg = h5w::create_group(g, name, "nullable-boolean", "0.1.0", path, field)?;
             let values: Vec<bool> = v.iter().map(|x| x.unwrap_or(false)).collect();
             let mask: Vec<bool> = v.iter().map(|x| x.is_none()).collect();
-            h5::write_array(&cg, "values", &values, z, path, &format!("{field}/values"))?;
-            h5::write_array(&cg, "mask", &mask, z, path, &format!("{field}/mask")).map(drop)
+            h5w::write_array(&cg, "values", &values, z, path, &format!("{field}/values"))?;
+            h5w::write_array(&cg, "mask", &mask, z, path, &format!("{field}/mask")).map(drop)
         }
     }
 }
@@ -370,20 +371,20 @@ fn write_categorical(
             format!("'{d}' appears twice"),
         ));
     }
-    let cg = h5::create_group(g, name, "categorical", "0.2.0", path, field)?;
-    h5::write_attr_bool(&cg, "ordered", c.ordered, path, field)?;
+    let cg = h5w::create_group(g, name, "categorical", "0.2.0", path, field)?;
+    h5w::write_attr_bool(&cg, "ordered", c.ordered, path, field)?;
     let cf = format!("{field}/codes");
     // The smallest signed type that holds every code, as pandas does.
     if n <= i8::MAX as i64 {
         let v: Vec<i8> = c.codes.iter().map(|&k| k as i8).collect();
-        h5::write_array(&cg, "codes", &v, z, path, &cf)?;
+        h5w::write_array(&cg, "codes", &v, z, path, &cf)?;
     } else if n <= i16::MAX as i64 {
         let v: Vec<i16> = c.codes.iter().map(|&k| k as i16).collect();
-        h5::write_array(&cg, "codes", &v, z, path, &cf)?;
+        h5w::write_array(&cg, "codes", &v, z, path, &cf)?;
     } else {
-        h5::write_array(&cg, "codes", &c.codes, z, path, &cf)?;
+        h5w::write_array(&cg, "codes", &c.codes, z, path, &cf)?;
     }
-    h5::write_strings(
+    h5w::write_strings(
         &cg,
         "categories",
         &c.categories,

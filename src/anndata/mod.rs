@@ -9,9 +9,11 @@
 pub mod frame;
 mod frame_io;
 mod h5;
+mod h5_write;
 pub mod info;
 mod matrix;
 pub mod read;
+mod sparse;
 pub mod stream;
 mod uns;
 pub mod write;

@@ -31,7 +31,14 @@ pub fn read_h5ad(path: &Path, opts: &ReadOptions) -> Result<AnnData> {
     check_root(&file, path)?;
     let rows = opts.rows.as_deref();
 
-    let x_meta = matrix::inspect(&file, "X", path, "X")?;
+    // X may be absent (anndata allows X=None) when a layer is used instead.
+    let x_meta = match (&opts.layer, h5::node(&file, "X", path, "X")?) {
+        (Some(layer), None) => {
+            let lg = h5::group(&file, "layers", path, "layers")?;
+            matrix::inspect(&lg, layer, path, &format!("layers/{layer}"))?
+        }
+        _ => matrix::inspect(&file, "X", path, "X")?,
+    };
     let (n_obs, n_vars) = x_meta.shape;
     let obs = frame_io::read_frame(&file, "obs", path, "obs")?;
     if obs.len() != n_obs {

@@ -17,7 +17,7 @@ use ndarray::{s, ArrayView2};
 use serde_json::{Map, Value};
 
 use super::frame::DataFrame;
-use super::h5::{self, werr, CHUNK_LEN};
+use super::h5_write::{self as h5w, werr, CHUNK_LEN};
 use super::write::{WriteOptions, XFormat};
 use crate::error::{Error, Result};
 
@@ -86,7 +86,7 @@ impl H5adStreamWriter {
     ) -> Result<Self> {
         let chunk = chunk.clamp(1, CHUNK_LEN);
         for (i, name) in layers.iter().enumerate() {
-            h5::check_name(name, "layer name")?;
+            h5w::check_name(name, "layer name")?;
             if layers[..i].contains(name) {
                 return Err(Error::invalid(
                     "layer name",
@@ -101,17 +101,17 @@ impl H5adStreamWriter {
             ));
         }
         let p = file_path;
-        let file = h5::create_file(p)?;
+        let file = h5w::create_file(p)?;
         // From here on, dropping `writer` removes the file.
         let mut writer = H5adStreamWriter {
             file_path: p.to_path_buf(),
             target,
             inner: None,
         };
-        h5::set_encoding(&file, "anndata", "0.1.0", p, "/")?;
+        h5w::set_encoding(&file, "anndata", "0.1.0", p, "/")?;
         super::frame_io::write_frame(&file, "var", var, opts.compression, p, "var")?;
         let x = Sink::create(&file, "X", "X", var.len(), opts, chunk, p)?;
-        let lg = h5::create_group(&file, "layers", "dict", "0.1.0", p, "layers")?;
+        let lg = h5w::create_group(&file, "layers", "dict", "0.1.0", p, "layers")?;
         let mut sinks = Vec::with_capacity(layers.len());
         for name in layers {
             sinks.push((
@@ -128,7 +128,7 @@ impl H5adStreamWriter {
             ));
         }
         for g in ["obsm", "varm", "obsp", "varp"] {
-            h5::create_group(&file, g, "dict", "0.1.0", p, g)?;
+            h5w::create_group(&file, g, "dict", "0.1.0", p, g)?;
         }
         writer.inner = Some(Inner {
             x,
@@ -207,7 +207,7 @@ impl H5adStreamWriter {
             sink.finish(&shape, &p)?;
         }
         super::frame_io::write_frame(&inner.file, "obs", obs, inner.compression, &p, "obs")?;
-        let ug = h5::create_group(&inner.file, "uns", "dict", "0.1.0", &p, "uns")?;
+        let ug = h5w::create_group(&inner.file, "uns", "dict", "0.1.0", &p, "uns")?;
         super::uns::write_dict(&ug, uns, &p, "uns")?;
         drop(ug);
         let Inner {
@@ -249,7 +249,7 @@ impl Sink {
         let f = field.as_str();
         match opts.x_format {
             XFormat::Csr => {
-                let group = h5::create_group(parent, name, "csr_matrix", "0.1.0", p, f)?;
+                let group = h5w::create_group(parent, name, "csr_matrix", "0.1.0", p, f)?;
                 let data = resizable_1d::<f32>(
                     &group,
                     "data",
@@ -300,7 +300,7 @@ impl Sink {
                     ]))
                     .create(name)
                     .map_err(werr(p, f))?;
-                h5::set_encoding(&ds, "array", "0.2.0", p, f)?;
+                h5w::set_encoding(&ds, "array", "0.2.0", p, f)?;
                 Ok(Sink::Dense { ds, field })
             }
         }
@@ -360,7 +360,7 @@ impl Sink {
     /// Writes the final `shape` attribute of a sparse matrix.
     fn finish(&self, shape: &[i64; 2], p: &Path) -> Result<()> {
         match self {
-            Sink::Csr { group, field, .. } => h5::write_attr_ints(group, "shape", shape, p, field),
+            Sink::Csr { group, field, .. } => h5w::write_attr_ints(group, "shape", shape, p, field),
             Sink::Dense { .. } => Ok(()),
         }
     }

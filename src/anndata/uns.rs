@@ -20,6 +20,7 @@ use ndarray::{ArrayD, IxDyn};
 use serde_json::{Map, Number, Value};
 
 use super::h5::{self, ferr, Node};
+use super::h5_write as h5w;
 use crate::error::{Error, Result};
 
 /// Writes `map` into `group` (full path `field`, e.g. `uns`).
@@ -31,7 +32,7 @@ pub(crate) fn write_dict(
 ) -> Result<()> {
     for (key, value) in map {
         let f = format!("{field}/{key}");
-        h5::check_name(key, &format!("{field} key"))?;
+        h5w::check_name(key, &format!("{field} key"))?;
         write_value(group, key, value, path, &f)?;
     }
     Ok(())
@@ -40,14 +41,14 @@ pub(crate) fn write_dict(
 fn write_value(g: &Group, key: &str, value: &Value, path: &Path, field: &str) -> Result<()> {
     match value {
         Value::Null => Err(Error::invalid(field, "null cannot be stored in an .h5ad uns (remove the key or use NaN inside a numeric array)")),
-        Value::Bool(b) => h5::write_scalar(g, key, b, "numeric-scalar", path, field),
+        Value::Bool(b) => h5w::write_scalar(g, key, b, "numeric-scalar", path, field),
         Value::Number(n) => match n.as_i64() {
-            Some(i) => h5::write_scalar(g, key, &i, "numeric-scalar", path, field),
-            None => h5::write_scalar(g, key, &n.as_f64().unwrap_or(f64::NAN), "numeric-scalar", path, field),
+            Some(i) => h5w::write_scalar(g, key, &i, "numeric-scalar", path, field),
+            None => h5w::write_scalar(g, key, &n.as_f64().unwrap_or(f64::NAN), "numeric-scalar", path, field),
         },
-        Value::String(s) => h5::write_scalar_str(g, key, s, path, field),
+        Value::String(s) => h5w::write_scalar_str(g, key, s, path, field),
         Value::Object(m) => {
-            let sub = h5::create_group(g, key, "dict", "0.1.0", path, field)?;
+            let sub = h5w::create_group(g, key, "dict", "0.1.0", path, field)?;
             write_dict(&sub, m, path, field)
         }
         Value::Array(items) => write_array(g, key, items, path, field),
@@ -86,13 +87,13 @@ fn write_array(g: &Group, key: &str, items: &[Value], path: &Path, field: &str) 
     let kinds: std::collections::BTreeSet<char> = leaves.iter().map(|v| kind(v)).collect();
     let kinds: String = kinds.into_iter().collect();
     let write_nd = |ds_writer: &dyn Fn() -> hdf5::Result<hdf5::Dataset>| -> Result<()> {
-        let ds = ds_writer().map_err(h5::werr(path, field))?;
-        h5::set_encoding(&ds, "array", "0.2.0", path, field)
+        let ds = ds_writer().map_err(h5w::werr(path, field))?;
+        h5w::set_encoding(&ds, "array", "0.2.0", path, field)
     };
     match kinds.as_str() {
         "s" if shape.len() == 1 => {
             let v: Vec<String> = leaves.iter().map(|v| v.as_str().unwrap_or_default().to_string()).collect();
-            h5::write_strings(g, key, &v, None, path, field).map(drop)
+            h5w::write_strings(g, key, &v, None, path, field).map(drop)
         }
         "" | "f" | "fi" | "i" => {
             if kinds == "i" {

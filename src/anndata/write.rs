@@ -12,7 +12,7 @@ use std::path::Path;
 
 use ndarray::{s, ArrayView2};
 
-use super::h5::CHUNK_LEN;
+use super::h5_write::CHUNK_LEN;
 use super::stream::H5adStreamWriter;
 use super::AnnData;
 use crate::error::{Error, Result};

@@ -74,6 +74,10 @@ pub struct Args {
     /// The output .h5ad.
     #[arg(long, value_name = "PRED.h5ad")]
     pub out: PathBuf,
+    /// CPU threads for libtorch's operators (default: libtorch's choice,
+    /// one per core). 1 is faster for small models on a busy machine.
+    #[arg(long, value_name = "N")]
+    pub threads: Option<usize>,
     /// No progress bar.
     #[arg(long)]
     pub quiet: bool,
@@ -147,6 +151,12 @@ fn data_spec(args: &Args, model: &Model) -> anyhow::Result<DataSpec> {
 /// Runs the subcommand.
 pub fn run(args: Args) -> anyhow::Result<()> {
     primeflow::progress::set_quiet(args.quiet);
+    if let Some(n) = args.threads {
+        if n == 0 {
+            return Err(Error::invalid("--threads", "must be at least 1").into());
+        }
+        tch::set_num_threads(n.min(i32::MAX as usize) as i32);
+    }
     primeflow::progress::clear_interrupt();
     let started = Instant::now();
     let device = primeflow::device::parse_device(&args.device)?;

@@ -96,6 +96,10 @@ pub struct Args {
     /// Keep only cells with obs COL == VALUE (repeatable), e.g. dataset=norman19.
     #[arg(long = "filter", value_name = "COL=VALUE")]
     pub filters: Vec<String>,
+    /// CPU threads for libtorch's operators (default: libtorch's choice,
+    /// one per core). 1 is faster for small models on a busy machine.
+    #[arg(long, value_name = "N")]
+    pub threads: Option<usize>,
     /// No progress bar.
     #[arg(long)]
     pub quiet: bool,
@@ -282,6 +286,12 @@ fn check_resume_flags(args: &Args) -> anyhow::Result<()> {
 /// Runs the subcommand.
 pub fn run(args: Args) -> anyhow::Result<()> {
     primeflow::progress::set_quiet(args.quiet);
+    if let Some(n) = args.threads {
+        if n == 0 {
+            return Err(Error::invalid("--threads", "must be at least 1").into());
+        }
+        tch::set_num_threads(n.min(i32::MAX as usize) as i32);
+    }
     let device = primeflow::device::parse_device(&args.device)?;
     let started = Instant::now();
     if args.resume {
@@ -364,10 +374,11 @@ fn fresh_run(args: &Args, device: tch::Device, started: Instant) -> anyhow::Resu
     spec.save(&args.out)?;
     print!("{}", ds.summary());
     println!(
-        "Model: {} '{}' ({} parameters), {} genes, condition width {}, device {}",
+        "Model: {} '{}' ({} parameters, {:.3} GFLOP/cell forward), {} genes, condition width {}, device {}",
         model.config.kind(),
         preset,
         model.n_params(),
+        model.config.flops_per_cell(model.n_genes(), model.cond_dim()) / 1e9,
         model.n_genes(),
         model.cond_dim(),
         primeflow::device::device_name(device)

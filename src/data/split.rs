@@ -144,13 +144,28 @@ impl Split {
         self.parts.iter().enumerate().filter(|(_, p)| **p == part).map(|(i, _)| i).collect()
     }
 
-    /// Per part: units (non-control) and cells.
+    /// Errors unless this split has one part per cell of `ds`.
+    pub fn check(&self, ds: &Dataset) -> Result<()> {
+        if self.parts.len() != ds.n_cells() {
+            return Err(Error::Mismatch(format!(
+                "the split covers {} cells but {} has {}",
+                self.parts.len(),
+                ds.source_name(),
+                ds.n_cells()
+            )));
+        }
+        Ok(())
+    }
+
+    /// Per part: units (non-control) and cells. Cells beyond the split's
+    /// length (a split of another dataset; see [`check`](Self::check)) are
+    /// not counted.
     pub fn summary(&self, ds: &Dataset) -> SplitSummary {
         let mut s = SplitSummary::default();
         for u in ds.units() {
             let mut seen = BTreeSet::new();
             for &c in &u.cells {
-                let p = self.parts[c];
+                let Some(&p) = self.parts.get(c) else { continue };
                 let e = s.parts.entry(p.as_str().to_string()).or_default();
                 if u.is_control() {
                     e.control_cells += 1;
@@ -163,7 +178,7 @@ impl Split {
             }
         }
         for u in ds.units().iter().filter(|u| !u.is_control()) {
-            let p = self.parts[u.cells[0]];
+            let Some(&p) = u.cells.first().and_then(|&c| self.parts.get(c)) else { continue };
             if p != Part::Train {
                 s.held_out.entry(p.as_str().to_string()).or_default().push(u.name());
             }
@@ -174,6 +189,7 @@ impl Split {
     /// Writes `cell,<perturbation column>,<covariate columns...>,split`
     /// atomically.
     pub fn write_csv(&self, path: &Path, ds: &Dataset) -> Result<()> {
+        self.check(ds)?;
         let mut out = String::from("cell");
         out.push(',');
         out.push_str(&csv_field(&ds.columns.perturbation));

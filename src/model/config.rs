@@ -6,11 +6,14 @@ use serde::{Deserialize, Serialize};
 
 use crate::error::{Error, Result};
 use crate::model::mlp::MlpConfig;
+use crate::model::unet::UNetConfig;
 
 /// The velocity field of a model, tagged by `kind`.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(tag = "kind", rename_all = "lowercase")]
 pub enum ModelConfig {
+    /// The PRiMeFlow U-Net (model.md, "The U-Net velocity field").
+    Unet(UNetConfig),
     /// The PRiMeFlow MLP ablation.
     Mlp(MlpConfig),
 }
@@ -24,10 +27,9 @@ impl ModelConfig {
     pub fn preset(model: &str, preset: &str) -> Result<ModelConfig> {
         match model.trim().to_ascii_lowercase().as_str() {
             "mlp" => Ok(ModelConfig::Mlp(MlpConfig::preset(preset)?)),
-            "unet" | "u-net" => Err(Error::invalid(
-                "model",
-                "the U-Net is not available in this build yet",
-            )),
+            "unet" | "u-net" => Ok(ModelConfig::Unet(UNetConfig::preset(
+                &preset.trim().to_ascii_lowercase(),
+            )?)),
             other => Err(Error::unknown("model", other, &Self::KINDS)),
         }
     }
@@ -35,6 +37,7 @@ impl ModelConfig {
     /// `unet` or `mlp`.
     pub fn kind(&self) -> &'static str {
         match self {
+            ModelConfig::Unet(_) => "unet",
             ModelConfig::Mlp(_) => "mlp",
         }
     }
@@ -42,6 +45,7 @@ impl ModelConfig {
     /// Checks the hyperparameters.
     pub fn validate(&self) -> Result<()> {
         match self {
+            ModelConfig::Unet(c) => c.validate(),
             ModelConfig::Mlp(c) => c.validate(),
         }
     }
@@ -49,7 +53,20 @@ impl ModelConfig {
     /// Dropout probability of the network (used by summaries).
     pub fn dropout(&self) -> f64 {
         match self {
+            ModelConfig::Unet(c) => c.dropout,
             ModelConfig::Mlp(c) => c.dropout,
+        }
+    }
+
+    /// Forward FLOPs per cell for `n_genes` genes and condition width
+    /// `cond_dim` (U-Net: counted block by block; MLP: 2 x its
+    /// multiply-accumulates). Forward+backward is about 3x.
+    pub fn flops_per_cell(&self, n_genes: usize, cond_dim: usize) -> f64 {
+        match self {
+            ModelConfig::Unet(c) => {
+                crate::model::unet::UNetVelocity::flops_per_cell(c, n_genes, cond_dim)
+            }
+            ModelConfig::Mlp(c) => c.flops_per_cell(n_genes, cond_dim),
         }
     }
 

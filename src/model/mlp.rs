@@ -90,6 +90,28 @@ impl MlpConfig {
         })
     }
 
+    /// Forward FLOPs per cell (2 x multiply-accumulates of every Linear).
+    pub fn flops_per_cell(&self, n_genes: usize, cond_dim: usize) -> f64 {
+        let h = self.hidden_dim as f64;
+        let mlp =
+            |i: f64, n: usize, o: f64| 2.0 * (i * h + (n.saturating_sub(2)) as f64 * h * h + h * o);
+        let enc = |i: usize, n: usize| {
+            if n == 1 {
+                2.0 * i as f64 * h
+            } else {
+                mlp(i as f64, n, h)
+            }
+        };
+        enc(n_genes, self.n_layers_x)
+            + enc(cond_dim, self.n_layers_conditions)
+            + enc(self.time_embed_dim, self.n_layers_time)
+            + if self.n_layers_decoder == 1 {
+                2.0 * 3.0 * h * n_genes as f64
+            } else {
+                mlp(3.0 * h, self.n_layers_decoder, n_genes as f64)
+            }
+    }
+
     /// Checks the values (positive widths, at least one layer each, dropout
     /// in `[0, 1)`, even sinusoid width).
     pub fn validate(&self) -> Result<()> {

@@ -20,6 +20,7 @@ use crate::data::{Condition, ConditionVocab, Dataset};
 use crate::error::{Error, Result};
 use crate::model::config::ModelConfig;
 use crate::model::mlp::MlpVelocity;
+use crate::model::unet::UNetVelocity;
 use crate::model::VelocityField;
 
 /// File name of the weights in a model folder.
@@ -92,6 +93,7 @@ impl Model {
         let root = vs.root();
         let (m, n_c) = (genes.len(), vocab.width());
         let net: Box<dyn VelocityField> = match &config {
+            ModelConfig::Unet(c) => Box::new(UNetVelocity::new(&root, c, m, n_c)?),
             ModelConfig::Mlp(c) => Box::new(MlpVelocity::new(&root, c, m, n_c)?),
         };
         Ok(Model {

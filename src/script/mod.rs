@@ -1,1 +1,62 @@
-//! (being written)
+//! The Rhai scripting environment (feature `scripting`): one engine for the
+//! REPL, `primeflow run`, the tests and the notebooks, with the objects users
+//! compose experiments from.
+//!
+//! ```rhai
+//! let data = Dataset::simulate(#{preset: "tiny", seed: 0});
+//! let split = data.split("combination", 42);
+//! let model = UNetVelocity("tiny");
+//! let history = Trainer(#{steps: 200}).fit(model, split.train);
+//! let pred = Sampler().sample(model, split.test, #{cells: 100, guidance: 3.0, seed: 0});
+//! print(Metrics().evaluate(pred, split.test));
+//! ```
+//!
+//! Layout: [`engine`] (the builder, limits, `--set` params, the stdlib
+//! resolver), [`error`] (core errors -> catchable Rhai errors), [`help`],
+//! [`repl`], [`runner`], [`notebook`], and one file per object.
+//! The core library never depends on this module.
+
+pub mod condition;
+pub mod convert;
+pub mod dataset;
+pub mod engine;
+pub mod error;
+pub mod help;
+pub mod model;
+pub mod notebook;
+pub mod plot;
+pub mod repl;
+pub mod runner;
+pub mod sampler;
+pub mod split;
+pub mod trainer;
+pub mod util;
+
+pub use engine::{build_engine, display_value, parse_set, parse_value, EngineOptions, Limits, OutputBuffer, Params};
+pub use error::{describe, guard, script_error, to_rhai, RhaiResult};
+pub use help::HelpIndex;
+pub use repl::{Outcome, Session};
+pub use rhai;
+pub use runner::{run_file, run_source, ScriptFailure};
+
+/// Registers every object type and its functions (called by
+/// [`build_engine`]).
+pub fn register_objects(engine: &mut rhai::Engine) {
+    dataset::register(engine);
+    split::register(engine);
+    condition::register(engine);
+    model::register(engine);
+    trainer::register(engine);
+    sampler::register(engine);
+    plot::register(engine);
+    util::register(engine);
+}
+
+/// The HTML form of an object value for notebooks (tables, datasets), if
+/// it has one.
+pub(crate) fn rich_html(v: &rhai::Dynamic) -> Option<String> {
+    if let Some(d) = v.read_lock::<dataset::DatasetHandle>() {
+        return Some(notebook::Html::pre(&d.0.summary().to_string()).0);
+    }
+    None
+}

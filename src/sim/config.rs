@@ -191,6 +191,29 @@ impl SimConfig {
                 ),
             );
         }
+        let limits = [
+            ("n_cells", self.n_cells, 1_000_000_000),
+            ("n_genes", self.n_genes, 1_000_000),
+            ("n_cell_lines", self.n_cell_lines, 10_000),
+            ("n_perturbations", self.n_perturbations, 1_000_000),
+            ("n_combinations", self.n_combinations, 1_000_000),
+            ("n_programs", self.n_programs, 100_000),
+            ("threads", self.threads, 256),
+        ];
+        for (field, v, max) in limits {
+            if v > max {
+                return bad(field, format!("{v} is above the supported maximum {max}"));
+            }
+        }
+        if self.n_programs * self.program_size > 100_000_000 {
+            return bad(
+                "n_programs",
+                format!(
+                    "{} programs x {} genes is more than 1e8 loadings",
+                    self.n_programs, self.program_size
+                ),
+            );
+        }
         let max_pairs = self.n_perturbations * (self.n_perturbations - 1) / 2;
         if self.n_combinations > max_pairs {
             return bad(
@@ -199,15 +222,6 @@ impl SimConfig {
                     "{} is more than the {max_pairs} distinct pairs of {} perturbations",
                     self.n_combinations, self.n_perturbations
                 ),
-            );
-        }
-        if self.n_cell_lines > 10_000
-            || self.n_perturbations > 1_000_000
-            || self.n_genes > 1_000_000
-        {
-            return bad(
-                "size",
-                "more than 10,000 cell lines, 1e6 perturbations or 1e6 genes".into(),
             );
         }
         let min_cells = 2 * self.max_units();
@@ -229,7 +243,7 @@ impl SimConfig {
             ("library_size_dispersion", self.library_size_dispersion),
         ];
         for (field, v) in finite_nonneg {
-            if !v.is_finite() || v < 0.0 || v > 20.0 {
+            if !(0.0..=20.0).contains(&v) {
                 return bad(field, format!("{v} is not a number in [0, 20]"));
             }
         }

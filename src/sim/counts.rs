@@ -186,7 +186,7 @@ const SMALL_MEAN: f64 = 12.0;
 /// inversion: `P(0) = (r / (r + mean))^r`,
 /// `P(k + 1) = P(k) (k + r) / (k + 1) * mean / (r + mean)`.
 pub fn neg_binomial_small<R: Rng>(rng: &mut R, mean: f64, r: f64) -> f64 {
-    if !(mean > 0.0) || !(r > 0.0) || !mean.is_finite() {
+    if !(mean.is_finite() && mean > 0.0 && r > 0.0) {
         return 0.0;
     }
     let ratio = mean / (r + mean);
@@ -205,7 +205,7 @@ pub fn neg_binomial_small<R: Rng>(rng: &mut R, mean: f64, r: f64) -> f64 {
 /// A Poisson draw: inversion by sequential search below 12, `rand_distr`'s
 /// rejection sampler above.
 pub fn poisson<R: Rng>(rng: &mut R, lambda: f64) -> f64 {
-    if !(lambda > 0.0) || !lambda.is_finite() {
+    if !(lambda.is_finite() && lambda > 0.0) {
         return 0.0;
     }
     if lambda < SMALL_MEAN {

@@ -36,5 +36,11 @@ mod tests {
         assert_eq!(x, [2501f64.ln() as f32, 0.0, 7501f64.ln() as f32]);
         normalize_log1p_row(&[0.0, 0.0, 0.0], 0.0, 1e4, &mut x);
         assert_eq!(x, [0.0; 3]);
+        // Large and non-integer values take the direct path.
+        normalize_log1p_row(&[100.0, 0.5, 100.0], 200.5, 1e4, &mut x);
+        let want = |c: f64| (c * 1e4 / 200.5).ln_1p() as f32;
+        assert_eq!(x, [want(100.0), want(0.5), want(100.0)]);
+        normalize_log1p_row(&[0.0, 0.0, 0.0], 0.0, 1e4, &mut x);
+        assert_eq!(x, [0.0; 3]);
     }
 }

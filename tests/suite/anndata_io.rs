@@ -535,6 +535,16 @@ fn bad_files_structure() {
     let csr = XFormat::Csr;
     let p = corrupt(&dir, "missing_x", csr, |f| f.unlink("X").unwrap());
     expect_format_as(&p, &["field 'X'", "missing"], true, true);
+    // Without X, a layer still serves as the matrix (anndata allows X=None).
+    let ad = read_h5ad(
+        &p,
+        &ReadOptions {
+            layer: Some("counts".into()),
+            ..Default::default()
+        },
+    )
+    .unwrap();
+    assert_eq!(ad.x, sample().layers["counts"]);
     let p = corrupt(&dir, "x_encoding", csr, |f| {
         set_attr_str(&f.group("X").unwrap(), "encoding-type", "coo_matrix")
     });
@@ -910,7 +920,8 @@ print(json.dumps({{
 /// primeflow reads files written by Python anndata: X as CSC (float64) and
 /// as CSR (float32), dense X, an int32 `counts` layer, categoricals (int8
 /// and int16 codes, one ordered, one with missing values), strings,
-/// nullable int/bool, uns. The script also dumps the expected values.
+/// nullable int/bool, uns, and (in csr.h5ad) fixed-length ASCII/UTF-8 and
+/// variable-length ASCII strings. The script also dumps the expected values.
 #[test]
 fn primeflow_reads_python_output() {
     if !have_anndata() {
@@ -948,6 +959,19 @@ for name, X in files.items():
     a = anndata.AnnData(X=X, obs=obs.copy(), var=var.copy(), uns=uns)
     a.layers["counts"] = sp.csr_matrix(counts) if name != "dense" else counts
     a.write_h5ad({dir:?} + f"/{{name}}.h5ad")
+# Other HDF5 string flavours, as older writers or h5py users produce them:
+# fixed-length ASCII, fixed-length UTF-8 and variable-length ASCII.
+import h5py
+with h5py.File({dir:?} + "/csr.h5ad", "r+") as f:
+    for path, data, dt in [
+        ("obs/barcode", obs["barcode"].to_numpy().astype("S7"), None),
+        ("var/gene_symbol", [g.encode() for g in var.index], h5py.string_dtype("utf-8", 8)),
+        ("obs/condition/categories", [c.encode() for c in obs["condition"].cat.categories], h5py.string_dtype("ascii")),
+    ]:
+        attrs = dict(f[path].attrs)
+        del f[path]
+        f.create_dataset(path, data=np.array(data, dtype=dt) if dt is not None else data)
+        f[path].attrs.update(attrs)
 print(json.dumps({{"X": dense.astype(np.float32).tolist(), "counts": counts.tolist()}}))
 "#,
         dir = dir.to_str().unwrap()

@@ -191,3 +191,117 @@ fn samples_every_unit_of_a_split_part() {
         "{e}"
     );
 }
+
+/// `train` then `sample` through the command line: the test units of the
+/// run's own split (from data.json), requested conditions with an unseen
+/// combination, and clear errors for unknown perturbations and other genes.
+#[test]
+fn cli_train_then_sample() {
+    use crate::common::{primeflow, tmpdir};
+    let dir = tmpdir("sample_cli");
+    let data = crate::train::toy_h5ad(&dir, 12, 8);
+    let d = data.to_str().unwrap();
+    let run = dir.join("run");
+    let r = run.to_str().unwrap();
+    let (code, stdout, stderr) = primeflow(&[
+        "train",
+        "--data",
+        d,
+        "--model",
+        "mlp",
+        "--preset",
+        "tiny",
+        "--task",
+        "combination",
+        "--steps",
+        "30",
+        "--quiet",
+        "--threads",
+        "1",
+        "--out",
+        r,
+    ]);
+    assert_eq!(code, 0, "{stdout}\n{stderr}");
+    assert!(
+        stdout.contains("Model: mlp 'tiny'") && stdout.contains("Step 30: loss"),
+        "{stdout}"
+    );
+    let pred = dir.join("pred.h5ad");
+    let p = pred.to_str().unwrap();
+    let (code, stdout, stderr) = primeflow(&[
+        "sample",
+        "--checkpoint",
+        r,
+        "--which",
+        "test",
+        "--cells-per-unit",
+        "6",
+        "--steps",
+        "5",
+        "--guidance",
+        "3",
+        "--quiet",
+        "--threads",
+        "1",
+        "--out",
+        p,
+    ]);
+    assert_eq!(code, 0, "{stdout}\n{stderr}");
+    assert!(stdout.contains("1 test units"), "{stdout}");
+    let ad = primeflow::anndata::read_h5ad(&pred, &Default::default()).unwrap();
+    assert_eq!((ad.n_obs(), ad.n_vars()), (6, 12));
+    let label = ad.obs.labels("obs", "condition").unwrap();
+    assert_eq!(label[0], "A+B", "the held-out combination");
+
+    let (code, stdout, stderr) = primeflow(&[
+        "sample",
+        "--checkpoint",
+        r,
+        "--conditions",
+        "A+C @ k562; control @ rpe1",
+        "--cells-per-unit",
+        "4",
+        "--steps",
+        "3",
+        "--quiet",
+        "--out",
+        p,
+    ]);
+    assert_eq!(code, 0, "{stdout}\n{stderr}");
+    let ad = primeflow::anndata::read_h5ad(&pred, &Default::default()).unwrap();
+    assert_eq!(
+        ad.obs.labels("obs", "cell_type").unwrap(),
+        ["k562", "k562", "k562", "k562", "rpe1", "rpe1", "rpe1", "rpe1"]
+    );
+
+    let (code, _, err) = primeflow(&[
+        "sample",
+        "--checkpoint",
+        r,
+        "--conditions",
+        "Z @ k562",
+        "--out",
+        p,
+    ]);
+    assert_eq!(code, 2);
+    assert!(
+        err.contains("unknown perturbation 'Z'") && err.contains("known: A, B, C"),
+        "{err}"
+    );
+    let other = tmpdir("sample_cli_other");
+    let other_data = crate::train::toy_h5ad(&other, 13, 2);
+    let (code, _, err) = primeflow(&[
+        "sample",
+        "--checkpoint",
+        r,
+        "--data",
+        other_data.to_str().unwrap(),
+        "--out",
+        p,
+    ]);
+    assert_eq!(code, 2);
+    assert!(
+        err.contains("13 genes") && err.contains("checkpoint 12") && err.contains("'G12'"),
+        "{err}"
+    );
+}

@@ -1,1 +1,299 @@
-//! Tests: script.
+//! Tests: the scripting environment (engine, REPL session, runner, limits,
+//! help, stdlib, objects, scripts/ and tests/scripts/).
+
+use std::cell::RefCell;
+use std::rc::Rc;
+
+use primeflow::script::{self, EngineOptions, Limits, Outcome, Session};
+
+use crate::common::{primeflow, root, tmpdir};
+
+fn session() -> Session {
+    primeflow::progress::set_quiet(true);
+    Session::new(&EngineOptions::default())
+}
+
+fn text(o: Outcome) -> String {
+    match o {
+        Outcome::Text(t) => t,
+        other => panic!("expected text, got {other:?}"),
+    }
+}
+
+fn error(o: Outcome) -> String {
+    match o {
+        Outcome::Error(t) => t,
+        other => panic!("expected an error, got {other:?}"),
+    }
+}
+
+/// Runs `src` with a fresh engine, capturing print output.
+fn run_captured(src: &str, limits: Limits) -> (Result<(), script::ScriptFailure>, String) {
+    primeflow::progress::set_quiet(true);
+    let out = Rc::new(RefCell::new(String::new()));
+    let r = script::run_source(
+        std::path::Path::new("inline.rhai"),
+        src,
+        Vec::new(),
+        &limits,
+        Some(root()),
+        Some(out.clone()),
+    );
+    let printed = out.borrow().clone();
+    (r, printed)
+}
+
+#[test]
+fn repl_scope_persists_and_errors_do_not_end_the_session() {
+    let mut s = session();
+    assert_eq!(s.eval_line("let x = 40;"), Outcome::Nothing);
+    assert_eq!(text(s.eval_line("x + 2")), "42");
+    // A typo: an error with a caret under the position and a suggestion.
+    let e = error(s.eval_line("prnt(x)"));
+    assert!(e.contains("prnt(x)\n^"), "{e}");
+    assert!(e.contains("did you mean") && e.contains("print"), "{e}");
+    // A bad argument to a primeflow function: kind and message.
+    let e = error(s.eval_line("param(1, 2, 3, 4)"));
+    assert!(e.contains("^"), "{e}");
+    // The session goes on, with its variables and functions.
+    assert_eq!(s.eval_line("fn twice(v) { v * 2 }"), Outcome::Nothing);
+    assert_eq!(text(s.eval_line("twice(x)")), "80");
+    assert_eq!(text(s.eval_line("let y = twice(x) + 1; y")), "81");
+    let vars = text(s.eval_line(":vars"));
+    assert!(vars.contains("x: i64 = 40") && vars.contains("y: i64 = 81"), "{vars}");
+    assert_eq!(s.eval_line(":quit"), Outcome::Quit);
+}
+
+#[test]
+fn repl_multiline_input_and_completion() {
+    let s = session();
+    assert!(!s.is_complete("fn f(a) {"));
+    assert!(!s.is_complete("let m = #{a: 1,"));
+    assert!(!s.is_complete("let s = \"open"));
+    assert!(s.is_complete("fn f(a) { a } // {"));
+    assert!(s.is_complete("let s = \"{\";"));
+    let (start, c) = s.complete("par", 3);
+    assert_eq!(start, 0);
+    assert!(c.contains(&"param".to_string()) && c.contains(&"params".to_string()), "{c:?}");
+    let (_, c) = s.complete(":he", 3);
+    assert_eq!(c, vec![":help".to_string()]);
+}
+
+#[test]
+fn help_shows_doc_comments_with_examples() {
+    let mut s = session();
+    let h = text(s.eval_line(":help param"));
+    assert!(h.contains("param(name: String, default)") && h.contains("```rhai"), "{h}");
+    let h = text(s.eval_line("help(\"param\")"));
+    assert!(h.contains("--set"), "{h}");
+    let h = text(s.eval_line(":help parm"));
+    assert!(h.contains("did you mean") && h.contains("param"), "{h}");
+    let h = text(s.eval_line(":functions"));
+    assert!(h.contains("params()"), "{h}");
+}
+
+#[test]
+fn every_primeflow_function_has_a_documented_example() {
+    let s = session();
+    let idx = script::HelpIndex::from_engine(s.engine());
+    let mut missing = Vec::new();
+    for d in idx.functions() {
+        // Script-defined stdlib helpers and native functions alike.
+        if d.name.starts_with("to_string") || d.name.starts_with("to_debug") {
+            continue;
+        }
+        if !d.doc.contains("```") {
+            missing.push(d.signature.clone());
+        }
+    }
+    assert!(missing.is_empty(), "functions without a doc example: {missing:#?}");
+}
+
+#[test]
+fn core_errors_are_catchable_with_kind_and_message() {
+    let (r, out) = run_captured(
+        r#"
+        try { param("nope") } catch (err) { print(err.kind); print(err.message); }
+        "#,
+        Limits::default(),
+    );
+    assert!(r.is_ok(), "{r:?}");
+    assert!(out.starts_with("invalid\n"), "{out}");
+    assert!(out.contains("'nope' was not given"), "{out}");
+}
+
+#[test]
+fn limits_stop_a_runaway_loop() {
+    let limits = Limits {
+        max_operations: 100_000,
+        ..Limits::default()
+    };
+    let (r, _) = run_captured("let i = 0;\nloop { i += 1; }", limits);
+    let f = r.expect_err("the loop must be stopped");
+    assert_eq!(f.kind, "limit");
+    assert_eq!(f.line, Some(2));
+    let limits = Limits {
+        max_array_size: 100,
+        ..Limits::default()
+    };
+    let (r, _) = run_captured("let a = [];\nfor i in 0..1000 { a.push(i); }", limits);
+    assert_eq!(r.expect_err("array limit").kind, "limit");
+    let (r, _) = run_captured("fn f(n) { f(n + 1) }\nf(0);", Limits::default());
+    assert_eq!(r.expect_err("call depth").kind, "limit");
+}
+
+#[test]
+fn runner_reports_file_line_and_column_and_exits_non_zero() {
+    let dir = tmpdir("script_runner_error");
+    let path = dir.join("bad.rhai");
+    std::fs::write(&path, "let a = 1;\nlet b = a + 1;\nlet c = param(\"missing\");\n").unwrap();
+    let (code, _, err) = primeflow(&["run", path.to_str().unwrap()]);
+    assert_eq!(code, 2, "{err}");
+    assert!(err.contains("bad.rhai:3:9:") && err.contains("'missing' was not given"), "{err}");
+    assert!(err.contains("   3 | let c = param"), "{err}");
+    // Syntax errors name the line too.
+    std::fs::write(&path, "let a = 1;\nlet b = a +;\n").unwrap();
+    let (code, _, err) = primeflow(&["run", path.to_str().unwrap()]);
+    assert_ne!(code, 0);
+    assert!(err.contains("bad.rhai:2:"), "{err}");
+    // A script-level throw: exit 1.
+    std::fs::write(&path, "\n\nthrow \"stop here\";\n").unwrap();
+    let (code, _, err) = primeflow(&["run", path.to_str().unwrap()]);
+    assert_eq!(code, 1, "{err}");
+    assert!(err.contains("bad.rhai:3:1:") && err.contains("stop here"), "{err}");
+}
+
+#[test]
+fn runner_passes_typed_set_values() {
+    let dir = tmpdir("script_runner_set");
+    let path = dir.join("set.rhai");
+    std::fs::write(
+        &path,
+        r#"
+        let steps = param("steps", 10);
+        let lr = param("lr", 0.1);
+        let name = param("name", "x");
+        let ws = param("ws", [1.0]);
+        print(`${steps} ${type_of(steps)} ${lr} ${type_of(lr)} ${name} ${ws.len()} ${flag}`);
+        "#,
+    )
+    .unwrap();
+    let (code, out, err) = primeflow(&[
+        "run",
+        path.to_str().unwrap(),
+        "--set",
+        "steps=3",
+        "--set",
+        "lr=1",
+        "--set",
+        "name=abc",
+        "--set",
+        "ws=[1,3,5]",
+        "--set",
+        "flag=true",
+    ]);
+    assert_eq!(code, 0, "{err}");
+    assert_eq!(out.trim(), "3 i64 1.0 f64 abc 3 true");
+    assert!(err.contains("--set flag was given but the script never asked"), "{err}");
+    let (code, _, err) = primeflow(&["run", path.to_str().unwrap(), "--set", "steps=abc", "--set", "flag=1"]);
+    assert_eq!(code, 2, "{err}");
+    assert!(err.contains("--set steps") && err.contains("not an integer"), "{err}");
+}
+
+/// Runs every tests/scripts/*.rhai in-process (CPU, tiny seeded configs):
+/// each asserts its numbers through the stdlib's `check::` helpers.
+#[test]
+fn regression_scripts_pass() {
+    primeflow::progress::set_quiet(true);
+    let dir = root().join("tests/scripts");
+    let mut scripts: Vec<_> = std::fs::read_dir(&dir)
+        .unwrap()
+        .filter_map(|e| e.ok())
+        .map(|e| e.path())
+        .filter(|p| p.extension().is_some_and(|x| x == "rhai"))
+        .collect();
+    scripts.sort();
+    assert!(scripts.len() >= 3, "no regression scripts in {}", dir.display());
+    let mut failures = Vec::new();
+    for s in &scripts {
+        let name = s.file_stem().unwrap().to_string_lossy().to_string();
+        let out = tmpdir(&format!("script_regression_{name}"));
+        let sets = vec![
+            (
+                "devel".to_string(),
+                rhai::Dynamic::from(crate::common::devel().display().to_string()),
+            ),
+            ("out".to_string(), rhai::Dynamic::from(out.display().to_string())),
+        ];
+        let t = std::time::Instant::now();
+        let r = script::run_file(s, sets, &Limits::default(), Some(Rc::new(RefCell::new(String::new()))));
+        println!("{name}: {:.1}s", t.elapsed().as_secs_f64());
+        if let Err(f) = r {
+            failures.push(f.render());
+        }
+    }
+    assert!(failures.is_empty(), "regression scripts failed:\n{}", failures.join("\n\n"));
+    // The PCA view they wrote is self-contained HTML.
+    let html = std::fs::read_to_string(root().join("target/test-tmp/script_regression_pca_view/pca.html")).unwrap();
+    assert!(
+        !primeflow::plot::has_external_script(&html),
+        "the HTML loads a script from elsewhere"
+    );
+    assert!(
+        html.contains("Plotly.newPlot") && html.len() > 1_000_000,
+        "plotly.js is not inlined"
+    );
+}
+
+/// The real REPL (piped stdin): Ctrl-C (SIGINT) during `fit` stops the
+/// training, returns to the prompt, and every variable survives.
+#[test]
+fn repl_ctrl_c_during_fit_returns_to_the_prompt() {
+    use std::io::Write;
+    use std::process::{Command, Stdio};
+    let dir = tmpdir("script_repl_ctrl_c");
+    let mut child = Command::new(crate::common::bin())
+        .args(["repl", "--history", dir.join("history").to_str().unwrap()])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("start the REPL");
+    let mut stdin = child.stdin.take().unwrap();
+    let lines = "let x = 41;\nlet data = Dataset::simulate(#{preset: \"tiny\", seed: 0});\nlet model = MlpVelocity(\"tiny\");\nlet trainer = Trainer(#{steps: 1000000, log_every: 10});\ntrainer.fit(model, data);\n";
+    stdin.write_all(lines.as_bytes()).unwrap();
+    stdin.flush().unwrap();
+    std::thread::sleep(std::time::Duration::from_secs(4));
+    let status = Command::new("kill").args(["-INT", &child.id().to_string()]).status().unwrap();
+    assert!(status.success());
+    std::thread::sleep(std::time::Duration::from_millis(1500));
+    stdin
+        .write_all(b"print(`x=${x + 1} built=${model.is_built} interrupted=${trainer.history.interrupted}`);\n:quit\n")
+        .unwrap();
+    drop(stdin);
+    let out = child.wait_with_output().unwrap();
+    let (stdout, stderr) = (String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+    assert!(out.status.success(), "the REPL did not exit cleanly: {stderr}");
+    assert!(stderr.contains("training interrupted after step"), "{stderr}");
+    assert!(
+        stdout.contains("x=42 built=true interrupted=true"),
+        "stdout: {stdout}\nstderr: {stderr}"
+    );
+}
+#[test]
+fn every_script_in_scripts_compiles() {
+    let s = session();
+    let dir = root().join("scripts");
+    let mut n = 0;
+    for e in std::fs::read_dir(&dir).unwrap().filter_map(|e| e.ok()) {
+        let p = e.path();
+        if p.extension().is_some_and(|x| x == "rhai") {
+            let src = std::fs::read_to_string(&p).unwrap();
+            if let Err(err) = s.engine().compile(&src) {
+                panic!("{}: {err}", p.display());
+            }
+            n += 1;
+        }
+    }
+    assert!(n >= 4, "expected the four preset scripts in scripts/, found {n}");
+}

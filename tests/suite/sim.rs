@@ -606,4 +606,24 @@ fn simulate_command_writes_and_reports() {
         1,
         "a temporary file was left behind"
     );
+    // --config: SimConfig fields over the preset; unknown fields are errors.
+    let cfg_path = dir.join("cfg.json");
+    std::fs::write(
+        &cfg_path,
+        r#"{"n_programs": 3, "responder_fraction": [1.0, 1.0]}"#,
+    )
+    .unwrap();
+    let (c, b) = (cfg_path.to_str().unwrap(), bad.to_str().unwrap());
+    let (code, _, stderr) =
+        crate::common::primeflow(&["simulate", "--preset", "tiny", "--config", c, "--out", b]);
+    assert_eq!(code, 0, "{stderr}");
+    let back = primeflow::anndata::read_h5ad(&bad, &Default::default()).unwrap();
+    assert_eq!(truth_of(&back).strength[0].len(), 3);
+    std::fs::write(&cfg_path, r#"{"n_programmes": 3}"#).unwrap();
+    let (code, _, stderr) = crate::common::primeflow(&["simulate", "--config", c, "--out", b]);
+    assert_eq!(code, 2, "{stderr}");
+    assert!(
+        stderr.contains("cfg.json") && stderr.contains("n_programmes"),
+        "{stderr}"
+    );
 }

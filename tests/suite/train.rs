@@ -158,6 +158,16 @@ fn mlp_parameter_count_names_and_shapes() {
         );
     }
     assert_eq!(names["decoder.layers.2.weight"].size(), vec![50, 32]);
+    // FLOPs: 2 per weight (biases and activations not counted).
+    let biases: i64 = names
+        .iter()
+        .filter(|(k, _)| k.ends_with("bias"))
+        .map(|(_, t)| t.numel() as i64)
+        .sum();
+    assert_eq!(
+        ModelConfig::Mlp(cfg.clone()).flops_per_cell(50, 7),
+        2.0 * (n - biases) as f64
+    );
     let x = Tensor::rand([5, 50], (Kind::Float, Device::Cpu));
     let v = net
         .velocity(
@@ -281,6 +291,49 @@ fn training_lowers_the_loss() {
 
 /// Trains a fresh tiny MLP with `cfg`, stopping after `stop_at` steps when
 /// given (the schedule still spans `cfg.steps`).
+#[test]
+fn validation_and_early_stopping() {
+    let ds = toy_dataset(12, 10, true);
+    let (train, val) = (
+        ds.subset(&(0..80).collect::<Vec<_>>()).unwrap(),
+        ds.subset(&(80..100).collect::<Vec<_>>()).unwrap(),
+    );
+    let mut model = Model::for_dataset(tiny_mlp(), &train, Device::Cpu, 0).unwrap();
+    // An lr far below f32 resolution leaves the weights unchanged, so the
+    // (fixed-noise) validation loss never improves after its first value.
+    let cfg = TrainConfig {
+        lr: 1e-30,
+        val_every: Some(4),
+        early_stopping_patience: Some(2),
+        ..quick_train(100)
+    };
+    let h = Trainer::new(cfg)
+        .unwrap()
+        .fit(&mut model, &train, Some(&val), None)
+        .unwrap();
+    assert!(h.stopped_early && !h.interrupted);
+    assert_eq!(
+        h.final_step, 12,
+        "evaluations at 4 (best), 8, 12 -> patience 2 reached"
+    );
+    let vals: Vec<f64> = h.rows.iter().filter_map(|r| r.val_loss).collect();
+    assert_eq!(vals.len(), 3);
+    assert!(
+        vals.iter().all(|v| *v == vals[0] && v.is_finite()),
+        "{vals:?}"
+    );
+    assert_eq!(h.best_val_loss, Some((4, vals[0])));
+    // Early stopping without validation is a config error.
+    let e = TrainConfig {
+        early_stopping_patience: Some(2),
+        ..quick_train(10)
+    }
+    .validate()
+    .unwrap_err()
+    .to_string();
+    assert!(e.contains("val_every"), "{e}");
+}
+
 fn fit_to(
     stop_at: Option<usize>,
     out: Option<&std::path::Path>,
@@ -367,4 +420,295 @@ fn resume_in_process_body() {
         .unwrap_err()
         .to_string();
     assert!(e.contains("differ from those of checkpoint"), "{e}");
+}
+
+/// Writes the toy data set as `.h5ad` in `dir` and returns its path.
+pub fn toy_h5ad(dir: &std::path::Path, m: usize, cells_per_unit: usize) -> std::path::PathBuf {
+    let path = dir.join("toy.h5ad");
+    let ds = toy_dataset(m, cells_per_unit, true);
+    primeflow::anndata::write_h5ad(&path, &ds.to_anndata(), &Default::default()).unwrap();
+    path
+}
+
+/// The tensors of a safetensors file.
+fn tensors(path: &std::path::Path) -> Vec<(String, Tensor)> {
+    let mut v = Tensor::read_safetensors(path).unwrap();
+    v.sort_by(|a, b| a.0.cmp(&b.0));
+    v
+}
+
+/// The step `OUT/latest` names.
+fn latest_step(out: &std::path::Path) -> usize {
+    let s = std::fs::read_to_string(out.join("latest")).unwrap();
+    s.trim().trim_start_matches("step-").parse().unwrap()
+}
+
+/// Waits (up to 5 minutes) until `path` exists.
+fn wait_for(path: &std::path::Path, child: &mut std::process::Child) {
+    let start = std::time::Instant::now();
+    while !path.exists() {
+        if let Ok(Some(status)) = child.try_wait() {
+            panic!(
+                "the child exited ({status}) before {} appeared",
+                path.display()
+            );
+        }
+        assert!(
+            start.elapsed().as_secs() < 300,
+            "timed out waiting for {}",
+            path.display()
+        );
+        std::thread::sleep(std::time::Duration::from_millis(5));
+    }
+}
+
+/// The issue's resume requirement: N steps in one go == k steps, SIGKILL
+/// after the step-k checkpoint appears, `--resume` to N (bit for bit). A
+/// tiny U-Net with dropout 0.1 (so dropout masks must replay too) on 12
+/// genes, with gradient accumulation.
+#[test]
+fn cli_resume_after_sigkill_is_bit_identical() {
+    let dir = tmpdir("train_cli_sigkill");
+    let data = toy_h5ad(&dir, 12, 10);
+    std::fs::write(
+        dir.join("cfg.json"),
+        r#"{"model": {"dropout": 0.1}, "train": {"grad_accum": 2, "lr_schedule": "cosine", "warmup_steps": 10}}"#,
+    )
+    .unwrap();
+    let n = "150";
+    let common = |out: &std::path::Path, every: &str| -> Vec<String> {
+        [
+            "train",
+            "--data",
+            data.to_str().unwrap(),
+            "--model",
+            "unet",
+            "--preset",
+            "tiny",
+            "--config",
+            dir.join("cfg.json").to_str().unwrap(),
+            "--steps",
+            n,
+            "--batch-size",
+            "16",
+            "--checkpoint-every",
+            every,
+            "--log-every",
+            "10",
+            "--device",
+            "cpu",
+            "--quiet",
+            "--threads",
+            "1",
+            "--out",
+            out.to_str().unwrap(),
+        ]
+        .iter()
+        .map(|s| s.to_string())
+        .collect()
+    };
+    let straight = dir.join("straight");
+    let out = std::process::Command::new(crate::common::bin())
+        .args(common(&straight, "0"))
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(latest_step(&straight), 150);
+
+    let killed = dir.join("killed");
+    let mut child = std::process::Command::new(crate::common::bin())
+        .args(common(&killed, "10"))
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    wait_for(&killed.join("latest"), &mut child);
+    child.kill().unwrap(); // SIGKILL
+    child.wait().unwrap();
+    let at = latest_step(&killed);
+    assert!(
+        at < 150,
+        "the run finished (step {at}) before it could be killed; the test proves nothing"
+    );
+
+    let (code, stdout, stderr) = crate::common::primeflow(&[
+        "train",
+        "--resume",
+        "--out",
+        killed.to_str().unwrap(),
+        "--quiet",
+        "--threads",
+        "1",
+    ]);
+    assert_eq!(code, 0, "{stdout}\n{stderr}");
+    assert!(
+        stdout.contains(&format!(
+            "Resuming {} at step {at} of 150",
+            killed.display()
+        )),
+        "{stdout}"
+    );
+    assert_eq!(latest_step(&killed), 150);
+    let a = tensors(&straight.join("step-00000150/weights.safetensors"));
+    let b = tensors(&killed.join("step-00000150/weights.safetensors"));
+    assert_eq!(a.len(), b.len());
+    for ((na, ta), (nb, tb)) in a.iter().zip(&b) {
+        assert_eq!(na, nb);
+        assert!(ta.equal(tb), "{na} differs after resuming from step {at}");
+    }
+    let o1 = tensors(&straight.join("step-00000150/optimizer.safetensors"));
+    let o2 = tensors(&killed.join("step-00000150/optimizer.safetensors"));
+    assert!(
+        o1.iter().zip(&o2).all(|((_, x), (_, y))| x.equal(y)),
+        "optimizer state differs"
+    );
+}
+
+/// Ctrl-C (SIGINT) stops after the current step with a valid checkpoint and
+/// exit code 130; the run then resumes.
+#[test]
+fn cli_ctrl_c_leaves_a_checkpoint() {
+    let dir = tmpdir("train_cli_ctrl_c");
+    let data = toy_h5ad(&dir, 12, 10);
+    let out = dir.join("run");
+    let mut child = std::process::Command::new(crate::common::bin())
+        .args([
+            "train",
+            "--data",
+            data.to_str().unwrap(),
+            "--model",
+            "mlp",
+            "--preset",
+            "tiny",
+            "--steps",
+            "1000000",
+        ])
+        .args([
+            "--checkpoint-every",
+            "0",
+            "--quiet",
+            "--device",
+            "cpu",
+            "--threads",
+            "1",
+            "--out",
+            out.to_str().unwrap(),
+        ])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    wait_for(&out.join("data.json"), &mut child);
+    std::thread::sleep(std::time::Duration::from_millis(1500));
+    let st = std::process::Command::new("kill")
+        .args(["-INT", &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(st.success());
+    let res = child.wait_with_output().unwrap();
+    let stdout = String::from_utf8_lossy(&res.stdout);
+    assert_eq!(
+        res.status.code(),
+        Some(130),
+        "{stdout}\n{}",
+        String::from_utf8_lossy(&res.stderr)
+    );
+    assert!(stdout.contains("Interrupted: continue with"), "{stdout}");
+    let at = latest_step(&out);
+    assert!(at > 0 && at < 1_000_000);
+    let h: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(out.join("history.json")).unwrap()).unwrap();
+    assert_eq!(h["interrupted"], true);
+    assert_eq!(h["final_step"], at);
+    // The checkpoint loads, and the run continues from it.
+    let (code, stdout, stderr) = crate::common::primeflow(&[
+        "train",
+        "--resume",
+        "--out",
+        out.to_str().unwrap(),
+        "--steps",
+        &(at + 5).to_string(),
+        "--quiet",
+        "--threads",
+        "1",
+    ]);
+    assert_eq!(code, 0, "{stdout}\n{stderr}");
+    assert_eq!(latest_step(&out), at + 5);
+}
+
+#[test]
+fn cli_train_errors_are_clear() {
+    let dir = tmpdir("train_cli_errors");
+    let data = toy_h5ad(&dir, 12, 3);
+    let d = data.to_str().unwrap();
+    let out = dir.join("run");
+    let o = out.to_str().unwrap();
+    std::fs::write(dir.join("bad.json"), r#"{"train": {"learning_rate": 0.1}}"#).unwrap();
+    let (code, _, err) = crate::common::primeflow(&[
+        "train",
+        "--data",
+        d,
+        "--model",
+        "mlp",
+        "--config",
+        dir.join("bad.json").to_str().unwrap(),
+        "--out",
+        o,
+    ]);
+    assert_eq!(code, 2, "{err}");
+    assert!(
+        err.contains("learning_rate") && err.contains("weight_decay"),
+        "lists the valid keys: {err}"
+    );
+    std::fs::write(dir.join("top.json"), r#"{"optim": {}}"#).unwrap();
+    let (code, _, err) = crate::common::primeflow(&[
+        "train",
+        "--data",
+        d,
+        "--config",
+        dir.join("top.json").to_str().unwrap(),
+        "--out",
+        o,
+    ]);
+    assert_eq!(code, 2, "{err}");
+    assert!(
+        err.contains("'optim'") && err.contains("model, train"),
+        "{err}"
+    );
+    let (code, _, err) =
+        crate::common::primeflow(&["train", "--data", d, "--model", "gan", "--out", o]);
+    assert_eq!(code, 2);
+    assert!(err.contains("unet, mlp"), "{err}");
+    let (code, _, err) = crate::common::primeflow(&[
+        "train",
+        "--data",
+        d,
+        "--filter",
+        "cell_type=hela",
+        "--out",
+        o,
+    ]);
+    assert_eq!(code, 2);
+    assert!(err.contains("'hela'") && err.contains("k562"), "{err}");
+    let (code, _, err) = crate::common::primeflow(&["train", "--resume", "--out", o]);
+    assert_eq!(code, 2);
+    assert!(err.contains("no checkpoint"), "{err}");
+    let (code, _, err) = crate::common::primeflow(&[
+        "train", "--data", d, "--model", "mlp", "--preset", "tiny", "--steps", "3", "--quiet",
+        "--out", o,
+    ]);
+    assert_eq!(code, 0, "{err}");
+    let (code, _, err) = crate::common::primeflow(&[
+        "train", "--data", d, "--model", "mlp", "--steps", "3", "--out", o,
+    ]);
+    assert_eq!(code, 2);
+    assert!(err.contains("already holds a training run"), "{err}");
+    let (code, _, err) =
+        crate::common::primeflow(&["train", "--resume", "--lr", "0.1", "--out", o]);
+    assert_eq!(code, 2);
+    assert!(err.contains("--lr cannot change"), "{err}");
 }

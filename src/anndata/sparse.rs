@@ -1,0 +1,177 @@
+//! The sparse half of matrix reading: an open CSR/CSC group with a checked
+//! `indptr` (starts at 0, never decreases, ends at `nnz`), and the indices
+//! of one run kept in their stored width and range-checked as they are
+//! scattered into the dense output.
+
+use std::ops::Range;
+use std::path::Path;
+
+use hdf5::types::{IntSize, TypeDescriptor};
+use hdf5::{Dataset, Group};
+
+use super::h5::{self, ferr};
+use super::matrix::index_dtype;
+use crate::error::{Error, Result};
+
+/// Column (CSR) or row (CSC) indices of one run, in their stored width.
+pub(super) enum Indices {
+    I32(Vec<i32>),
+    U32(Vec<u32>),
+    I64(Vec<i64>),
+}
+
+impl Indices {
+    /// Calls `put(index, value)` for stored entries `range` of the run;
+    /// `Err((k, index))` for the first index outside `0..bound`.
+    pub(super) fn scatter(
+        &self,
+        range: Range<usize>,
+        data: &[f32],
+        bound: usize,
+        mut put: impl FnMut(usize, f32),
+    ) -> std::result::Result<(), (usize, i64)> {
+        macro_rules! go {
+            ($v:expr) => {{
+                for k in range {
+                    let (Some(&j), Some(&x)) = ($v.get(k), data.get(k)) else {
+                        return Err((k, -1));
+                    };
+                    match usize::try_from(j) {
+                        Ok(j) if j < bound => put(j, x),
+                        _ => return Err((k, j as i64)),
+                    }
+                }
+                Ok(())
+            }};
+        }
+        match self {
+            Indices::I32(v) => go!(v),
+            Indices::U32(v) => go!(v),
+            Indices::I64(v) => go!(v),
+        }
+    }
+}
+
+/// An open CSR/CSC group with a validated `indptr`.
+pub(super) struct Sparse {
+    data: Dataset,
+    indices: Dataset,
+    index_type: TypeDescriptor,
+    indptr: Vec<i64>,
+    data_field: String,
+    indices_field: String,
+}
+
+impl Sparse {
+    pub(super) fn open(g: &Group, path: &Path, field: &str, nnz: usize) -> Result<Sparse> {
+        let (df, xf, pf) = (
+            format!("{field}/data"),
+            format!("{field}/indices"),
+            format!("{field}/indptr"),
+        );
+        let data = h5::dataset(g, "data", path, &df)?;
+        let indices = h5::dataset(g, "indices", path, &xf)?;
+        let index_type = index_dtype(&indices, path, &xf)?;
+        let ptr_ds = h5::dataset(g, "indptr", path, &pf)?;
+        let indptr = h5::read_ints_1d(&ptr_ds, path, &pf)?;
+        check_indptr(&indptr, nnz, path, &pf)?;
+        Ok(Sparse {
+            data,
+            indices,
+            index_type,
+            indptr,
+            data_field: df,
+            indices_field: xf,
+        })
+    }
+
+    /// Stored entries of majors `a..b` (rows for CSR, columns for CSC);
+    /// `a <= b <= n_major` is the caller's contract (checked by `inspect`).
+    pub(super) fn span(&self, a: usize, b: usize) -> Range<usize> {
+        let at = |i: usize| self.indptr.get(i).map_or(0, |&p| p as usize);
+        at(a)..at(b).max(at(a))
+    }
+
+    /// Values of stored entries `range`, converted to f32.
+    pub(super) fn read_values(&self, range: Range<usize>, path: &Path) -> Result<Vec<f32>> {
+        h5::read_range::<f32>(&self.data, range, path, &self.data_field)
+    }
+
+    pub(super) fn read_indices(&self, range: Range<usize>, path: &Path) -> Result<Indices> {
+        let f = self.indices_field.as_str();
+        Ok(match self.index_type {
+            TypeDescriptor::Integer(IntSize::U4) => {
+                Indices::I32(h5::read_range(&self.indices, range, path, f)?)
+            }
+            TypeDescriptor::Unsigned(IntSize::U4) => {
+                Indices::U32(h5::read_range(&self.indices, range, path, f)?)
+            }
+            _ => Indices::I64(h5::read_range(&self.indices, range, path, f)?),
+        })
+    }
+
+    pub(super) fn bad_index(
+        &self,
+        major: usize,
+        k: usize,
+        bad: i64,
+        bound: usize,
+        path: &Path,
+    ) -> Error {
+        ferr(
+            path,
+            &self.indices_field,
+            format!("index {bad} at position {k} (row/column {major}) is out of range 0..{bound}"),
+        )
+    }
+}
+
+/// `indptr` must start at 0, never decrease and end at `nnz`.
+fn check_indptr(indptr: &[i64], nnz: usize, path: &Path, field: &str) -> Result<()> {
+    match indptr.first() {
+        None => return Err(ferr(path, field, "is empty; it needs n + 1 elements")),
+        Some(&f) if f != 0 => return Err(ferr(path, field, format!("starts at {f}, expected 0"))),
+        _ => {}
+    }
+    if let Some(i) = indptr.windows(2).position(|w| w[1] < w[0]) {
+        return Err(ferr(
+            path,
+            field,
+            format!(
+                "is not monotone: element {} is {} but element {} is {}",
+                i,
+                indptr[i],
+                i + 1,
+                indptr[i + 1]
+            ),
+        ));
+    }
+    let last = indptr.last().copied().unwrap_or(0);
+    if last != nnz as i64 {
+        return Err(ferr(
+            path,
+            field,
+            format!("ends at {last} but the matrix stores {nnz} values (length of data)"),
+        ));
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn indptr_checks() {
+        let p = Path::new("f.h5ad");
+        assert!(check_indptr(&[0, 2, 3], 3, p, "X/indptr").is_ok());
+        let e = check_indptr(&[0, 2, 1, 3], 3, p, "X/indptr")
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("X/indptr") && e.contains("not monotone"), "{e}");
+        let e = check_indptr(&[0, 2, 4], 3, p, "X/indptr")
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("ends at 4"), "{e}");
+    }
+}

@@ -1,0 +1,200 @@
+//! Jupyter display through evcxr: a value with an `evcxr_display(&self)`
+//! method prints one `EVCXR_BEGIN_CONTENT <mime> ... EVCXR_END_CONTENT`
+//! block, which the evcxr kernel shows as the cell's output.
+//!
+//! The formatting functions ([`Html::figure`], [`Html::table`],
+//! [`Cell::html`]) return strings and are tested without Jupyter; only
+//! `evcxr_display` prints. Nothing here panics (a panic restarts the kernel
+//! and loses every variable).
+//!
+//! ```ignore
+//! // In a notebook cell (Rust, evcxr):
+//! let mut nb = primeflow::script::notebook::Notebook::new();
+//! nb.run(r#"let data = Dataset::simulate("tiny"); data.info()"#)
+//! ```
+
+use rhai::Dynamic;
+
+use super::engine::{display_value, EngineOptions, OutputBuffer};
+use super::plot::PlotHandle;
+use super::repl::Session;
+use crate::plot::Figure;
+
+/// An HTML fragment shown as `text/html`.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Html(pub String);
+
+impl Html {
+    /// A figure as an `<iframe srcdoc>` of its self-contained page (renders
+    /// offline inside Jupyter; plotly's own notebook output needs a CDN).
+    pub fn figure(fig: &Figure) -> Html {
+        let h = fig.layout.get("height").and_then(|v| v.as_u64()).unwrap_or(450) as usize + 40;
+        Html(fig.iframe_html(h))
+    }
+
+    /// A table with a header row; cells are escaped.
+    pub fn table(header: &[String], rows: &[Vec<String>]) -> Html {
+        let mut s = String::from("<table style=\"border-collapse:collapse;font-family:monospace\">\n<tr>");
+        for h in header {
+            s.push_str(&format!(
+                "<th style=\"text-align:left;padding:2px 8px;border-bottom:1px solid #888\">{}</th>",
+                escape(h)
+            ));
+        }
+        s.push_str("</tr>\n");
+        for r in rows {
+            s.push_str("<tr>");
+            for c in r {
+                s.push_str(&format!("<td style=\"padding:2px 8px\">{}</td>", escape(c)));
+            }
+            s.push_str("</tr>\n");
+        }
+        s.push_str("</table>");
+        Html(s)
+    }
+
+    /// Preformatted text.
+    pub fn pre(text: &str) -> Html {
+        Html(format!("<pre>{}</pre>", escape(text)))
+    }
+
+    /// Prints the evcxr display block.
+    pub fn evcxr_display(&self) {
+        println!("EVCXR_BEGIN_CONTENT text/html\n{}\nEVCXR_END_CONTENT", self.0);
+    }
+}
+
+/// HTML-escapes `s`.
+pub fn escape(s: &str) -> String {
+    s.replace('&', "&amp;")
+        .replace('<', "&lt;")
+        .replace('>', "&gt;")
+        .replace('"', "&quot;")
+}
+
+/// What one Rhai cell produced: printed lines, the value, or an error.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Cell {
+    /// Output of `print`/`debug`.
+    pub printed: String,
+    /// The value as text (unit: none).
+    pub text: Option<String>,
+    /// The value as HTML when it has a rich form (plots, tables).
+    pub rich: Option<String>,
+    /// The error, rendered with a caret.
+    pub error: Option<String>,
+}
+
+impl Cell {
+    /// The whole cell output as HTML.
+    pub fn html(&self) -> String {
+        let mut s = String::new();
+        if !self.printed.is_empty() {
+            s.push_str(&Html::pre(self.printed.trim_end()).0);
+        }
+        if let Some(r) = &self.rich {
+            s.push_str(r);
+        } else if let Some(t) = &self.text {
+            s.push_str(&Html::pre(t).0);
+        }
+        if let Some(e) = &self.error {
+            s.push_str(&format!("<pre style=\"color:#b00\">{}</pre>", escape(e)));
+        }
+        s
+    }
+
+    /// Prints the evcxr display block.
+    pub fn evcxr_display(&self) {
+        Html(self.html()).evcxr_display();
+    }
+}
+
+/// A Rhai session for notebook cells: the same engine as the REPL and
+/// `primeflow run`, with variables kept between cells.
+pub struct Notebook {
+    session: Session,
+    output: OutputBuffer,
+}
+
+impl Default for Notebook {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl Notebook {
+    /// A fresh session (progress bars off: they would clutter the cell).
+    pub fn new() -> Notebook {
+        crate::progress::set_quiet(true);
+        let output = OutputBuffer::default();
+        let opts = EngineOptions {
+            output: Some(output.clone()),
+            ..EngineOptions::default()
+        };
+        Notebook {
+            session: Session::new(&opts),
+            output,
+        }
+    }
+
+    /// Runs one cell of Rhai code.
+    pub fn run(&mut self, code: &str) -> Cell {
+        self.output.borrow_mut().clear();
+        let r = self.session.eval(code);
+        let printed = std::mem::take(&mut *self.output.borrow_mut());
+        match r {
+            Ok(v) => Cell {
+                printed,
+                text: if v.is_unit() {
+                    None
+                } else {
+                    Some(display_value(self.session.engine(), &v))
+                },
+                rich: rich(&v),
+                error: None,
+            },
+            Err(e) => Cell {
+                printed,
+                error: Some(e),
+                ..Cell::default()
+            },
+        }
+    }
+
+    /// The value of a variable of the session.
+    pub fn var(&self, name: &str) -> Option<Dynamic> {
+        self.session.var(name)
+    }
+}
+
+/// The rich (HTML) form of a value, if it has one.
+fn rich(v: &Dynamic) -> Option<String> {
+    if let Some(p) = v.read_lock::<PlotHandle>() {
+        return Some(Html::figure(&p.0).0);
+    }
+    super::rich_html(v)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn cells_keep_variables_and_show_errors() {
+        let mut nb = Notebook::new();
+        let c = nb.run("let x = 20; print(\"hi\"); x + 1");
+        assert_eq!(c.printed, "hi\n");
+        assert_eq!(c.text.as_deref(), Some("21"));
+        let c = nb.run("x * 2");
+        assert_eq!(c.text.as_deref(), Some("40"));
+        let c = nb.run("nosuch(1)");
+        assert!(c.error.as_deref().is_some_and(|e| e.contains("^")), "{c:?}");
+        assert!(c.html().contains("color:#b00"));
+    }
+
+    #[test]
+    fn tables_escape_their_cells() {
+        let h = Html::table(&["a<b".into()], &[vec!["1 & 2".into()]]);
+        assert!(h.0.contains("a&lt;b") && h.0.contains("1 &amp; 2"));
+    }
+}
