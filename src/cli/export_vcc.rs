@@ -30,7 +30,11 @@ pub struct Args {
 pub fn run(args: Args) -> anyhow::Result<()> {
     let genes = read_gene_list(&args.genes)?;
     let opts = LoadOptions {
-        columns: ObsColumns { perturbation: args.perturbation_col.clone(), covariates: Vec::new(), control: args.control.clone() },
+        columns: ObsColumns {
+            perturbation: args.perturbation_col.clone(),
+            covariates: Vec::new(),
+            control: args.control.clone(),
+        },
         ..Default::default()
     };
     let pred = Dataset::load(&args.pred, &opts)?;

@@ -54,12 +54,22 @@ pub fn read_gene_list(path: &Path) -> Result<Vec<String>> {
     let mut genes = Vec::new();
     let mut seen = HashSet::new();
     for (i, line) in text.lines().enumerate() {
-        let field = line.split(',').next().unwrap_or("").trim().trim_matches('"').trim();
+        let field = line
+            .split(',')
+            .next()
+            .unwrap_or("")
+            .trim()
+            .trim_matches('"')
+            .trim();
         if field.is_empty() {
             continue;
         }
         if !seen.insert(field.to_string()) {
-            return Err(Error::format(path, format!("line {}", i + 1), format!("gene '{field}' is listed twice")));
+            return Err(Error::format(
+                path,
+                format!("line {}", i + 1),
+                format!("gene '{field}' is listed twice"),
+            ));
         }
         genes.push(field.to_string());
     }
@@ -76,11 +86,23 @@ pub fn vcc_anndata(pred: &Dataset, genes: &[String]) -> Result<AnnData> {
     if n > MAX_CELLS {
         return Err(Error::invalid(
             "prediction",
-            format!("{} has {n} cells; a Virtual Cell Challenge submission holds at most {MAX_CELLS}", pred.source_name()),
+            format!(
+                "{} has {n} cells; a Virtual Cell Challenge submission holds at most {MAX_CELLS}",
+                pred.source_name()
+            ),
         ));
     }
-    let pos: HashMap<&str, usize> = pred.genes.iter().enumerate().map(|(i, g)| (g.as_str(), i)).collect();
-    let missing: Vec<&str> = genes.iter().map(|g| g.as_str()).filter(|g| !pos.contains_key(g)).collect();
+    let pos: HashMap<&str, usize> = pred
+        .genes
+        .iter()
+        .enumerate()
+        .map(|(i, g)| (g.as_str(), i))
+        .collect();
+    let missing: Vec<&str> = genes
+        .iter()
+        .map(|g| g.as_str())
+        .filter(|g| !pos.contains_key(g))
+        .collect();
     if !missing.is_empty() {
         let shown: Vec<&str> = missing.iter().take(20).copied().collect();
         return Err(Error::Mismatch(format!(
@@ -92,7 +114,10 @@ pub fn vcc_anndata(pred: &Dataset, genes: &[String]) -> Result<AnnData> {
             if missing.len() > 20 { ", ..." } else { "" }
         )));
     }
-    let cols: Vec<usize> = genes.iter().filter_map(|g| pos.get(g.as_str()).copied()).collect();
+    let cols: Vec<usize> = genes
+        .iter()
+        .filter_map(|g| pos.get(g.as_str()).copied())
+        .collect();
     let mut x = Array2::<f32>::zeros((n, cols.len()));
     for (mut out, row) in x.rows_mut().into_iter().zip(pred.x.rows()) {
         for (o, &c) in out.iter_mut().zip(&cols) {
@@ -102,7 +127,11 @@ pub fn vcc_anndata(pred: &Dataset, genes: &[String]) -> Result<AnnData> {
     let labels: Vec<String> = (0..n)
         .map(|i| {
             let u = pred.unit_of(i);
-            if u.is_control() { NON_TARGETING.to_string() } else { u.label.clone() }
+            if u.is_control() {
+                NON_TARGETING.to_string()
+            } else {
+                u.label.clone()
+            }
         })
         .collect();
     if !labels.iter().any(|l| l == NON_TARGETING) {
@@ -117,18 +146,40 @@ pub fn vcc_anndata(pred: &Dataset, genes: &[String]) -> Result<AnnData> {
         ));
     }
     let mut obs = DataFrame::with_index(pred.obs.index.clone());
-    obs.insert(TARGET_GENE, Column::Categorical(Categorical::from_labels(&labels, true)))?;
-    Ok(AnnData { x, obs, var: DataFrame::with_index(genes.to_vec()), ..Default::default() })
+    obs.insert(
+        TARGET_GENE,
+        Column::Categorical(Categorical::from_labels(&labels, true)),
+    )?;
+    Ok(AnnData {
+        x,
+        obs,
+        var: DataFrame::with_index(genes.to_vec()),
+        ..Default::default()
+    })
 }
 
 /// Writes the submission file `out` (float32 CSR X, atomically).
 pub fn export_vcc(pred: &Dataset, genes: &[String], out: &Path) -> Result<VccReport> {
     let ad = vcc_anndata(pred, genes)?;
-    let labels: Vec<String> = (0..ad.n_obs()).filter_map(|i| ad.obs.get(TARGET_GENE).and_then(|c| c.label(i))).collect();
+    let labels: Vec<String> = (0..ad.n_obs())
+        .filter_map(|i| ad.obs.get(TARGET_GENE).and_then(|c| c.label(i)))
+        .collect();
     let n_controls = labels.iter().filter(|l| *l == NON_TARGETING).count();
     let mut perts: Vec<&String> = labels.iter().filter(|l| *l != NON_TARGETING).collect();
     perts.sort();
     perts.dedup();
-    write_h5ad(out, &ad, &WriteOptions { x_format: XFormat::Csr, ..Default::default() })?;
-    Ok(VccReport { n_cells: ad.n_obs(), n_genes: ad.n_vars(), n_perturbations: perts.len(), n_controls })
+    write_h5ad(
+        out,
+        &ad,
+        &WriteOptions {
+            x_format: XFormat::Csr,
+            ..Default::default()
+        },
+    )?;
+    Ok(VccReport {
+        n_cells: ad.n_obs(),
+        n_genes: ad.n_vars(),
+        n_perturbations: perts.len(),
+        n_controls,
+    })
 }
