@@ -24,6 +24,8 @@ pub struct FnDoc {
     pub this_type: Option<String>,
     /// A property getter (`ds.n_cells`).
     pub is_property: bool,
+    /// The script type it returns (`Dataset`, `int`, ...; empty for none).
+    pub returns: String,
     /// The signature as shown to users.
     pub signature: String,
     /// The doc comment without comment markers.
@@ -163,6 +165,7 @@ fn parse_fn(f: &Value, module: Option<&str>, custom: &BTreeSet<String>) -> Optio
         is_property,
         signature,
         doc,
+        returns: ret,
     })
 }
 
@@ -304,7 +307,12 @@ impl HelpIndex {
             let mut s = format!("{name}\n{}\n", indent(doc));
             let mut members: Vec<&FnDoc> = self
                 .functions()
-                .filter(|d| d.this_type.as_deref() == Some(name) || d.name.starts_with(&format!("{name}::")) || (d.name == name))
+                .filter(|d| {
+                    d.this_type.as_deref() == Some(name)
+                        || d.name.starts_with(&format!("{name}::"))
+                        || d.name == name
+                        || (d.this_type.is_none() && d.returns == name)
+                })
                 .collect();
             members.sort_by(|a, b| a.signature.cmp(&b.signature));
             if !members.is_empty() {
@@ -425,6 +433,7 @@ pub fn register(engine: &mut Engine) -> Rc<HelpIndex> {
         name: "help".into(),
         this_type: None,
         is_property: false,
+        returns: "HelpText".into(),
         signature: "help(name: String)".into(),
         doc: "Shows the documentation of an object, function or module (help() alone: the overview).\n```rhai\nhelp(\"Dataset\")\n```"
             .into(),

@@ -90,6 +90,9 @@ fn help_shows_doc_comments_with_examples() {
     assert!(h.contains("did you mean") && h.contains("param"), "{h}");
     let h = text(s.eval_line(":functions"));
     assert!(h.contains("params()"), "{h}");
+    // An object's help lists its constructors (free functions returning it).
+    let h = text(s.eval_line(":help Trainer"));
+    assert!(h.contains("Trainer(settings: Map) -> Trainer") && h.contains("Trainer.fit("), "{h}");
 }
 
 #[test]
