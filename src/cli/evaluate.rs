@@ -1,10 +1,129 @@
-//! `primeflow evaluate` (being written).
+//! `primeflow evaluate`: score predicted cells against reference cells with
+//! PerturBench's metrics (metrics.md) and print the summary table.
+
+use std::path::PathBuf;
+
+use primeflow::data::{Dataset, LoadOptions, ObsColumns};
+use primeflow::metrics::{Metrics, MetricsConfig};
 
 /// Arguments.
 #[derive(Debug, clap::Args)]
-pub struct Args {}
+pub struct Args {
+    /// Predicted cells (.h5ad); its control cells are replaced by the reference's.
+    #[arg(long)]
+    pub pred: PathBuf,
+    /// Reference cells (.h5ad), e.g. the test split, with its control cells.
+    #[arg(long = "ref")]
+    pub reference: PathBuf,
+    /// obs column with the perturbation labels.
+    #[arg(long = "perturbation-col", default_value = "condition")]
+    pub perturbation_col: String,
+    /// obs covariate column (repeatable; default cell_type). Units are
+    /// (covariates joined with '_', perturbation).
+    #[arg(long = "covariate-col")]
+    pub covariate_cols: Vec<String>,
+    /// Use no covariate column (one covariate key for all cells).
+    #[arg(long = "no-covariates", conflicts_with = "covariate_cols")]
+    pub no_covariates: bool,
+    /// Label of control cells.
+    #[arg(long, default_value = "control")]
+    pub control: String,
+    /// Comma-separated metric names, or `all` (default: the ten PerturBench
+    /// metrics rmse_average, rmse_rank_average, cosine_logfc,
+    /// cosine_rank_logfc, deg_recall, deg_recall_rank, mmd_gex, mmd_gex_rank,
+    /// mmd_pca, mmd_pca_rank).
+    #[arg(long, value_delimiter = ',')]
+    pub metrics: Vec<String>,
+    /// Principal components of the PCA space.
+    #[arg(long = "pca-components", default_value_t = 30)]
+    pub pca_components: usize,
+    /// k of DEG recall (top-k by |t|).
+    #[arg(long = "top-k", default_value_t = 50)]
+    pub top_k: usize,
+    /// Rank denominator: v2 (n - 1) or v1 (n).
+    #[arg(long, default_value = "v2")]
+    pub rank: String,
+    /// Precision of gene-space distance products: f32 or f64.
+    #[arg(long, default_value = "f32")]
+    pub precision: String,
+    /// cpu, cuda, cuda:N or auto.
+    #[arg(long, default_value = "cpu")]
+    pub device: String,
+    /// Write the whole evaluation (summary, per-unit, pairwise) as JSON.
+    #[arg(long)]
+    pub json: Option<PathBuf>,
+    /// Write the per-unit table (and a summary row) as CSV.
+    #[arg(long)]
+    pub csv: Option<PathBuf>,
+    /// Write every pairwise rank matrix as CSV into this folder.
+    #[arg(long = "pairwise-dir")]
+    pub pairwise_dir: Option<PathBuf>,
+    /// Also print the per-unit table.
+    #[arg(long = "per-unit")]
+    pub per_unit: bool,
+    /// No progress bar.
+    #[arg(long)]
+    pub quiet: bool,
+}
 
 /// Runs the subcommand.
-pub fn run(_args: Args) -> anyhow::Result<()> {
-    anyhow::bail!("'evaluate' is not available yet")
+pub fn run(args: Args) -> anyhow::Result<()> {
+    primeflow::progress::install_ctrlc();
+    primeflow::progress::clear_interrupt();
+    if args.quiet {
+        primeflow::progress::set_quiet(true);
+    }
+    let covariates = if args.no_covariates {
+        Vec::new()
+    } else if args.covariate_cols.is_empty() {
+        vec!["cell_type".to_string()]
+    } else {
+        args.covariate_cols.clone()
+    };
+    let opts = LoadOptions {
+        columns: ObsColumns {
+            perturbation: args.perturbation_col.clone(),
+            covariates,
+            control: args.control.clone(),
+        },
+        ..Default::default()
+    };
+    let mut cfg = MetricsConfig {
+        pca_components: args.pca_components,
+        top_k: args.top_k,
+        rank: args.rank.parse()?,
+        precision: args.precision.parse()?,
+        device: args.device.clone(),
+        ..Default::default()
+    };
+    if !args.metrics.is_empty() {
+        cfg.metrics = args
+            .metrics
+            .iter()
+            .map(|s| s.trim().to_string())
+            .filter(|s| !s.is_empty())
+            .collect();
+    }
+    let metrics = Metrics::new(cfg)?;
+    let reference = Dataset::load(&args.reference, &opts)?;
+    let pred = if args.pred == args.reference {
+        reference.clone()
+    } else {
+        Dataset::load(&args.pred, &opts)?
+    };
+    let ev = metrics.evaluate(&pred, &reference)?;
+    print!("{ev}");
+    if args.per_unit {
+        print!("{}", ev.csv());
+    }
+    if let Some(p) = &args.json {
+        ev.to_json(p)?;
+    }
+    if let Some(p) = &args.csv {
+        ev.to_csv(p)?;
+    }
+    if let Some(d) = &args.pairwise_dir {
+        ev.pairwise_to_csv(d)?;
+    }
+    Ok(())
 }

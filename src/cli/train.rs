@@ -374,10 +374,11 @@ fn fresh_run(args: &Args, device: tch::Device, started: Instant) -> anyhow::Resu
     spec.save(&args.out)?;
     print!("{}", ds.summary());
     println!(
-        "Model: {} '{}' ({} parameters), {} genes, condition width {}, device {}",
+        "Model: {} '{}' ({} parameters, {:.3} GFLOP/cell forward), {} genes, condition width {}, device {}",
         model.config.kind(),
         preset,
         model.n_params(),
+        model.config.flops_per_cell(model.n_genes(), model.cond_dim()) / 1e9,
         model.n_genes(),
         model.cond_dim(),
         primeflow::device::device_name(device)

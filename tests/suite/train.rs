@@ -291,6 +291,49 @@ fn training_lowers_the_loss() {
 
 /// Trains a fresh tiny MLP with `cfg`, stopping after `stop_at` steps when
 /// given (the schedule still spans `cfg.steps`).
+#[test]
+fn validation_and_early_stopping() {
+    let ds = toy_dataset(12, 10, true);
+    let (train, val) = (
+        ds.subset(&(0..80).collect::<Vec<_>>()).unwrap(),
+        ds.subset(&(80..100).collect::<Vec<_>>()).unwrap(),
+    );
+    let mut model = Model::for_dataset(tiny_mlp(), &train, Device::Cpu, 0).unwrap();
+    // An lr far below f32 resolution leaves the weights unchanged, so the
+    // (fixed-noise) validation loss never improves after its first value.
+    let cfg = TrainConfig {
+        lr: 1e-30,
+        val_every: Some(4),
+        early_stopping_patience: Some(2),
+        ..quick_train(100)
+    };
+    let h = Trainer::new(cfg)
+        .unwrap()
+        .fit(&mut model, &train, Some(&val), None)
+        .unwrap();
+    assert!(h.stopped_early && !h.interrupted);
+    assert_eq!(
+        h.final_step, 12,
+        "evaluations at 4 (best), 8, 12 -> patience 2 reached"
+    );
+    let vals: Vec<f64> = h.rows.iter().filter_map(|r| r.val_loss).collect();
+    assert_eq!(vals.len(), 3);
+    assert!(
+        vals.iter().all(|v| *v == vals[0] && v.is_finite()),
+        "{vals:?}"
+    );
+    assert_eq!(h.best_val_loss, Some((4, vals[0])));
+    // Early stopping without validation is a config error.
+    let e = TrainConfig {
+        early_stopping_patience: Some(2),
+        ..quick_train(10)
+    }
+    .validate()
+    .unwrap_err()
+    .to_string();
+    assert!(e.contains("val_every"), "{e}");
+}
+
 fn fit_to(
     stop_at: Option<usize>,
     out: Option<&std::path::Path>,

@@ -1,0 +1,14 @@
+#!/usr/bin/env bash
+# All benchmarks (`make bench`). Each prints its own numbers, measured in one
+# run on this machine: speed targets are ratios against a reference measured
+# beside it, never thresholds in timed tests.
+#   bench/read_h5ad.sh     .h5ad load: primeflow vs Python anndata (178k x 2000)
+#   bench/metrics/run.sh   evaluation: primeflow evaluate vs a numpy/scipy/scanpy reference
+set -euo pipefail
+cd "$(dirname "$0")/.."
+for b in bench/read_h5ad.sh bench/metrics/run.sh; do
+  if [ -x "$b" ]; then
+    echo "=== $b"
+    "$b"
+  fi
+done

@@ -1,0 +1,144 @@
+//! Aggregations of a unit's cells (metrics.md, "Aggregations"): `average`
+//! (mean of X in log1p space), `logfc` (log2 fold change of the means
+//! against the covariate's controls, pseudocount 0.1) and the moments the
+//! `scores` t-test needs. `pca` lives in [`super::pca`], `none` is the cells
+//! themselves.
+//!
+//! Everything here is f64 and batched over genes (and over units where the
+//! units are stacked).
+
+use ndarray::Array2;
+use tch::{Device, Kind, Tensor};
+
+use crate::error::{Error, Result};
+
+/// Copies the cells `rows` of `x` (`[n_cells, n_genes]`) into a `[rows.len(),
+/// G]` f32 tensor on `device`. `cols`, when given, picks (and orders) the
+/// genes: output gene `g` is input column `cols[g]`.
+pub fn rows_tensor(
+    x: &Array2<f32>,
+    rows: &[usize],
+    cols: Option<&[usize]>,
+    device: Device,
+) -> Result<Tensor> {
+    let n_genes = cols.map(|c| c.len()).unwrap_or(x.ncols());
+    let mut buf: Vec<f32> = Vec::with_capacity(rows.len() * n_genes);
+    for &r in rows {
+        if r >= x.nrows() {
+            return Err(Error::invalid(
+                "cell index",
+                format!("{r} is out of range ({} cells)", x.nrows()),
+            ));
+        }
+        let row = x.row(r);
+        match (cols, row.as_slice()) {
+            (None, Some(s)) => buf.extend_from_slice(s),
+            (None, None) => buf.extend(row.iter().copied()),
+            (Some(c), _) => {
+                for &j in c {
+                    buf.push(*row.get(j).ok_or_else(|| {
+                        Error::invalid(
+                            "gene index",
+                            format!("{j} is out of range ({} genes)", x.ncols()),
+                        )
+                    })?);
+                }
+            }
+        }
+    }
+    let t = Tensor::f_from_slice(&buf)?.f_view([rows.len() as i64, n_genes as i64])?;
+    Ok(if device == Device::Cpu {
+        t
+    } else {
+        t.f_to_device(device)?
+    })
+}
+
+/// Mean and unbiased (ddof = 1) variance per gene of a group of cells.
+#[derive(Debug)]
+pub struct Moments {
+    /// `[G]` f64 mean.
+    pub mean: Tensor,
+    /// `[G]` f64 variance with ddof = 1 (NaN when `n < 2`).
+    pub var: Tensor,
+    /// Number of cells.
+    pub n: usize,
+}
+
+impl Moments {
+    /// Moments of `x`, `[n, G]` (any float kind; computed in f64).
+    pub fn of(x: &Tensor) -> Result<Moments> {
+        let n = x.size().first().copied().unwrap_or(0).max(0) as usize;
+        let x64 = x.f_to_kind(Kind::Double)?;
+        let mean = x64.f_mean_dim(Some(&[0i64][..]), false, Kind::Double)?;
+        let var = if n >= 2 {
+            // Two-pass: sum (x - mean)^2 / (n - 1).
+            let centred = x64.f_sub(&mean.f_unsqueeze(0)?)?;
+            centred
+                .f_square()?
+                .f_sum_dim_intlist(Some(&[0i64][..]), false, Kind::Double)?
+                .f_div_scalar((n - 1) as f64)?
+        } else {
+            mean.f_full_like(f64::NAN)?
+        };
+        Ok(Moments { mean, var, n })
+    }
+}
+
+/// Stacks `[G]` tensors into `[U, G]`.
+pub fn stack(rows: &[&Tensor]) -> Result<Tensor> {
+    if rows.is_empty() {
+        return Err(Error::invalid("aggregation", "no units to stack"));
+    }
+    Ok(Tensor::f_stack(rows, 0)?)
+}
+
+/// `logfc` (metrics.md): `log2(mean_p + pc) - log2(mean_ctrl + pc)` per gene,
+/// both means in log1p space; NaN and +-inf become 0.
+///
+/// * `mean_p`: `[U, G]` f64 unit means; `mean_ctrl`: `[G]` f64 control mean.
+/// * returns `[U, G]` f64.
+pub fn logfc(mean_p: &Tensor, mean_ctrl: &Tensor, pseudocount: f64) -> Result<Tensor> {
+    let lp = mean_p.f_add_scalar(pseudocount)?.f_log2()?;
+    let lc = mean_ctrl
+        .f_add_scalar(pseudocount)?
+        .f_log2()?
+        .f_unsqueeze(0)?;
+    finite_or_zero(&lp.f_sub(&lc)?)
+}
+
+/// Replaces NaN and +-inf by 0.
+pub fn finite_or_zero(t: &Tensor) -> Result<Tensor> {
+    let ok = t.f_isfinite()?;
+    Ok(t.f_where_self(&ok, &t.f_zeros_like()?)?)
+}
+
+/// Copies a 2-D f64 tensor into a row-major `Vec<f64>` with its shape.
+pub fn to_vec2(t: &Tensor) -> Result<(Vec<f64>, usize, usize)> {
+    let size = t.size();
+    let (r, c) = match size.as_slice() {
+        [r, c] => (*r as usize, *c as usize),
+        other => {
+            return Err(Error::Mismatch(format!(
+                "expected a 2-D tensor, got shape {other:?}"
+            )))
+        }
+    };
+    let flat = t
+        .f_to_kind(Kind::Double)?
+        .f_to_device(Device::Cpu)?
+        .f_contiguous()?
+        .f_view([-1])?;
+    let v: Vec<f64> = Vec::<f64>::try_from(&flat)?;
+    Ok((v, r, c))
+}
+
+/// Copies a 1-D tensor into a `Vec<f64>`.
+pub fn to_vec1(t: &Tensor) -> Result<Vec<f64>> {
+    let flat = t
+        .f_to_kind(Kind::Double)?
+        .f_to_device(Device::Cpu)?
+        .f_contiguous()?
+        .f_view([-1])?;
+    Ok(Vec::<f64>::try_from(&flat)?)
+}

@@ -1,0 +1,213 @@
+//! Euclidean distances as matrix products and the energy-kernel MMD
+//! (metrics.md, "Per-unit metrics", `mmd`):
+//!
+//! `d(a, b) = sqrt(max(|a|^2 + |b|^2 - 2 a.b, 1e-8))` (geomloss's form), and
+//!
+//! `MMD(X, Y) = mean_ij d(x_i, y_j) - 1/2 mean_ii' d(x_i, x_i') - 1/2 mean_jj' d(y_j, y_j')`
+//!
+//! biased (diagonal included, each diagonal term is `sqrt(1e-8) = 1e-4`),
+//! uniform weights: half the biased energy distance, what geomloss
+//! `SamplesLoss("energy")` returns. Distances are never computed per pair:
+//! one `[n, b]` block is one GEMM, its column sums are grouped by reference
+//! unit with `index_add`, so the whole MMD matrix of a covariate costs one
+//! pass over (predicted cells x reference cells).
+//!
+//! Precision: with f32 products the squared distance of two (near-)identical
+//! cells is dominated by rounding (`~1e-7 (|a|^2 + |b|^2)` instead of 0), which
+//! would turn the `1e-4` floor into ~1e-2. Pairs below a rounding threshold
+//! are therefore recomputed exactly from their difference. Callers centre the
+//! cells first (distances are translation invariant) to keep norms small.
+//! Every sum is accumulated in f64.
+
+use tch::{Kind, Tensor};
+
+use crate::error::{Error, Result};
+
+/// The squared-distance floor of geomloss (`clamp_min(d^2, 1e-8)`).
+pub const SQ_DIST_FLOOR: f64 = 1e-8;
+
+/// A squared distance below `DEDUP_TOL * (max|a|^2 + max|b|^2)` is recomputed
+/// exactly in f32 mode (f32 rounding of the product form is ~1e-6 of that).
+const DEDUP_TOL: f64 = 1e-3;
+
+/// How distance blocks are computed.
+#[derive(Debug, Clone, Copy)]
+pub struct DistanceOptions {
+    /// `Kind::Float` or `Kind::Double` for the products.
+    pub kind: Kind,
+    /// Columns (reference cells) per block.
+    pub block: i64,
+}
+
+impl DistanceOptions {
+    /// f64 products, 4096 columns per block.
+    pub fn f64() -> Self {
+        DistanceOptions {
+            kind: Kind::Double,
+            block: 4096,
+        }
+    }
+
+    /// f32 products with exact recomputation of near-zero distances.
+    pub fn f32() -> Self {
+        DistanceOptions {
+            kind: Kind::Float,
+            block: 4096,
+        }
+    }
+}
+
+/// Cells prepared for distance products: the matrix in the product kind and
+/// its squared row norms.
+pub struct Points {
+    /// `[n, D]` in the product kind.
+    pub x: Tensor,
+    /// `[n]` squared norms (same kind).
+    pub sq: Tensor,
+    /// max of `sq` (for the rounding threshold).
+    pub max_sq: f64,
+}
+
+impl Points {
+    /// Prepares `x` (`[n, D]`, any float kind).
+    pub fn new(x: &Tensor, opts: &DistanceOptions) -> Result<Points> {
+        if x.dim() != 2 {
+            return Err(Error::Mismatch(format!(
+                "expected cells as [n, D], got shape {:?}",
+                x.size()
+            )));
+        }
+        let x = x.f_to_kind(opts.kind)?.f_contiguous()?;
+        let sq = x
+            .f_square()?
+            .f_sum_dim_intlist(Some(&[1i64][..]), false, opts.kind)?;
+        let max_sq = if x.size()[0] == 0 {
+            0.0
+        } else {
+            sq.f_max()?.f_double_value(&[])?
+        };
+        Ok(Points { x, sq, max_sq })
+    }
+
+    /// Number of cells.
+    pub fn len(&self) -> i64 {
+        self.x.size()[0]
+    }
+
+    /// True when there are no cells.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    fn narrow(&self, start: i64, len: i64) -> Result<(Tensor, Tensor)> {
+        Ok((
+            self.x.f_narrow(0, start, len)?,
+            self.sq.f_narrow(0, start, len)?,
+        ))
+    }
+}
+
+/// `[n, b]` distances between `a` (all rows) and rows `start..start+len` of
+/// `b`, floored as geomloss does.
+fn block(a: &Points, b: &Points, start: i64, len: i64, opts: &DistanceOptions) -> Result<Tensor> {
+    let (bx, bsq) = b.narrow(start, len)?;
+    // d2 = |a|^2 + |b|^2 - 2 a.b  (one GEMM, one broadcast add)
+    let mut d2 =
+        a.sq.f_unsqueeze(1)?
+            .f_addmm(&a.x.f_mul_scalar(-2.0)?, &bx.f_transpose(0, 1)?)?;
+    let _ = d2.f_add_(&bsq.f_unsqueeze(0)?)?;
+    if opts.kind == Kind::Float {
+        let thr = DEDUP_TOL * (a.max_sq + b.max_sq);
+        let near = d2.f_lt(thr)?;
+        if near.f_any()?.f_int64_value(&[])? != 0 {
+            let idx = near.f_nonzero()?; // [k, 2]
+            let i = idx.f_select(1, 0)?;
+            let j = idx.f_select(1, 1)?;
+            let ai = a.x.f_index_select(0, &i)?.f_to_kind(Kind::Double)?;
+            let bj = bx.f_index_select(0, &j)?.f_to_kind(Kind::Double)?;
+            let exact = ai.f_sub(&bj)?.f_square()?.f_sum_dim_intlist(
+                Some(&[1i64][..]),
+                false,
+                Kind::Double,
+            )?;
+            let _ = d2.f_index_put_(&[Some(i), Some(j)], &exact.f_to_kind(opts.kind)?, false)?;
+        }
+    }
+    let _ = d2.f_clamp_min_(SQ_DIST_FLOOR)?;
+    let _ = d2.f_sqrt_()?;
+    Ok(d2)
+}
+
+/// Sums of `d(a_i, b_j)` over all `i` and over the `j` of each group of `b`.
+///
+/// * `groups`: `[m]` int64 group of each row of `b` (in `0..n_groups`).
+/// * returns `[n_groups]` f64.
+pub fn cross_sums(
+    a: &Points,
+    b: &Points,
+    groups: &Tensor,
+    n_groups: i64,
+    opts: &DistanceOptions,
+) -> Result<Tensor> {
+    let m = b.len();
+    if groups.size() != [m] {
+        return Err(Error::Mismatch(format!(
+            "{m} reference cells but {:?} group labels",
+            groups.size()
+        )));
+    }
+    let mut acc = Tensor::f_zeros([n_groups], (Kind::Double, a.x.device()))?;
+    if a.is_empty() {
+        return Ok(acc);
+    }
+    let step = opts.block.max(1);
+    for start in (0..m).step_by(step as usize) {
+        let len = step.min(m - start);
+        let d = block(a, b, start, len, opts)?;
+        let col = d.f_sum_dim_intlist(Some(&[0i64][..]), false, Kind::Double)?; // [len]
+        let _ = acc.f_index_add_(0, &groups.f_narrow(0, start, len)?, &col)?;
+    }
+    Ok(acc)
+}
+
+/// `sum_ii' d(a_i, a_i')` over all ordered pairs, diagonal included.
+pub fn self_sum(a: &Points, opts: &DistanceOptions) -> Result<f64> {
+    let n = a.len();
+    let mut total = 0.0;
+    let step = opts.block.max(1);
+    for start in (0..n).step_by(step as usize) {
+        let len = step.min(n - start);
+        let d = block(a, a, start, len, opts)?;
+        total += d.f_sum(Kind::Double)?.f_double_value(&[])?;
+    }
+    Ok(total)
+}
+
+/// MMD from the three distance sums of metrics.md's formula.
+pub fn mmd_from_sums(cross: f64, self_x: f64, self_y: f64, n: usize, m: usize) -> f64 {
+    let (n, m) = (n as f64, m as f64);
+    cross / (n * m) - 0.5 * self_x / (n * n) - 0.5 * self_y / (m * m)
+}
+
+/// Energy MMD of two cell sets (`x`: `[n, D]`, `y`: `[m, D]`), centred on
+/// the mean of `y` first. NaN when either set is empty.
+pub fn energy_mmd(x: &Tensor, y: &Tensor, opts: &DistanceOptions) -> Result<f64> {
+    let (n, m) = (x.size()[0], y.size()[0]);
+    if n == 0 || m == 0 {
+        return Ok(f64::NAN);
+    }
+    let c = y
+        .f_to_kind(Kind::Double)?
+        .f_mean_dim(Some(&[0i64][..]), true, Kind::Double)?;
+    let px = Points::new(&x.f_to_kind(Kind::Double)?.f_sub(&c)?, opts)?;
+    let py = Points::new(&y.f_to_kind(Kind::Double)?.f_sub(&c)?, opts)?;
+    let zeros = Tensor::f_zeros([m], (Kind::Int64, y.device()))?;
+    let cross = cross_sums(&px, &py, &zeros, 1, opts)?.f_double_value(&[0])?;
+    Ok(mmd_from_sums(
+        cross,
+        self_sum(&px, opts)?,
+        self_sum(&py, opts)?,
+        n as usize,
+        m as usize,
+    ))
+}

@@ -1,0 +1,509 @@
+//! `Metrics`: scores a prediction against a reference with PerturBench's
+//! metrics (metrics.md) and returns an [`Evaluation`].
+//!
+//! Per covariate key, one pass over the reference's and one over the
+//! prediction's unit cells (each unit copied to a tensor once) collects: the
+//! moments for `average`, `logfc` and `scores`; the PCA projections; and the
+//! distance sums of the energy MMD (every predicted cell against every
+//! reference cell of the covariate when the MMD rank is requested, else
+//! against its own unit). The per-unit matrices `M[q, p]` of the vector
+//! metrics are then a few batched tensor ops, the ranks come from them
+//! ([`super::rank`]), and the summary is the NaN-skipping mean over units.
+
+use std::collections::BTreeMap;
+use std::time::Instant;
+
+use tch::{Device, Kind, Tensor};
+
+use super::aggregate::{logfc, rows_tensor, stack, to_vec1, to_vec2, Moments};
+use super::config::{Aggregation, MetricSpec, MetricsConfig, Precision, UnitMetric};
+use super::distance::{cross_sums, mmd_from_sums, self_sum, DistanceOptions, Points};
+use super::pca::Pca;
+use super::per_unit::pairwise;
+use super::plan::{CovPlan, Plan};
+use super::rank::ranks;
+use super::report::{mean_skip_nan, Evaluation, PairwiseMatrix, UnitScores};
+use super::ttest::t_scores;
+use crate::data::Dataset;
+use crate::error::{Error, Result};
+
+/// PerturBench's metrics with a fixed configuration.
+#[derive(Debug)]
+pub struct Metrics {
+    cfg: MetricsConfig,
+    specs: Vec<MetricSpec>,
+    device: Device,
+}
+
+/// What the requested metrics need computed.
+#[derive(Debug, Default, Clone, Copy)]
+struct Needs {
+    controls: bool,
+    scores: bool,
+    pca: bool,
+    gex: bool,
+    gex_rank: bool,
+    pca_rank: bool,
+}
+
+/// The per-unit values (and matrices) of one covariate key.
+struct CovResult {
+    /// spec -> one value per unit of the covariate (label order).
+    values: BTreeMap<MetricSpec, Vec<f64>>,
+    /// rank spec -> `[U, U]` row-major matrix.
+    matrices: BTreeMap<MetricSpec, Vec<f64>>,
+}
+
+impl Metrics {
+    /// Checks `cfg` (metric names, sizes, device) and builds the evaluator.
+    pub fn new(cfg: MetricsConfig) -> Result<Metrics> {
+        cfg.validate()?;
+        let specs = cfg.specs()?;
+        let device = crate::device::parse_device(&cfg.device)?;
+        Ok(Metrics { cfg, specs, device })
+    }
+
+    /// The configuration.
+    pub fn config(&self) -> &MetricsConfig {
+        &self.cfg
+    }
+
+    /// The parsed metrics, in the requested order.
+    pub fn specs(&self) -> &[MetricSpec] {
+        &self.specs
+    }
+
+    fn dist_opts(&self) -> DistanceOptions {
+        let kind = match self.cfg.precision {
+            Precision::F32 => Kind::Float,
+            Precision::F64 => Kind::Double,
+        };
+        DistanceOptions {
+            kind,
+            block: self.cfg.block_cells as i64,
+        }
+    }
+
+    fn needs(&self) -> Needs {
+        let mut n = Needs::default();
+        for s in &self.specs {
+            match (s.metric, s.aggregation) {
+                (UnitMetric::Mmd, Aggregation::Pca) => {
+                    n.pca = true;
+                    n.pca_rank |= s.rank;
+                }
+                (UnitMetric::Mmd, _) => {
+                    n.gex = true;
+                    n.gex_rank |= s.rank;
+                }
+                (_, Aggregation::Logfc) => n.controls = true,
+                (_, Aggregation::Scores) => {
+                    n.controls = true;
+                    n.scores = true;
+                }
+                _ => {}
+            }
+        }
+        n
+    }
+
+    /// Scores `pred` against `reference` (both `[cells, genes]` datasets with
+    /// the same obs columns). The reference's control cells serve as both
+    /// files' controls; see [`Plan`] for which cells are compared.
+    pub fn evaluate(&self, pred: &Dataset, reference: &Dataset) -> Result<Evaluation> {
+        let start = Instant::now();
+        let _no_grad = tch::no_grad_guard();
+        let plan = Plan::new(pred, reference)?;
+        if plan.n_units() == 0 {
+            return Err(Error::Mismatch(format!(
+                "no perturbed unit is present in both the prediction ({}) and the reference ({}); only in the prediction: [{}]; only in the reference: [{}]",
+                pred.source_name(),
+                reference.source_name(),
+                plan.only_in_pred.iter().take(10).cloned().collect::<Vec<_>>().join(", "),
+                plan.only_in_ref.iter().take(10).cloned().collect::<Vec<_>>().join(", ")
+            )));
+        }
+        let needs = self.needs();
+        let pca = if needs.pca {
+            let kind = if self.cfg.precision == Precision::F64 {
+                Kind::Double
+            } else {
+                Kind::Float
+            };
+            let rows: Vec<usize> = (0..reference.n_cells()).collect();
+            Some(Pca::fit(
+                &reference.x,
+                &rows,
+                self.cfg.pca_components,
+                kind,
+                self.device,
+            )?)
+        } else {
+            None
+        };
+        let bar = crate::progress::bar(plan.n_units() as u64, "evaluate");
+        let mut per_unit: Vec<UnitScores> = Vec::new();
+        let mut pairwise_out: BTreeMap<String, BTreeMap<String, PairwiseMatrix>> = BTreeMap::new();
+        let mut pooled: BTreeMap<MetricSpec, Vec<f64>> = BTreeMap::new();
+        for cov in &plan.covs {
+            let res = self.evaluate_cov(pred, reference, &plan, cov, pca.as_ref(), needs, &bar)?;
+            let labels: Vec<String> = cov.units.iter().map(|u| u.label.clone()).collect();
+            for (i, u) in cov.units.iter().enumerate() {
+                let mut values = BTreeMap::new();
+                for s in &self.specs {
+                    let v = res
+                        .values
+                        .get(s)
+                        .and_then(|v| v.get(i))
+                        .copied()
+                        .unwrap_or(f64::NAN);
+                    values.insert(s.name(), v);
+                }
+                per_unit.push(UnitScores {
+                    cov_key: cov.cov_key.clone(),
+                    perturbation: u.label.clone(),
+                    n_pred: u.pred_cells.len(),
+                    n_ref: u.ref_cells.len(),
+                    values,
+                });
+            }
+            for (s, v) in res.values {
+                pooled.entry(s).or_default().extend(v);
+            }
+            let n = labels.len();
+            for (s, m) in res.matrices {
+                let values = m.chunks(n.max(1)).map(|r| r.to_vec()).collect();
+                pairwise_out.entry(cov.cov_key.clone()).or_default().insert(
+                    s.name(),
+                    PairwiseMatrix {
+                        rows: labels.clone(),
+                        cols: labels.clone(),
+                        values,
+                    },
+                );
+            }
+        }
+        bar.finish_and_clear();
+        let summary = self
+            .specs
+            .iter()
+            .map(|s| {
+                (
+                    s.name(),
+                    mean_skip_nan(pooled.get(s).map(|v| v.as_slice()).unwrap_or(&[])),
+                )
+            })
+            .collect();
+        Ok(Evaluation {
+            summary,
+            metrics: self.specs.iter().map(|s| s.name()).collect(),
+            per_unit,
+            pairwise: pairwise_out,
+            only_in_pred: plan.only_in_pred.clone(),
+            only_in_ref: plan.only_in_ref.clone(),
+            dropped_pred_controls: plan.dropped_pred_controls,
+            config: self.cfg.clone(),
+            seconds: start.elapsed().as_secs_f64(),
+        })
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    fn evaluate_cov(
+        &self,
+        pred: &Dataset,
+        reference: &Dataset,
+        plan: &Plan,
+        cov: &CovPlan,
+        pca: Option<&Pca>,
+        needs: Needs,
+        bar: &indicatif::ProgressBar,
+    ) -> Result<CovResult> {
+        let dev = self.device;
+        let opts = self.dist_opts();
+        let u = cov.units.len();
+        // --- reference side ---
+        let mut ref_mom = Vec::with_capacity(u);
+        let mut ref_cells: Vec<Tensor> = Vec::new();
+        let mut ref_proj: Vec<Tensor> = Vec::new();
+        for unit in &cov.units {
+            let t = rows_tensor(&reference.x, &unit.ref_cells, None, dev)?;
+            ref_mom.push(Moments::of(&t)?);
+            if let Some(p) = pca {
+                ref_proj.push(p.project(&t)?);
+            }
+            if needs.gex {
+                ref_cells.push(t);
+            }
+        }
+        let ctrl = if needs.controls {
+            if cov.controls.is_empty() {
+                return Err(Error::invalid(
+                    "reference",
+                    format!(
+                        "covariate key '{}' has no control cells ('{}' in column '{}'); logfc and t-scores need them",
+                        cov.cov_key, reference.columns.control, reference.columns.perturbation
+                    ),
+                ));
+            }
+            Some(Moments::of(&rows_tensor(
+                &reference.x,
+                &cov.controls,
+                None,
+                dev,
+            )?)?)
+        } else {
+            None
+        };
+        let n_ref: Vec<usize> = cov.units.iter().map(|x| x.ref_cells.len()).collect();
+        let gex = if needs.gex {
+            Some(SideCells::new(&ref_cells, &n_ref, &opts, dev)?)
+        } else {
+            None
+        };
+        drop(ref_cells);
+        let pcs = if pca.is_some() {
+            Some(SideCells::new(&ref_proj, &n_ref, &opts, dev)?)
+        } else {
+            None
+        };
+        // --- prediction side ---
+        let mut pred_mom = Vec::with_capacity(u);
+        let mut gex_acc = MmdAcc::new(u, needs.gex_rank);
+        let mut pca_acc = MmdAcc::new(u, needs.pca_rank);
+        for (q, unit) in cov.units.iter().enumerate() {
+            if crate::progress::interrupted() {
+                return Err(Error::Interrupted);
+            }
+            let t = rows_tensor(&pred.x, &unit.pred_cells, plan.gene_map.as_deref(), dev)?;
+            pred_mom.push(Moments::of(&t)?);
+            if let Some(side) = &gex {
+                gex_acc.add(q, &t, side, &opts)?;
+            }
+            if let (Some(p), Some(side)) = (pca, &pcs) {
+                pca_acc.add(q, &p.project(&t)?, side, &opts)?;
+            }
+            bar.inc(1);
+        }
+        // --- aggregations and matrices ---
+        let n_pred: Vec<usize> = cov.units.iter().map(|x| x.pred_cells.len()).collect();
+        let mean_p = stack(&pred_mom.iter().map(|m| &m.mean).collect::<Vec<_>>())?;
+        let mean_r = stack(&ref_mom.iter().map(|m| &m.mean).collect::<Vec<_>>())?;
+        let mut aggs: BTreeMap<Aggregation, (Tensor, Tensor)> = BTreeMap::new();
+        let mut out = CovResult {
+            values: BTreeMap::new(),
+            matrices: BTreeMap::new(),
+        };
+        for spec in &self.specs {
+            let base = spec.base();
+            let matrix: Vec<f64> = match spec.metric {
+                UnitMetric::Mmd => {
+                    let (acc, side) = if spec.aggregation == Aggregation::Pca {
+                        (&pca_acc, &pcs)
+                    } else {
+                        (&gex_acc, &gex)
+                    };
+                    let side = side.as_ref().ok_or_else(|| {
+                        Error::invalid("metrics", "internal: MMD cells were not prepared")
+                    })?;
+                    acc.matrix(&n_pred, &side.self_sums, &n_ref)
+                }
+                _ => {
+                    if !aggs.contains_key(&spec.aggregation) {
+                        let pair = self.aggregate(
+                            spec.aggregation,
+                            &mean_p,
+                            &mean_r,
+                            &pred_mom,
+                            &ref_mom,
+                            &n_pred,
+                            &n_ref,
+                            ctrl.as_ref(),
+                        )?;
+                        aggs.insert(spec.aggregation, pair);
+                    }
+                    let (ap, ar) = aggs.get(&spec.aggregation).ok_or_else(|| {
+                        Error::invalid("metrics", "internal: missing aggregation")
+                    })?;
+                    let m = pairwise(spec.metric, ap, ar, self.cfg.top_k)?;
+                    to_vec2(&m)?.0
+                }
+            };
+            // For MMD without rank only the diagonal was computed (NaN elsewhere).
+            let diag: Vec<f64> = (0..u)
+                .map(|i| matrix.get(i * u + i).copied().unwrap_or(f64::NAN))
+                .collect();
+            if spec.rank {
+                out.values.insert(
+                    *spec,
+                    ranks(&matrix, u, spec.metric.is_similarity(), self.cfg.rank),
+                );
+                out.matrices.insert(*spec, matrix);
+            } else {
+                out.values.insert(*spec, diag);
+            }
+            let _ = base;
+        }
+        Ok(out)
+    }
+
+    /// The `[U, G]` prediction and reference matrices of a vector aggregation.
+    #[allow(clippy::too_many_arguments)]
+    fn aggregate(
+        &self,
+        agg: Aggregation,
+        mean_p: &Tensor,
+        mean_r: &Tensor,
+        pred_mom: &[Moments],
+        ref_mom: &[Moments],
+        n_pred: &[usize],
+        n_ref: &[usize],
+        ctrl: Option<&Moments>,
+    ) -> Result<(Tensor, Tensor)> {
+        let ctrl = || {
+            ctrl.ok_or_else(|| {
+                Error::invalid("metrics", "internal: control moments were not computed")
+            })
+        };
+        match agg {
+            Aggregation::Average => Ok((mean_p.shallow_clone(), mean_r.shallow_clone())),
+            Aggregation::Logfc => {
+                let c = ctrl()?;
+                Ok((
+                    logfc(mean_p, &c.mean, self.cfg.pseudocount)?,
+                    logfc(mean_r, &c.mean, self.cfg.pseudocount)?,
+                ))
+            }
+            Aggregation::Scores => {
+                let c = ctrl()?;
+                let var_p = stack(&pred_mom.iter().map(|m| &m.var).collect::<Vec<_>>())?;
+                let var_r = stack(&ref_mom.iter().map(|m| &m.var).collect::<Vec<_>>())?;
+                Ok((
+                    t_scores(mean_p, &var_p, n_pred, &c.mean, &c.var)?,
+                    t_scores(mean_r, &var_r, n_ref, &c.mean, &c.var)?,
+                ))
+            }
+            Aggregation::Pca | Aggregation::None => Err(Error::invalid(
+                "metrics",
+                format!("aggregation '{}' is for mmd only", agg.as_str()),
+            )),
+        }
+    }
+}
+
+/// The reference cells of one covariate (gene space or PCA space), centred
+/// on their mean, with the unit of every cell and each unit's self-sum.
+struct SideCells {
+    /// All units' cells, concatenated in unit order.
+    all: Points,
+    /// Each unit's cells.
+    units: Vec<Points>,
+    /// `[N]` int64 unit index of every cell.
+    groups: Tensor,
+    /// The centre subtracted (`[1, D]` f64), applied to the prediction too.
+    centre: Tensor,
+    /// `sum_jj' d(y_j, y_j')` per unit.
+    self_sums: Vec<f64>,
+}
+
+impl SideCells {
+    fn new(
+        cells: &[Tensor],
+        n: &[usize],
+        opts: &DistanceOptions,
+        dev: Device,
+    ) -> Result<SideCells> {
+        let all = Tensor::f_cat(cells, 0)?.f_to_kind(Kind::Double)?;
+        let centre = all.f_mean_dim(Some(&[0i64][..]), true, Kind::Double)?;
+        let all = all.f_sub(&centre)?;
+        let mut groups: Vec<i64> = Vec::with_capacity(n.iter().sum());
+        let mut units = Vec::with_capacity(n.len());
+        let mut self_sums = Vec::with_capacity(n.len());
+        let mut start = 0i64;
+        for (i, &k) in n.iter().enumerate() {
+            groups.extend(std::iter::repeat(i as i64).take(k));
+            let p = Points::new(&all.f_narrow(0, start, k as i64)?, opts)?;
+            self_sums.push(self_sum(&p, opts)?);
+            units.push(p);
+            start += k as i64;
+        }
+        let groups = Tensor::f_from_slice(&groups)?.f_to_device(dev)?;
+        Ok(SideCells {
+            all: Points::new(&all, opts)?,
+            units,
+            groups,
+            centre,
+            self_sums,
+        })
+    }
+}
+
+/// Distance sums of the predicted units against the reference units.
+struct MmdAcc {
+    u: usize,
+    full: bool,
+    /// `[U, U]` row-major cross sums (only the diagonal when not `full`).
+    cross: Vec<f64>,
+    self_sums: Vec<f64>,
+}
+
+impl MmdAcc {
+    fn new(u: usize, full: bool) -> MmdAcc {
+        MmdAcc {
+            u,
+            full,
+            cross: vec![f64::NAN; u * u],
+            self_sums: vec![f64::NAN; u],
+        }
+    }
+
+    /// Adds predicted unit `q` (cells `x`, `[n_q, D]`).
+    fn add(
+        &mut self,
+        q: usize,
+        x: &Tensor,
+        side: &SideCells,
+        opts: &DistanceOptions,
+    ) -> Result<()> {
+        let px = Points::new(&x.f_to_kind(Kind::Double)?.f_sub(&side.centre)?, opts)?;
+        if let Some(s) = self.self_sums.get_mut(q) {
+            *s = self_sum(&px, opts)?;
+        }
+        if self.full {
+            let row = to_vec1(&cross_sums(
+                &px,
+                &side.all,
+                &side.groups,
+                self.u as i64,
+                opts,
+            )?)?;
+            for (p, v) in row.into_iter().enumerate() {
+                if let Some(c) = self.cross.get_mut(q * self.u + p) {
+                    *c = v;
+                }
+            }
+        } else if let Some(unit) = side.units.get(q) {
+            let zeros = Tensor::f_zeros([unit.len()], (Kind::Int64, x.device()))?;
+            let v = cross_sums(&px, unit, &zeros, 1, opts)?.f_double_value(&[0])?;
+            if let Some(c) = self.cross.get_mut(q * self.u + q) {
+                *c = v;
+            }
+        }
+        Ok(())
+    }
+
+    /// `[U, U]` MMD matrix (NaN off the diagonal when not `full`).
+    fn matrix(&self, n_pred: &[usize], ref_self: &[f64], n_ref: &[usize]) -> Vec<f64> {
+        let u = self.u;
+        let mut m = vec![f64::NAN; u * u];
+        for q in 0..u {
+            for p in 0..u {
+                let c = self.cross[q * u + p];
+                if !c.is_nan() {
+                    m[q * u + p] =
+                        mmd_from_sums(c, self.self_sums[q], ref_self[p], n_pred[q], n_ref[p]);
+                }
+            }
+        }
+        m
+    }
+}

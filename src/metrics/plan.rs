@@ -1,0 +1,169 @@
+//! Which cells are compared (metrics.md, "Which cells"): the units scored,
+//! their cells in the prediction and the reference, the controls of each
+//! covariate key, and how the prediction's genes map onto the reference's.
+//!
+//! * Units are (covariate key, perturbation label) pairs; a unit is scored
+//!   when it has cells in both files and is not a control. Units found in
+//!   only one file are listed (`only_in_pred`, `only_in_ref`), not scored.
+//! * Controls always come from the reference: PerturBench appends the
+//!   reference's control cells to the prediction, so control cells the
+//!   prediction itself carries are dropped (and counted) and the prediction's
+//!   t-scores and logfc use the reference's controls.
+//! * Genes: the reference's genes, in its order; the prediction must contain
+//!   all of them (any order; extra genes are ignored, as PerturBench subsets
+//!   the prediction to the reference's features).
+
+use std::collections::{BTreeMap, HashMap};
+
+use crate::data::Dataset;
+use crate::error::{Error, Result};
+
+/// One scored unit.
+#[derive(Debug, Clone)]
+pub struct PlannedUnit {
+    /// Perturbation label.
+    pub label: String,
+    /// Rows of the prediction.
+    pub pred_cells: Vec<usize>,
+    /// Rows of the reference.
+    pub ref_cells: Vec<usize>,
+}
+
+/// The scored units of one covariate key, sorted by label.
+#[derive(Debug, Clone)]
+pub struct CovPlan {
+    pub cov_key: String,
+    pub units: Vec<PlannedUnit>,
+    /// Reference control rows of this covariate key.
+    pub controls: Vec<usize>,
+}
+
+/// Everything [`super::Metrics::evaluate`] compares.
+#[derive(Debug, Clone)]
+pub struct Plan {
+    pub covs: Vec<CovPlan>,
+    /// For each reference gene, the prediction's column; `None` when the
+    /// prediction's genes are the reference's, in order.
+    pub gene_map: Option<Vec<usize>>,
+    /// `cov_key/label` of units only the prediction has.
+    pub only_in_pred: Vec<String>,
+    /// `cov_key/label` of units only the reference has.
+    pub only_in_ref: Vec<String>,
+    /// Control cells of the prediction that were dropped.
+    pub dropped_pred_controls: usize,
+}
+
+impl Plan {
+    /// Matches `pred` against `reference`.
+    pub fn new(pred: &Dataset, reference: &Dataset) -> Result<Plan> {
+        if pred.columns.perturbation != reference.columns.perturbation
+            || pred.columns.covariates != reference.columns.covariates
+        {
+            return Err(Error::Mismatch(format!(
+                "the prediction ({}) uses perturbation column '{}' and covariates [{}] but the reference ({}) '{}' and [{}]",
+                pred.source_name(),
+                pred.columns.perturbation,
+                pred.columns.covariates.join(", "),
+                reference.source_name(),
+                reference.columns.perturbation,
+                reference.columns.covariates.join(", ")
+            )));
+        }
+        let gene_map = gene_map(pred, reference)?;
+        let mut pred_units: BTreeMap<(String, String), Vec<usize>> = BTreeMap::new();
+        let mut dropped = 0usize;
+        for u in pred.units() {
+            if u.is_control() {
+                dropped += u.cells.len();
+            } else {
+                pred_units
+                    .entry((u.cov_key.clone(), u.label.clone()))
+                    .or_default()
+                    .extend(u.cells.iter().copied());
+            }
+        }
+        let mut ref_units: BTreeMap<(String, String), Vec<usize>> = BTreeMap::new();
+        for u in reference.units().iter().filter(|u| !u.is_control()) {
+            ref_units
+                .entry((u.cov_key.clone(), u.label.clone()))
+                .or_default()
+                .extend(u.cells.iter().copied());
+        }
+        let name = |k: &(String, String)| format!("{}/{}", k.0, k.1);
+        let only_in_pred = pred_units
+            .keys()
+            .filter(|k| !ref_units.contains_key(*k))
+            .map(name)
+            .collect();
+        let only_in_ref = ref_units
+            .keys()
+            .filter(|k| !pred_units.contains_key(*k))
+            .map(name)
+            .collect();
+        let mut covs: Vec<CovPlan> = Vec::new();
+        for (key, ref_cells) in &ref_units {
+            let Some(pred_cells) = pred_units.get(key) else {
+                continue;
+            };
+            if covs.last().map(|c| c.cov_key != key.0).unwrap_or(true) {
+                covs.push(CovPlan {
+                    cov_key: key.0.clone(),
+                    units: Vec::new(),
+                    controls: reference.control_cells(&key.0),
+                });
+            }
+            if let Some(c) = covs.last_mut() {
+                c.units.push(PlannedUnit {
+                    label: key.1.clone(),
+                    pred_cells: pred_cells.clone(),
+                    ref_cells: ref_cells.clone(),
+                });
+            }
+        }
+        Ok(Plan {
+            covs,
+            gene_map,
+            only_in_pred,
+            only_in_ref,
+            dropped_pred_controls: dropped,
+        })
+    }
+
+    /// Number of scored units.
+    pub fn n_units(&self) -> usize {
+        self.covs.iter().map(|c| c.units.len()).sum()
+    }
+}
+
+/// The prediction's column of every reference gene (`None`: identical).
+fn gene_map(pred: &Dataset, reference: &Dataset) -> Result<Option<Vec<usize>>> {
+    if pred.genes == reference.genes {
+        return Ok(None);
+    }
+    let pos: HashMap<&str, usize> = pred
+        .genes
+        .iter()
+        .enumerate()
+        .map(|(i, g)| (g.as_str(), i))
+        .collect();
+    let mut map = Vec::with_capacity(reference.genes.len());
+    let mut missing: Vec<&str> = Vec::new();
+    for g in &reference.genes {
+        match pos.get(g.as_str()) {
+            Some(&i) => map.push(i),
+            None => missing.push(g),
+        }
+    }
+    if !missing.is_empty() {
+        let shown: Vec<&str> = missing.iter().take(20).copied().collect();
+        return Err(Error::Mismatch(format!(
+            "{} of the reference's {} genes are missing from the prediction ({}): {}{}",
+            missing.len(),
+            reference.genes.len(),
+            pred.source_name(),
+            shown.join(", "),
+            if missing.len() > 20 { ", ..." } else { "" }
+        )));
+    }
+    Ok(Some(map))
+}
