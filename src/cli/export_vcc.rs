@@ -1,10 +1,40 @@
-//! `primeflow export-vcc` (being written).
+//! `primeflow export-vcc`: write a Virtual Cell Challenge submission file
+//! (see `primeflow::export::vcc`).
+
+use std::path::PathBuf;
+
+use primeflow::data::{Dataset, LoadOptions, ObsColumns};
+use primeflow::export::{export_vcc, read_gene_list};
 
 /// Arguments.
 #[derive(Debug, clap::Args)]
-pub struct Args {}
+pub struct Args {
+    /// Predicted cells (.h5ad), with control cells.
+    #[arg(long)]
+    pub pred: PathBuf,
+    /// The challenge's gene list (one gene per line, no header).
+    #[arg(long)]
+    pub genes: PathBuf,
+    /// Submission file to write (.h5ad).
+    #[arg(long)]
+    pub out: PathBuf,
+    /// obs column with the perturbation (target gene) labels.
+    #[arg(long = "perturbation-col", default_value = "condition")]
+    pub perturbation_col: String,
+    /// Label of control cells in the prediction (written as non-targeting).
+    #[arg(long, default_value = "control")]
+    pub control: String,
+}
 
 /// Runs the subcommand.
-pub fn run(_args: Args) -> anyhow::Result<()> {
-    anyhow::bail!("'export-vcc' is not available yet")
+pub fn run(args: Args) -> anyhow::Result<()> {
+    let genes = read_gene_list(&args.genes)?;
+    let opts = LoadOptions {
+        columns: ObsColumns { perturbation: args.perturbation_col.clone(), covariates: Vec::new(), control: args.control.clone() },
+        ..Default::default()
+    };
+    let pred = Dataset::load(&args.pred, &opts)?;
+    let report = export_vcc(&pred, &genes, &args.out)?;
+    println!("wrote {}: {report}", args.out.display());
+    Ok(())
 }
