@@ -16,12 +16,14 @@
 //! [`repl`], [`runner`], [`notebook`], and one file per object.
 //! The core library never depends on this module.
 
+pub mod comparison;
 pub mod condition;
 pub mod convert;
 pub mod dataset;
 pub mod engine;
 pub mod error;
 pub mod help;
+pub mod metrics;
 pub mod model;
 pub mod notebook;
 pub mod plot;
@@ -48,6 +50,8 @@ pub fn register_objects(engine: &mut rhai::Engine) {
     model::register(engine);
     trainer::register(engine);
     sampler::register(engine);
+    metrics::register(engine);
+    comparison::register(engine);
     plot::register(engine);
     util::register(engine);
 }
@@ -57,6 +61,12 @@ pub fn register_objects(engine: &mut rhai::Engine) {
 pub(crate) fn rich_html(v: &rhai::Dynamic) -> Option<String> {
     if let Some(d) = v.read_lock::<dataset::DatasetHandle>() {
         return Some(notebook::Html::pre(&d.0.summary().to_string()).0);
+    }
+    if let Some(t) = v.read_lock::<metrics::TableHandle>() {
+        return Some(t.html().0);
+    }
+    if let Some(c) = v.read_lock::<comparison::ComparisonHandle>() {
+        return Some(c.html().0);
     }
     None
 }

@@ -82,9 +82,9 @@ fn history_series(name: &str, v: &Dynamic) -> Option<LossSeries> {
     v.read_lock::<super::trainer::HistoryHandle>().map(|h| h.series(name))
 }
 
-/// A comparison object as bar rows (filled in by the metrics bindings).
-fn comparison_rows(_v: &Dynamic) -> Option<Vec<BarRow>> {
-    None
+/// A `Comparison` object as bar rows.
+fn comparison_rows(v: &Dynamic) -> Option<Vec<BarRow>> {
+    v.read_lock::<super::comparison::ComparisonHandle>().map(|c| c.bar_rows())
 }
 
 #[export_module]

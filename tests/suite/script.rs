@@ -90,6 +90,9 @@ fn help_shows_doc_comments_with_examples() {
     assert!(h.contains("did you mean") && h.contains("param"), "{h}");
     let h = text(s.eval_line(":functions"));
     assert!(h.contains("params()"), "{h}");
+    // An object's help lists its constructors (free functions returning it).
+    let h = text(s.eval_line(":help Trainer"));
+    assert!(h.contains("Trainer(settings: Map) -> Trainer") && h.contains("Trainer.fit("), "{h}");
 }
 
 #[test]
@@ -296,4 +299,45 @@ fn every_script_in_scripts_compiles() {
         }
     }
     assert!(n >= 4, "expected the four preset scripts in scripts/, found {n}");
+}
+
+/// The README's main job with the tiny preset (CI: well under a minute on
+/// 2 idle cores): `primeflow run scripts/quickstart.rhai` trains, samples
+/// with w in {1, 3}, evaluates and leaves the report whose paths it prints.
+#[test]
+fn quickstart_runs_end_to_end_with_the_tiny_preset() {
+    let out = tmpdir("script_quickstart");
+    let script = root().join("scripts/quickstart.rhai");
+    let t = std::time::Instant::now();
+    let (code, stdout, stderr) = primeflow(&[
+        "run",
+        script.to_str().unwrap(),
+        "--set",
+        "preset=tiny",
+        "--set",
+        &format!("out={}", out.display()),
+    ]);
+    println!("quickstart (tiny): {:.1}s", t.elapsed().as_secs_f64());
+    assert_eq!(code, 0, "stdout: {stdout}\nstderr: {stderr}");
+    // The comparison table: one row per guidance weight, all ten metrics.
+    assert!(stdout.contains("PRiMeFlow U-Net w=1.0") && stdout.contains("PRiMeFlow U-Net w=3.0"), "{stdout}");
+    assert!(stdout.contains("mmd_pca_rank"), "{stdout}");
+    // Every report file exists and its path is printed.
+    for f in ["metrics.csv", "metrics.md", "metrics.html", "loss.html", "pca.html"] {
+        let p = out.join(f);
+        assert!(p.exists(), "{} is missing", p.display());
+        assert!(stdout.contains(&p.display().to_string()), "{f} path not printed: {stdout}");
+    }
+    let csv = std::fs::read_to_string(out.join("metrics.csv")).unwrap();
+    let lines: Vec<&str> = csv.lines().collect();
+    assert_eq!(lines.len(), 3, "{csv}");
+    assert!(lines[0].starts_with("model,n_runs,rmse_average_mean,rmse_average_sd"), "{csv}");
+    // Numbers are finite and in range: rmse > 0, cosine in [-1, 1].
+    let row: Vec<&str> = lines[1].split(',').collect();
+    let rmse: f64 = row[2].parse().unwrap();
+    assert!(rmse.is_finite() && rmse > 0.0, "{csv}");
+    // Per-run tables read back through Metrics::load.
+    assert!(out.join("runs/PRiMeFlow_U_Net_w_3.0_seed0.json").exists());
+    let pca = std::fs::read_to_string(out.join("pca.html")).unwrap();
+    assert!(!primeflow::plot::has_external_script(&pca));
 }
