@@ -230,13 +230,16 @@ def evaluate(pred, ref, pert_col="condition", cov_cols=("cell_type",),
         timings["scores"] = time.time() - t0
     t0 = time.time()
     if "pca" in needed:
-        xr = dense(ref.X)
+        # scanpy's PCA on the whole reference (implicit centring for sparse
+        # X); both files projected with the reference mean and loadings.
+        xr = sp.csr_matrix(ref.X, dtype=np.float64)
         tmp = ad.AnnData(X=xr)
         sc.pp.pca(tmp, n_comps=n_pcs, zero_center=True, dtype="float64")
         loadings = tmp.varm["PCs"]  # [genes, n_pcs]
-        mu = xr.mean(0)
-        agg[("pca", "ref")] = (xr - mu) @ loadings
-        agg[("pca", "pred")] = (dense(pred.X) - mu) @ loadings
+        mu = np.asarray(xr.mean(0)).ravel()
+        shift = mu @ loadings
+        agg[("pca", "ref")] = np.asarray(xr @ loadings) - shift
+        agg[("pca", "pred")] = np.asarray(sp.csr_matrix(pred.X, dtype=np.float64) @ loadings) - shift
     if timings is not None:
         timings["pca"] = time.time() - t0
 

@@ -111,19 +111,33 @@ impl Points {
 /// `b`, floored as geomloss does.
 fn block(a: &Points, b: &Points, start: i64, len: i64, opts: &DistanceOptions) -> Result<Tensor> {
     let (bx, bsq) = b.narrow(start, len)?;
+    distances(&a.x, &a.sq, &bx, &bsq, a.max_sq + b.max_sq, opts)
+}
+
+/// `[n, m]` floored distances of the rows of `ax` (`[n, D]`, squared norms
+/// `asq`) to the rows of `bx` (`[m, D]`, `bsq`); `norm_scale` bounds
+/// `|a|^2 + |b|^2` for the rounding threshold.
+fn distances(
+    ax: &Tensor,
+    asq: &Tensor,
+    bx: &Tensor,
+    bsq: &Tensor,
+    norm_scale: f64,
+    opts: &DistanceOptions,
+) -> Result<Tensor> {
     // d2 = |a|^2 + |b|^2 - 2 a.b  (one GEMM, one broadcast add)
-    let mut d2 =
-        a.sq.f_unsqueeze(1)?
-            .f_addmm(&a.x.f_mul_scalar(-2.0)?, &bx.f_transpose(0, 1)?)?;
+    let mut d2 = asq
+        .f_unsqueeze(1)?
+        .f_addmm(&ax.f_mul_scalar(-2.0)?, &bx.f_transpose(0, 1)?)?;
     let _ = d2.f_add_(&bsq.f_unsqueeze(0)?)?;
     if opts.kind == Kind::Float {
-        let thr = DEDUP_TOL * (a.max_sq + b.max_sq);
+        let thr = DEDUP_TOL * norm_scale;
         let near = d2.f_lt(thr)?;
         if near.f_any()?.f_int64_value(&[])? != 0 {
             let idx = near.f_nonzero()?; // [k, 2]
             let i = idx.f_select(1, 0)?;
             let j = idx.f_select(1, 1)?;
-            let ai = a.x.f_index_select(0, &i)?.f_to_kind(Kind::Double)?;
+            let ai = ax.f_index_select(0, &i)?.f_to_kind(Kind::Double)?;
             let bj = bx.f_index_select(0, &j)?.f_to_kind(Kind::Double)?;
             let exact = ai.f_sub(&bj)?.f_square()?.f_sum_dim_intlist(
                 Some(&[1i64][..]),
@@ -170,15 +184,36 @@ pub fn cross_sums(
     Ok(acc)
 }
 
+/// Rows per tile of [`self_sum`]: the distance matrix is symmetric, so only
+/// tiles on or above the diagonal are computed (about half the products).
+const SELF_TILE: i64 = 256;
+
 /// `sum_ii' d(a_i, a_i')` over all ordered pairs, diagonal included.
 pub fn self_sum(a: &Points, opts: &DistanceOptions) -> Result<f64> {
     let n = a.len();
     let mut total = 0.0;
-    let step = opts.block.max(1);
-    for start in (0..n).step_by(step as usize) {
-        let len = step.min(n - start);
-        let d = block(a, a, start, len, opts)?;
-        total += d.f_sum(Kind::Double)?.f_double_value(&[])?;
+    let tile = SELF_TILE.min(opts.block.max(1));
+    for r0 in (0..n).step_by(tile as usize) {
+        let rows = tile.min(n - r0);
+        let (rx, rsq) = a.narrow(r0, rows)?;
+        // Columns from r0 on, in blocks: the diagonal tile counts once, the
+        // tiles to its right twice (their mirror images below the diagonal).
+        let step = opts.block.max(tile);
+        for c0 in (r0..n).step_by(step as usize) {
+            let cols = step.min(n - c0);
+            let (cx, csq) = a.narrow(c0, cols)?;
+            let d = distances(&rx, &rsq, &cx, &csq, 2.0 * a.max_sq, opts)?;
+            let all = d.f_sum(Kind::Double)?.f_double_value(&[])?;
+            if c0 == r0 {
+                let diag = d
+                    .f_narrow(1, 0, rows)?
+                    .f_sum(Kind::Double)?
+                    .f_double_value(&[])?;
+                total += diag + 2.0 * (all - diag);
+            } else {
+                total += 2.0 * all;
+            }
+        }
     }
     Ok(total)
 }

@@ -12,9 +12,13 @@
 //! * Genes: the reference's genes, in its order; the prediction must contain
 //!   all of them (any order; extra genes are ignored, as PerturBench subsets
 //!   the prediction to the reference's features).
+//! * The control label must occur in the reference's perturbation column
+//!   (or be one of the built-in aliases `control`, `ctrl`); an unknown label
+//!   is an error listing the labels found.
 
 use std::collections::{BTreeMap, HashMap};
 
+use crate::data::condition::CONTROL_ALIASES;
 use crate::data::Dataset;
 use crate::error::{Error, Result};
 
@@ -69,6 +73,7 @@ impl Plan {
                 reference.columns.covariates.join(", ")
             )));
         }
+        check_control_label(reference)?;
         let gene_map = gene_map(pred, reference)?;
         let mut pred_units: BTreeMap<(String, String), Vec<usize>> = BTreeMap::new();
         let mut dropped = 0usize;
@@ -133,6 +138,29 @@ impl Plan {
     pub fn n_units(&self) -> usize {
         self.covs.iter().map(|c| c.units.len()).sum()
     }
+}
+
+/// A control label that the reference never uses is a typo, not a file
+/// without controls: it would silently turn the real controls into a scored
+/// "perturbation". The built-in aliases (`control`, `ctrl`) are always
+/// accepted, so the default works on files without controls.
+fn check_control_label(reference: &Dataset) -> Result<()> {
+    let control = reference.columns.control.as_str();
+    if CONTROL_ALIASES.contains(&control) || reference.units().iter().any(|u| u.label == control) {
+        return Ok(());
+    }
+    let mut labels: Vec<&str> = reference.units().iter().map(|u| u.label.as_str()).collect();
+    labels.sort_unstable();
+    labels.dedup();
+    Err(Error::unknown(
+        format!(
+            "control label (obs column '{}' of {})",
+            reference.columns.perturbation,
+            reference.source_name()
+        ),
+        control,
+        &labels,
+    ))
 }
 
 /// The prediction's column of every reference gene (`None`: identical).

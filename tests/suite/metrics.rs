@@ -397,6 +397,132 @@ fn evaluate_cli_on_devel_against_itself() {
     );
 }
 
+#[test]
+fn evaluate_cli_reports_unmatched_units_and_rejects_bad_inputs() {
+    let Some(ds) = devel() else { return };
+    let dir = common::tmpdir("metrics_cli_bad");
+    let d = common::devel();
+    let d = d.to_str().unwrap();
+    let s = |p: &std::path::Path| p.to_str().unwrap().to_string();
+    // k562/KLF1 renamed in the prediction: k562/NEWPERT only in the
+    // prediction, k562/KLF1 only in the reference; both reported, 59 scored.
+    let labels: Vec<String> = (0..ds.n_cells())
+        .map(|i| {
+            let u = ds.unit_of(i);
+            if u.cov_key == "k562" && u.label == "KLF1" {
+                "NEWPERT".to_string()
+            } else {
+                u.label.clone()
+            }
+        })
+        .collect();
+    let relabelled = dir.join("relabelled.h5ad");
+    let opts = primeflow::anndata::WriteOptions::default();
+    primeflow::anndata::write_h5ad(
+        &relabelled,
+        &relabel(&ds, "condition", &labels).to_anndata(),
+        &opts,
+    )
+    .unwrap();
+    let json = dir.join("ev.json");
+    let (code, out, err) = common::primeflow(&[
+        "evaluate",
+        "--pred",
+        &s(&relabelled),
+        "--ref",
+        d,
+        "--metrics",
+        "rmse_average,mmd_gex",
+        "--json",
+        &s(&json),
+        "--quiet",
+    ]);
+    assert_eq!(code, 0, "{err}");
+    assert!(
+        out.contains("59 units") && out.contains("k562/NEWPERT") && out.contains("k562/KLF1"),
+        "{out}"
+    );
+    let ev = Evaluation::from_json(&json).unwrap();
+    assert_eq!(ev.only_in_pred, vec!["k562/NEWPERT"]);
+    assert_eq!(ev.only_in_ref, vec!["k562/KLF1"]);
+    assert_eq!(ev.per_unit.len(), 59);
+    close(
+        ev.get("rmse_average").unwrap(),
+        0.0,
+        1e-9,
+        "rmse of the rest",
+    );
+    // The other way round (the reference has the unit the prediction lacks).
+    let (code, out, err) = common::primeflow(&[
+        "evaluate",
+        "--pred",
+        d,
+        "--ref",
+        &s(&relabelled),
+        "--metrics",
+        "rmse_average",
+        "--quiet",
+    ]);
+    assert_eq!(code, 0, "{err}");
+    assert!(
+        out.contains("only in the reference") && out.contains("k562/NEWPERT"),
+        "{out}"
+    );
+
+    // A prediction gene missing from the reference's genes: exit 2, named.
+    let mut ad = ds.to_anndata();
+    let renamed = ad.var.index[3].clone();
+    ad.var.index[3] = "RENAMED_GENE".into();
+    let genes = dir.join("genes.h5ad");
+    primeflow::anndata::write_h5ad(&genes, &ad, &opts).unwrap();
+    let bad: [(Vec<String>, &str); 4] = [
+        (
+            vec!["--pred".into(), s(&genes), "--ref".into(), d.into()],
+            renamed.as_str(),
+        ),
+        (
+            vec![
+                "--pred".into(),
+                d.into(),
+                "--ref".into(),
+                d.into(),
+                "--covariate-col".into(),
+                "no_such_col".into(),
+            ],
+            "no_such_col",
+        ),
+        (
+            vec![
+                "--pred".into(),
+                d.into(),
+                "--ref".into(),
+                d.into(),
+                "--perturbation-col".into(),
+                "no_such_col".into(),
+            ],
+            "no_such_col",
+        ),
+        (
+            vec![
+                "--pred".into(),
+                d.into(),
+                "--ref".into(),
+                d.into(),
+                "--control".into(),
+                "ctl".into(),
+            ],
+            "control label",
+        ),
+    ];
+    for (args, needle) in &bad {
+        let mut a = vec!["evaluate", "--quiet", "--metrics", "rmse_average"];
+        a.extend(args.iter().map(|x| x.as_str()));
+        let (code, _, err) = common::primeflow(&a);
+        assert_eq!(code, 2, "{args:?}: {err}");
+        assert!(err.contains(needle), "{args:?}: {err}");
+    }
+}
+
 // ------------------------------------------------ hand-worked small cases
 
 #[test]
