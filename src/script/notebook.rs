@@ -53,6 +53,16 @@ impl Html {
         Html(s)
     }
 
+    /// An evaluation's summary (metric | value).
+    pub fn evaluation(ev: &crate::metrics::Evaluation) -> Html {
+        super::metrics::TableHandle(std::rc::Rc::new(ev.clone())).html()
+    }
+
+    /// A comparison: models x metrics, `mean ± sd` over seeds.
+    pub fn comparison(c: &crate::metrics::Comparison) -> Html {
+        super::comparison::ComparisonHandle(std::rc::Rc::new(c.clone())).html()
+    }
+
     /// Preformatted text.
     pub fn pre(text: &str) -> Html {
         Html(format!("<pre>{}</pre>", escape(text)))
@@ -106,6 +116,15 @@ impl Cell {
     /// Prints the evcxr display block.
     pub fn evcxr_display(&self) {
         Html(self.html()).evcxr_display();
+    }
+
+    /// `Err` when the Rhai code failed, so a notebook cell can fail with
+    /// `nb.run(code).checked()?` (headless runs then stop there).
+    pub fn checked(self) -> crate::Result<Cell> {
+        match &self.error {
+            Some(e) => Err(crate::Error::invalid("Rhai cell", e.clone())),
+            None => Ok(self),
+        }
     }
 }
 

@@ -339,13 +339,35 @@ pub fn run_repl(opts: &ReplOptions) -> crate::Result<()> {
         "primeflow {} REPL (Rhai). help() or :help for help, :quit to leave.",
         env!("CARGO_PKG_VERSION")
     );
+    // Input so far of an unfinished block. On a terminal the validator
+    // keeps the editor open until the block is complete; piped input
+    // arrives line by line and is gathered here.
+    let mut pending = String::new();
     loop {
-        match rl.readline("primeflow> ") {
+        let prompt = if pending.is_empty() { "primeflow> " } else { "      ...> " };
+        match rl.readline(prompt) {
             Ok(line) => {
-                if !line.trim().is_empty() {
-                    let _ = rl.add_history_entry(line.as_str());
+                if pending.is_empty() && line.trim().is_empty() {
+                    continue;
                 }
-                let out = session.borrow_mut().eval_line(&line.replace("\\\n", "\n"));
+                // A trailing `\` continues the input on the next line.
+                if let Some(head) = line.trim_end().strip_suffix('\\') {
+                    pending.push_str(head);
+                    pending.push('\n');
+                    continue;
+                }
+                pending.push_str(&line);
+                pending.push('\n');
+                if !session.borrow().is_complete(&pending) {
+                    continue;
+                }
+                let input = std::mem::take(&mut pending);
+                let _ = rl.add_history_entry(input.trim_end());
+                if let Some(h) = &history {
+                    // Saved after every input, so a killed session keeps it.
+                    let _ = rl.save_history(h);
+                }
+                let out = session.borrow_mut().eval_line(&input.replace("\\\n", "\n"));
                 match out {
                     Outcome::Nothing => {}
                     Outcome::Text(t) => println!("{t}"),
@@ -353,8 +375,16 @@ pub fn run_repl(opts: &ReplOptions) -> crate::Result<()> {
                     Outcome::Quit => break,
                 }
             }
-            Err(ReadlineError::Interrupted) => continue,
-            Err(ReadlineError::Eof) => break,
+            Err(ReadlineError::Interrupted) => {
+                pending.clear();
+                continue;
+            }
+            Err(ReadlineError::Eof) => {
+                if !pending.trim().is_empty() {
+                    eprintln!("error: the input ended inside an unfinished block:\n{}", pending.trim_end());
+                }
+                break;
+            }
             Err(e) => {
                 eprintln!("error: {e}");
                 break;

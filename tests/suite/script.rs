@@ -8,6 +8,9 @@ use primeflow::script::{self, EngineOptions, Limits, Outcome, Session};
 
 use crate::common::{primeflow, root, tmpdir};
 
+#[path = "script_repl.rs"]
+mod repl;
+
 fn session() -> Session {
     primeflow::progress::set_quiet(true);
     Session::new(&EngineOptions::default())
