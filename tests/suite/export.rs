@@ -2,7 +2,10 @@
 
 use std::path::Path;
 
-use primeflow::anndata::{inspect_h5ad, read_h5ad, write_h5ad, AnnData, Categorical, Column, DataFrame, ReadOptions, WriteOptions};
+use primeflow::anndata::{
+    inspect_h5ad, read_h5ad, write_h5ad, AnnData, Categorical, Column, DataFrame, ReadOptions,
+    WriteOptions,
+};
 use primeflow::data::{Dataset, ObsColumns};
 use primeflow::export::{export_vcc, read_gene_list, vcc_anndata};
 
@@ -18,12 +21,24 @@ fn prediction(cells: &[(&str, [f32; 4])]) -> AnnData {
     }
     let mut obs = DataFrame::with_index((0..cells.len()).map(|i| format!("cell{i}")).collect());
     let cond: Vec<&str> = cells.iter().map(|c| c.0).collect();
-    obs.insert("condition", Column::Categorical(Categorical::from_labels(&cond, true))).unwrap();
-    AnnData { x, obs, var: DataFrame::with_index((0..4).map(|j| format!("G{j}")).collect()), ..Default::default() }
+    obs.insert(
+        "condition",
+        Column::Categorical(Categorical::from_labels(&cond, true)),
+    )
+    .unwrap();
+    AnnData {
+        x,
+        obs,
+        var: DataFrame::with_index((0..4).map(|j| format!("G{j}")).collect()),
+        ..Default::default()
+    }
 }
 
 fn cols() -> ObsColumns {
-    ObsColumns { covariates: vec![], ..Default::default() }
+    ObsColumns {
+        covariates: vec![],
+        ..Default::default()
+    }
 }
 
 fn small() -> Dataset {
@@ -46,11 +61,24 @@ fn export_picks_genes_in_list_order_and_labels_controls() {
     let out = dir.join("sub.h5ad");
     let genes: Vec<String> = ["G3", "G1", "G0"].iter().map(|s| s.to_string()).collect();
     let report = export_vcc(&small(), &genes, &out).unwrap();
-    assert_eq!((report.n_cells, report.n_genes, report.n_perturbations, report.n_controls), (4, 3, 2, 2));
+    assert_eq!(
+        (
+            report.n_cells,
+            report.n_genes,
+            report.n_perturbations,
+            report.n_controls
+        ),
+        (4, 3, 2, 2)
+    );
     let ad = read_h5ad(&out, &ReadOptions::default()).unwrap();
     assert_eq!(ad.var.index, genes, "var names are the list, in its order");
-    let labels: Vec<String> = (0..4).map(|i| ad.obs.get("target_gene").unwrap().label(i).unwrap()).collect();
-    assert_eq!(labels, vec!["non-targeting", "KLF1", "non-targeting", "MAP2K6"]);
+    let labels: Vec<String> = (0..4)
+        .map(|i| ad.obs.get("target_gene").unwrap().label(i).unwrap())
+        .collect();
+    assert_eq!(
+        labels,
+        vec!["non-targeting", "KLF1", "non-targeting", "MAP2K6"]
+    );
     // Row 1 (KLF1) was G0..G3 = [0, 4, 0.5, 0] -> G3, G1, G0 = [0, 4, 0].
     assert_eq!(ad.x.row(1).to_vec(), vec![0.0, 4.0, 0.0]);
     assert_eq!(ad.x.row(3).to_vec(), vec![7.0, 0.0, 0.0]);
@@ -62,21 +90,45 @@ fn export_picks_genes_in_list_order_and_labels_controls() {
 #[test]
 fn export_errors_name_the_problem() {
     let ds = small();
-    let genes: Vec<String> = ["G0", "NOPE", "G2", "ALSO_NOPE"].iter().map(|s| s.to_string()).collect();
+    let genes: Vec<String> = ["G0", "NOPE", "G2", "ALSO_NOPE"]
+        .iter()
+        .map(|s| s.to_string())
+        .collect();
     let e = vcc_anndata(&ds, &genes).unwrap_err().to_string();
-    assert!(e.contains("2 of the 4 genes") && e.contains("NOPE") && e.contains("ALSO_NOPE"), "{e}");
+    assert!(
+        e.contains("2 of the 4 genes") && e.contains("NOPE") && e.contains("ALSO_NOPE"),
+        "{e}"
+    );
     // No control cells.
     let ad = prediction(&[("KLF1", [1.0; 4])]);
-    let e = vcc_anndata(&Dataset::from_anndata(ad, cols(), None, false).unwrap(), &["G0".to_string()]).unwrap_err().to_string();
+    let e = vcc_anndata(
+        &Dataset::from_anndata(ad, cols(), None, false).unwrap(),
+        &["G0".to_string()],
+    )
+    .unwrap_err()
+    .to_string();
     assert!(e.contains("non-targeting"), "{e}");
     // More than 200,000 cells.
     let n = 200_001;
     let mut obs = DataFrame::with_index((0..n).map(|i| i.to_string()).collect());
-    let labels: Vec<&str> = (0..n).map(|i| if i % 2 == 0 { "control" } else { "A" }).collect();
-    obs.insert("condition", Column::Categorical(Categorical::from_labels(&labels, true))).unwrap();
-    let big = AnnData { x: ndarray::Array2::zeros((n, 1)), obs, var: DataFrame::with_index(vec!["G0".into()]), ..Default::default() };
+    let labels: Vec<&str> = (0..n)
+        .map(|i| if i % 2 == 0 { "control" } else { "A" })
+        .collect();
+    obs.insert(
+        "condition",
+        Column::Categorical(Categorical::from_labels(&labels, true)),
+    )
+    .unwrap();
+    let big = AnnData {
+        x: ndarray::Array2::zeros((n, 1)),
+        obs,
+        var: DataFrame::with_index(vec!["G0".into()]),
+        ..Default::default()
+    };
     let big = Dataset::from_anndata(big, cols(), None, false).unwrap();
-    let e = vcc_anndata(&big, &["G0".to_string()]).unwrap_err().to_string();
+    let e = vcc_anndata(&big, &["G0".to_string()])
+        .unwrap_err()
+        .to_string();
     assert!(e.contains("200001 cells") && e.contains("200000"), "{e}");
     // Gene lists: first CSV field, no header; duplicates are an error.
     let dir = common::tmpdir("export_vcc_genes");
@@ -97,12 +149,28 @@ fn export_vcc_cli_and_cell_eval_prep() {
     write_genes(&genes, &["G2", "G0", "G1", "G3"]);
     let out = dir.join("submission.h5ad");
     let s = |p: &Path| p.to_str().unwrap().to_string();
-    let (code, stdout, err) = common::primeflow(&["export-vcc", "--pred", &s(&pred), "--genes", &s(&genes), "--out", &s(&out)]);
+    let (code, stdout, err) = common::primeflow(&[
+        "export-vcc",
+        "--pred",
+        &s(&pred),
+        "--genes",
+        &s(&genes),
+        "--out",
+        &s(&out),
+    ]);
     assert_eq!(code, 0, "{err}");
     assert!(stdout.contains("4 cells x 4 genes"), "{stdout}");
     let bad = dir.join("bad.csv");
     write_genes(&bad, &["G0", "MISSING1"]);
-    let (code, _, err) = common::primeflow(&["export-vcc", "--pred", &s(&pred), "--genes", &s(&bad), "--out", &s(&dir.join("x.h5ad"))]);
+    let (code, _, err) = common::primeflow(&[
+        "export-vcc",
+        "--pred",
+        &s(&pred),
+        "--genes",
+        &s(&bad),
+        "--out",
+        &s(&dir.join("x.h5ad")),
+    ]);
     assert_eq!(code, 2, "{err}");
     assert!(err.contains("MISSING1"), "{err}");
     assert!(!dir.join("x.h5ad").exists(), "no file on error");
@@ -113,15 +181,34 @@ fn export_vcc_cli_and_cell_eval_prep() {
         println!("skipped: cell-eval is not installed in .venv (pip install cell-eval)");
         return;
     }
-    if std::process::Command::new("zstd").arg("--version").output().is_err() {
+    if std::process::Command::new("zstd")
+        .arg("--version")
+        .output()
+        .is_err()
+    {
         println!("skipped: cell-eval prep needs zstd on PATH");
         return;
     }
     let vcc = dir.join("submission.vcc");
     let o = std::process::Command::new(&cell_eval)
-        .args(["prep", "-i", &s(&out), "-g", &s(&genes), "-o", &s(&vcc), "--expected-gene-dim", "-1"])
+        .args([
+            "prep",
+            "-i",
+            &s(&out),
+            "-g",
+            &s(&genes),
+            "-o",
+            &s(&vcc),
+            "--expected-gene-dim",
+            "-1",
+        ])
         .output()
         .unwrap();
-    assert!(o.status.success(), "cell-eval prep failed:\n{}\n{}", String::from_utf8_lossy(&o.stdout), String::from_utf8_lossy(&o.stderr));
+    assert!(
+        o.status.success(),
+        "cell-eval prep failed:\n{}\n{}",
+        String::from_utf8_lossy(&o.stdout),
+        String::from_utf8_lossy(&o.stderr)
+    );
     assert!(vcc.exists(), "cell-eval prep wrote no {}", vcc.display());
 }
