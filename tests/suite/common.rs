@@ -57,7 +57,10 @@ pub fn bin() -> PathBuf {
 
 /// Runs `primeflow args...` and returns (exit code, stdout, stderr).
 pub fn primeflow(args: &[&str]) -> (i32, String, String) {
-    let out = std::process::Command::new(bin()).args(args).output().expect("run primeflow");
+    let out = std::process::Command::new(bin())
+        .args(args)
+        .output()
+        .expect("run primeflow");
     (
         out.status.code().unwrap_or(-1),
         String::from_utf8_lossy(&out.stdout).into_owned(),

@@ -63,7 +63,10 @@ fn repl_scope_persists_and_errors_do_not_end_the_session() {
     assert_eq!(text(s.eval_line("twice(x)")), "80");
     assert_eq!(text(s.eval_line("let y = twice(x) + 1; y")), "81");
     let vars = text(s.eval_line(":vars"));
-    assert!(vars.contains("x: i64 = 40") && vars.contains("y: i64 = 81"), "{vars}");
+    assert!(
+        vars.contains("x: i64 = 40") && vars.contains("y: i64 = 81"),
+        "{vars}"
+    );
     assert_eq!(s.eval_line(":quit"), Outcome::Quit);
 }
 
@@ -77,7 +80,10 @@ fn repl_multiline_input_and_completion() {
     assert!(s.is_complete("let s = \"{\";"));
     let (start, c) = s.complete("par", 3);
     assert_eq!(start, 0);
-    assert!(c.contains(&"param".to_string()) && c.contains(&"params".to_string()), "{c:?}");
+    assert!(
+        c.contains(&"param".to_string()) && c.contains(&"params".to_string()),
+        "{c:?}"
+    );
     let (_, c) = s.complete(":he", 3);
     assert_eq!(c, vec![":help".to_string()]);
 }
@@ -86,7 +92,10 @@ fn repl_multiline_input_and_completion() {
 fn help_shows_doc_comments_with_examples() {
     let mut s = session();
     let h = text(s.eval_line(":help param"));
-    assert!(h.contains("param(name: String, default)") && h.contains("```rhai"), "{h}");
+    assert!(
+        h.contains("param(name: String, default)") && h.contains("```rhai"),
+        "{h}"
+    );
     let h = text(s.eval_line("help(\"param\")"));
     assert!(h.contains("--set"), "{h}");
     let h = text(s.eval_line(":help parm"));
@@ -112,7 +121,10 @@ fn every_primeflow_function_has_a_documented_example() {
             missing.push(d.signature.clone());
         }
     }
-    assert!(missing.is_empty(), "functions without a doc example: {missing:#?}");
+    assert!(
+        missing.is_empty(),
+        "functions without a doc example: {missing:#?}"
+    );
 }
 
 #[test]
@@ -152,10 +164,17 @@ fn limits_stop_a_runaway_loop() {
 fn runner_reports_file_line_and_column_and_exits_non_zero() {
     let dir = tmpdir("script_runner_error");
     let path = dir.join("bad.rhai");
-    std::fs::write(&path, "let a = 1;\nlet b = a + 1;\nlet c = param(\"missing\");\n").unwrap();
+    std::fs::write(
+        &path,
+        "let a = 1;\nlet b = a + 1;\nlet c = param(\"missing\");\n",
+    )
+    .unwrap();
     let (code, _, err) = primeflow(&["run", path.to_str().unwrap()]);
     assert_eq!(code, 2, "{err}");
-    assert!(err.contains("bad.rhai:3:9:") && err.contains("'missing' was not given"), "{err}");
+    assert!(
+        err.contains("bad.rhai:3:9:") && err.contains("'missing' was not given"),
+        "{err}"
+    );
     assert!(err.contains("   3 | let c = param"), "{err}");
     // Syntax errors name the line too.
     std::fs::write(&path, "let a = 1;\nlet b = a +;\n").unwrap();
@@ -166,7 +185,10 @@ fn runner_reports_file_line_and_column_and_exits_non_zero() {
     std::fs::write(&path, "\n\nthrow \"stop here\";\n").unwrap();
     let (code, _, err) = primeflow(&["run", path.to_str().unwrap()]);
     assert_eq!(code, 1, "{err}");
-    assert!(err.contains("bad.rhai:3:1:") && err.contains("stop here"), "{err}");
+    assert!(
+        err.contains("bad.rhai:3:1:") && err.contains("stop here"),
+        "{err}"
+    );
 }
 
 #[test]
@@ -200,10 +222,23 @@ fn runner_passes_typed_set_values() {
     ]);
     assert_eq!(code, 0, "{err}");
     assert_eq!(out.trim(), "3 i64 1.0 f64 abc 3 true");
-    assert!(err.contains("--set flag was given but the script never asked"), "{err}");
-    let (code, _, err) = primeflow(&["run", path.to_str().unwrap(), "--set", "steps=abc", "--set", "flag=1"]);
+    assert!(
+        err.contains("--set flag was given but the script never asked"),
+        "{err}"
+    );
+    let (code, _, err) = primeflow(&[
+        "run",
+        path.to_str().unwrap(),
+        "--set",
+        "steps=abc",
+        "--set",
+        "flag=1",
+    ]);
     assert_eq!(code, 2, "{err}");
-    assert!(err.contains("--set steps") && err.contains("not an integer"), "{err}");
+    assert!(
+        err.contains("--set steps") && err.contains("not an integer"),
+        "{err}"
+    );
 }
 
 /// Runs every tests/scripts/*.rhai in-process (CPU, tiny seeded configs):
@@ -219,7 +254,11 @@ fn regression_scripts_pass() {
         .filter(|p| p.extension().is_some_and(|x| x == "rhai"))
         .collect();
     scripts.sort();
-    assert!(scripts.len() >= 3, "no regression scripts in {}", dir.display());
+    assert!(
+        scripts.len() >= 3,
+        "no regression scripts in {}",
+        dir.display()
+    );
     let mut failures = Vec::new();
     for s in &scripts {
         let name = s.file_stem().unwrap().to_string_lossy().to_string();
@@ -229,18 +268,32 @@ fn regression_scripts_pass() {
                 "devel".to_string(),
                 rhai::Dynamic::from(crate::common::devel().display().to_string()),
             ),
-            ("out".to_string(), rhai::Dynamic::from(out.display().to_string())),
+            (
+                "out".to_string(),
+                rhai::Dynamic::from(out.display().to_string()),
+            ),
         ];
         let t = std::time::Instant::now();
-        let r = script::run_file(s, sets, &Limits::default(), Some(Rc::new(RefCell::new(String::new()))));
+        let r = script::run_file(
+            s,
+            sets,
+            &Limits::default(),
+            Some(Rc::new(RefCell::new(String::new()))),
+        );
         println!("{name}: {:.1}s", t.elapsed().as_secs_f64());
         if let Err(f) = r {
             failures.push(f.render());
         }
     }
-    assert!(failures.is_empty(), "regression scripts failed:\n{}", failures.join("\n\n"));
+    assert!(
+        failures.is_empty(),
+        "regression scripts failed:\n{}",
+        failures.join("\n\n")
+    );
     // The PCA view they wrote is self-contained HTML.
-    let html = std::fs::read_to_string(root().join("target/test-tmp/script_regression_pca_view/pca.html")).unwrap();
+    let html =
+        std::fs::read_to_string(root().join("target/test-tmp/script_regression_pca_view/pca.html"))
+            .unwrap();
     assert!(
         !primeflow::plot::has_external_script(&html),
         "the HTML loads a script from elsewhere"
@@ -270,7 +323,10 @@ fn repl_ctrl_c_during_fit_returns_to_the_prompt() {
     stdin.write_all(lines.as_bytes()).unwrap();
     stdin.flush().unwrap();
     std::thread::sleep(std::time::Duration::from_secs(4));
-    let status = Command::new("kill").args(["-INT", &child.id().to_string()]).status().unwrap();
+    let status = Command::new("kill")
+        .args(["-INT", &child.id().to_string()])
+        .status()
+        .unwrap();
     assert!(status.success());
     std::thread::sleep(std::time::Duration::from_millis(1500));
     stdin
@@ -278,9 +334,18 @@ fn repl_ctrl_c_during_fit_returns_to_the_prompt() {
         .unwrap();
     drop(stdin);
     let out = child.wait_with_output().unwrap();
-    let (stdout, stderr) = (String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
-    assert!(out.status.success(), "the REPL did not exit cleanly: {stderr}");
-    assert!(stderr.contains("training interrupted after step"), "{stderr}");
+    let (stdout, stderr) = (
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr),
+    );
+    assert!(
+        out.status.success(),
+        "the REPL did not exit cleanly: {stderr}"
+    );
+    assert!(
+        stderr.contains("training interrupted after step"),
+        "{stderr}"
+    );
     assert!(
         stdout.contains("x=42 built=true interrupted=true"),
         "stdout: {stdout}\nstderr: {stderr}"
@@ -301,7 +366,10 @@ fn every_script_in_scripts_compiles() {
             n += 1;
         }
     }
-    assert!(n >= 4, "expected the four preset scripts in scripts/, found {n}");
+    assert!(
+        n >= 4,
+        "expected the four preset scripts in scripts/, found {n}"
+    );
 }
 
 /// The README's main job with the tiny preset (CI: well under a minute on

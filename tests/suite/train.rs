@@ -104,11 +104,19 @@ pub fn isolated(name: &str, body: impl FnOnce()) {
     }
     let exe = std::env::current_exe().expect("test binary path");
     let out = std::process::Command::new(exe)
-        .args([name, "--exact", "--test-threads=1", "--nocapture"])
+        .args([
+            name,
+            "--exact",
+            "--include-ignored",
+            "--test-threads=1",
+            "--nocapture",
+        ])
         .env("PRIMEFLOW_TEST_ISOLATED", "1")
         .output()
         .expect("run the test binary");
     let stdout = String::from_utf8_lossy(&out.stdout);
+    // Shown with --nocapture (the harness captures it otherwise).
+    println!("{stdout}");
     assert!(
         out.status.success() && stdout.contains("1 passed"),
         "isolated run of {name} failed:\n{stdout}\n{}",
