@@ -47,7 +47,9 @@ pub fn write_atomic<T>(path: &Path, write: impl FnOnce(&Path) -> Result<T>) -> R
 
 /// Writes `bytes` to `path` atomically.
 pub fn write_bytes(path: &Path, bytes: &[u8]) -> Result<()> {
-    write_atomic(path, |tmp| std::fs::write(tmp, bytes).map_err(|e| Error::io(tmp, e)))
+    write_atomic(path, |tmp| {
+        std::fs::write(tmp, bytes).map_err(|e| Error::io(tmp, e))
+    })
 }
 
 /// Writes `value` as pretty JSON to `path` atomically.

@@ -14,18 +14,30 @@ pub fn parse_device(s: &str) -> Result<Device> {
             if tch::Cuda::is_available() {
                 Ok(Device::Cuda(0))
             } else {
-                Err(Error::invalid("device", "'cuda' was requested but no CUDA device is available (libtorch sees none)"))
+                Err(Error::invalid(
+                    "device",
+                    "'cuda' was requested but no CUDA device is available (libtorch sees none)",
+                ))
             }
         }
         other => {
             if let Some(n) = other.strip_prefix("cuda:") {
-                let i: usize = n.parse().map_err(|_| Error::invalid("device", format!("'{other}' is not cuda:N")))?;
+                let i: usize = n
+                    .parse()
+                    .map_err(|_| Error::invalid("device", format!("'{other}' is not cuda:N")))?;
                 if (i as i64) < tch::Cuda::device_count() {
                     return Ok(Device::Cuda(i));
                 }
-                return Err(Error::invalid("device", format!("'{other}': only {} CUDA devices", tch::Cuda::device_count())));
+                return Err(Error::invalid(
+                    "device",
+                    format!("'{other}': only {} CUDA devices", tch::Cuda::device_count()),
+                ));
             }
-            Err(Error::unknown("device", other, &["auto", "cpu", "cuda", "cuda:N"]))
+            Err(Error::unknown(
+                "device",
+                other,
+                &["auto", "cpu", "cuda", "cuda:N"],
+            ))
         }
     }
 }
@@ -61,7 +73,8 @@ pub struct RngGuard {
     _private: (),
 }
 
-static RNG_OWNER: std::sync::Mutex<Option<(std::thread::ThreadId, usize)>> = std::sync::Mutex::new(None);
+static RNG_OWNER: std::sync::Mutex<Option<(std::thread::ThreadId, usize)>> =
+    std::sync::Mutex::new(None);
 static RNG_FREE: std::sync::Condvar = std::sync::Condvar::new();
 
 /// Takes the generator guard (blocking while another thread holds it) and,

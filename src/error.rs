@@ -69,7 +69,11 @@ impl Error {
     }
 
     /// A format problem in `path` at `field`.
-    pub fn format(path: impl AsRef<Path>, field: impl Into<String>, message: impl Into<String>) -> Self {
+    pub fn format(
+        path: impl AsRef<Path>,
+        field: impl Into<String>,
+        message: impl Into<String>,
+    ) -> Self {
         Error::Format {
             path: path.as_ref().to_path_buf(),
             field: field.into(),
@@ -86,7 +90,11 @@ impl Error {
     }
 
     /// An unknown name, listing (up to 20 of) the known ones.
-    pub fn unknown<S: AsRef<str>>(what: impl Into<String>, value: impl Into<String>, known: &[S]) -> Self {
+    pub fn unknown<S: AsRef<str>>(
+        what: impl Into<String>,
+        value: impl Into<String>,
+        known: &[S],
+    ) -> Self {
         let hint = if known.is_empty() {
             String::new()
         } else {

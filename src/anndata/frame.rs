@@ -201,7 +201,10 @@ impl DataFrame {
                 col.label(i).ok_or_else(|| {
                     Error::invalid(
                         format!("{what} column '{name}'"),
-                        format!("row {i} ('{}') has a missing value", self.index.get(i).map(|s| s.as_str()).unwrap_or("?")),
+                        format!(
+                            "row {i} ('{}') has a missing value",
+                            self.index.get(i).map(|s| s.as_str()).unwrap_or("?")
+                        ),
                     )
                 })
             })
@@ -213,7 +216,11 @@ impl DataFrame {
         DataFrame {
             index_name: self.index_name.clone(),
             index: rows.iter().map(|&r| self.index[r].clone()).collect(),
-            columns: self.columns.iter().map(|(n, c)| (n.clone(), c.take(rows))).collect(),
+            columns: self
+                .columns
+                .iter()
+                .map(|(n, c)| (n.clone(), c.take(rows)))
+                .collect(),
         }
     }
 }

@@ -127,10 +127,17 @@ impl ConditionVocab {
             out[self.pert_index(p)?] = 1.0;
         }
         let mut offset = self.perturbations.len();
-        for ((col, values), v) in self.covariate_columns.iter().zip(&self.covariates).zip(&c.covariates) {
+        for ((col, values), v) in self
+            .covariate_columns
+            .iter()
+            .zip(&self.covariates)
+            .zip(&c.covariates)
+        {
             let i = values
                 .binary_search_by(|x| x.as_str().cmp(v))
-                .map_err(|_| Error::unknown(format!("value of covariate '{col}'"), v.as_str(), values))?;
+                .map_err(|_| {
+                    Error::unknown(format!("value of covariate '{col}'"), v.as_str(), values)
+                })?;
             out[offset + i] = 1.0;
             offset += values.len();
         }
@@ -174,7 +181,11 @@ impl ConditionVocab {
                         "condition",
                         format!(
                             "'{request}' names no covariate values; write e.g. '{pert} @ {}'",
-                            self.covariates.iter().map(|v| v.first().cloned().unwrap_or_default()).collect::<Vec<_>>().join(", ")
+                            self.covariates
+                                .iter()
+                                .map(|v| v.first().cloned().unwrap_or_default())
+                                .collect::<Vec<_>>()
+                                .join(", ")
                         ),
                     ));
                 }
@@ -190,24 +201,39 @@ impl ConditionVocab {
     }
 
     fn parse_covariates(&self, request: &str, text: &str) -> Result<Vec<String>> {
-        let parts: Vec<&str> = text.split(',').map(|s| s.trim()).filter(|s| !s.is_empty()).collect();
+        let parts: Vec<&str> = text
+            .split(',')
+            .map(|s| s.trim())
+            .filter(|s| !s.is_empty())
+            .collect();
         let n = self.covariate_columns.len();
         if parts.iter().all(|p| p.contains('=')) && !parts.is_empty() {
             let mut out: Vec<Option<String>> = vec![None; n];
             for p in parts {
-                let (k, v) = p.split_once('=').map(|(k, v)| (k.trim(), v.trim())).unwrap_or((p, ""));
+                let (k, v) = p
+                    .split_once('=')
+                    .map(|(k, v)| (k.trim(), v.trim()))
+                    .unwrap_or((p, ""));
                 let j = self
                     .covariate_columns
                     .iter()
                     .position(|c| c == k)
-                    .ok_or_else(|| Error::unknown("covariate column", k, &self.covariate_columns))?;
+                    .ok_or_else(|| {
+                        Error::unknown("covariate column", k, &self.covariate_columns)
+                    })?;
                 out[j] = Some(v.to_string());
             }
             out.into_iter()
                 .enumerate()
                 .map(|(j, v)| {
                     v.ok_or_else(|| {
-                        Error::invalid("condition", format!("'{request}' gives no value for covariate '{}'", self.covariate_columns[j]))
+                        Error::invalid(
+                            "condition",
+                            format!(
+                                "'{request}' gives no value for covariate '{}'",
+                                self.covariate_columns[j]
+                            ),
+                        )
                     })
                 })
                 .collect()
@@ -260,7 +286,10 @@ mod tests {
     fn parses_gears_style_labels() {
         assert_eq!(parse_perturbations("A+ctrl", "control"), vec!["A"]);
         assert_eq!(parse_perturbations("ctrl", "control"), Vec::<String>::new());
-        assert_eq!(parse_perturbations("control", "control"), Vec::<String>::new());
+        assert_eq!(
+            parse_perturbations("control", "control"),
+            Vec::<String>::new()
+        );
         assert_eq!(parse_perturbations("A+B", "control"), vec!["A", "B"]);
         assert_eq!(parse_perturbations("NT", "NT"), Vec::<String>::new());
     }
@@ -280,7 +309,10 @@ mod tests {
     fn unknown_names_are_errors_that_list_known_ones() {
         let v = vocab();
         let e = v.parse("Z @ k562").unwrap_err().to_string();
-        assert!(e.contains("unknown perturbation 'Z'") && e.contains("known: A, B, C"), "{e}");
+        assert!(
+            e.contains("unknown perturbation 'Z'") && e.contains("known: A, B, C"),
+            "{e}"
+        );
         let e = v.parse("A @ hela").unwrap_err().to_string();
         assert!(e.contains("'hela'") && e.contains("cell_type"), "{e}");
         let e = v.parse("A").unwrap_err().to_string();

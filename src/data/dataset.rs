@@ -118,36 +118,72 @@ impl Dataset {
 
     /// Builds a dataset from an in-memory AnnData (validated as in
     /// [`load`](Self::load)); `source` is used in messages.
-    pub fn from_anndata(ad: AnnData, columns: ObsColumns, source: Option<&Path>, allow_negative: bool) -> Result<Dataset> {
-        let src = source.map(|p| p.to_path_buf()).unwrap_or_else(|| PathBuf::from("<memory>"));
+    pub fn from_anndata(
+        ad: AnnData,
+        columns: ObsColumns,
+        source: Option<&Path>,
+        allow_negative: bool,
+    ) -> Result<Dataset> {
+        let src = source
+            .map(|p| p.to_path_buf())
+            .unwrap_or_else(|| PathBuf::from("<memory>"));
         let field = |f: &str| f.to_string();
         if ad.obs.len() != ad.x.nrows() {
-            return Err(Error::format(&src, "obs", format!("obs has {} rows but X has {} cells", ad.obs.len(), ad.x.nrows())));
+            return Err(Error::format(
+                &src,
+                "obs",
+                format!(
+                    "obs has {} rows but X has {} cells",
+                    ad.obs.len(),
+                    ad.x.nrows()
+                ),
+            ));
         }
         if ad.var.len() != ad.x.ncols() {
-            return Err(Error::format(&src, "var", format!("var has {} rows but X has {} genes", ad.var.len(), ad.x.ncols())));
+            return Err(Error::format(
+                &src,
+                "var",
+                format!(
+                    "var has {} rows but X has {} genes",
+                    ad.var.len(),
+                    ad.x.ncols()
+                ),
+            ));
         }
         // Values: finite, non-negative unless allowed.
         for (i, row) in ad.x.axis_iter(Axis(0)).enumerate() {
             for (j, &v) in row.iter().enumerate() {
                 if !v.is_finite() || (!allow_negative && v < 0.0) {
-                    let what = if !v.is_finite() { "a non-finite value" } else { "a negative value (log1p data expected)" };
+                    let what = if !v.is_finite() {
+                        "a non-finite value"
+                    } else {
+                        "a negative value (log1p data expected)"
+                    };
                     return Err(Error::format(
                         &src,
                         field("X"),
-                        format!("{what} {v} at cell {i} ('{}'), gene {j} ('{}')", ad.obs.index[i], ad.var.index[j]),
+                        format!(
+                            "{what} {v} at cell {i} ('{}'), gene {j} ('{}')",
+                            ad.obs.index[i], ad.var.index[j]
+                        ),
                     ));
                 }
             }
         }
         let check_col = |name: &str| -> Result<Vec<String>> {
             ad.obs.labels("obs", name).map_err(|e| match e {
-                Error::Unknown { .. } | Error::Invalid { .. } => Error::format(&src, format!("obs/{name}"), e.to_string()),
+                Error::Unknown { .. } | Error::Invalid { .. } => {
+                    Error::format(&src, format!("obs/{name}"), e.to_string())
+                }
                 other => other,
             })
         };
         let perts = check_col(&columns.perturbation)?;
-        let covs: Vec<Vec<String>> = columns.covariates.iter().map(|c| check_col(c)).collect::<Result<_>>()?;
+        let covs: Vec<Vec<String>> = columns
+            .covariates
+            .iter()
+            .map(|c| check_col(c))
+            .collect::<Result<_>>()?;
         let (units, cell_unit) = group_units(&perts, &covs, &columns.control);
         Ok(Dataset {
             x: ad.x,
@@ -184,7 +220,10 @@ impl Dataset {
 
     /// Where the data came from, for messages.
     pub fn source_name(&self) -> String {
-        self.source.as_ref().map(|p| p.display().to_string()).unwrap_or_else(|| "<memory>".into())
+        self.source
+            .as_ref()
+            .map(|p| p.display().to_string())
+            .unwrap_or_else(|| "<memory>".into())
     }
 
     /// All units, sorted by (covariate key, label).
@@ -204,7 +243,10 @@ impl Dataset {
 
     /// The condition of every cell, in row order.
     pub fn cell_conditions(&self) -> Vec<Condition> {
-        self.cell_unit.iter().map(|&u| self.units[u].condition()).collect()
+        self.cell_unit
+            .iter()
+            .map(|&u| self.units[u].condition())
+            .collect()
     }
 
     /// Covariate keys, sorted.
@@ -234,12 +276,17 @@ impl Dataset {
     /// The vocabulary of this data: all single perturbations and covariate
     /// values, sorted.
     pub fn vocab(&self) -> ConditionVocab {
-        let mut perts: Vec<String> = self.units.iter().flat_map(|u| u.perturbations.iter().cloned()).collect();
+        let mut perts: Vec<String> = self
+            .units
+            .iter()
+            .flat_map(|u| u.perturbations.iter().cloned())
+            .collect();
         perts.sort();
         perts.dedup();
         let covariates = (0..self.columns.covariates.len())
             .map(|j| {
-                let mut v: Vec<String> = self.units.iter().map(|u| u.covariates[j].clone()).collect();
+                let mut v: Vec<String> =
+                    self.units.iter().map(|u| u.covariates[j].clone()).collect();
                 v.sort();
                 v.dedup();
                 v
@@ -257,7 +304,13 @@ impl Dataset {
     /// The cells `rows` (in that order) as a new dataset.
     pub fn subset(&self, rows: &[usize]) -> Result<Dataset> {
         if let Some(&bad) = rows.iter().find(|&&r| r >= self.n_cells()) {
-            return Err(Error::invalid("cell index", format!("{bad} is out of range (the data has {} cells)", self.n_cells())));
+            return Err(Error::invalid(
+                "cell index",
+                format!(
+                    "{bad} is out of range (the data has {} cells)",
+                    self.n_cells()
+                ),
+            ));
         }
         let ad = AnnData {
             x: self.x.select(Axis(0), rows),
@@ -274,7 +327,9 @@ impl Dataset {
     /// Cells whose obs column `col` has label `value`.
     pub fn cells_where(&self, col: &str, value: &str) -> Result<Vec<usize>> {
         let c = self.obs.column("obs", col)?;
-        Ok((0..c.len()).filter(|&i| c.label(i).as_deref() == Some(value)).collect())
+        Ok((0..c.len())
+            .filter(|&i| c.label(i).as_deref() == Some(value))
+            .collect())
     }
 
     /// Mean expression of `cells`, `[n_genes]` (zeros when empty).
@@ -345,7 +400,11 @@ pub struct DatasetSummary {
 
 impl std::fmt::Display for DatasetSummary {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        writeln!(f, "Dataset {}: {} cells x {} genes", self.source, self.n_cells, self.n_genes)?;
+        writeln!(
+            f,
+            "Dataset {}: {} cells x {} genes",
+            self.source, self.n_cells, self.n_genes
+        )?;
         writeln!(
             f,
             "  perturbation column '{}' (control '{}'), covariates [{}]",
@@ -353,10 +412,22 @@ impl std::fmt::Display for DatasetSummary {
             self.control,
             self.covariate_columns.join(", ")
         )?;
-        writeln!(f, "  {} perturbed units, {} distinct perturbations", self.n_units, self.n_perturbations)?;
-        writeln!(f, "  {:<24} {:>9} {:>14} {:>13} {:>15}", "covariate", "controls", "perturbations", "combinations", "perturbed cells")?;
+        writeln!(
+            f,
+            "  {} perturbed units, {} distinct perturbations",
+            self.n_units, self.n_perturbations
+        )?;
+        writeln!(
+            f,
+            "  {:<24} {:>9} {:>14} {:>13} {:>15}",
+            "covariate", "controls", "perturbations", "combinations", "perturbed cells"
+        )?;
         for (k, c) in &self.covariates {
-            writeln!(f, "  {:<24} {:>9} {:>14} {:>13} {:>15}", k, c.control_cells, c.perturbations, c.combinations, c.perturbed_cells)?;
+            writeln!(
+                f,
+                "  {:<24} {:>9} {:>14} {:>13} {:>15}",
+                k, c.control_cells, c.perturbations, c.combinations, c.perturbed_cells
+            )?;
         }
         Ok(())
     }
@@ -368,7 +439,9 @@ fn group_units(perts: &[String], covs: &[Vec<String>], control: &str) -> (Vec<Un
     let mut map: BTreeMap<(String, String), Vec<usize>> = BTreeMap::new();
     for i in 0..n {
         let cv: Vec<&str> = covs.iter().map(|c| c[i].as_str()).collect();
-        map.entry((cv.join("_"), perts[i].clone())).or_default().push(i);
+        map.entry((cv.join("_"), perts[i].clone()))
+            .or_default()
+            .push(i);
     }
     let mut units = Vec::with_capacity(map.len());
     let mut cell_unit = vec![0usize; n];
@@ -393,10 +466,19 @@ fn group_units(perts: &[String], covs: &[Vec<String>], control: &str) -> (Vec<Un
 pub fn obs_for_conditions(columns: &ObsColumns, conds: &[Condition]) -> Result<DataFrame> {
     let mut obs = DataFrame::with_index((0..conds.len()).map(|i| format!("cell_{i}")).collect());
     let labels: Vec<String> = conds.iter().map(|c| c.label(&columns.control)).collect();
-    obs.insert(&columns.perturbation, Column::Categorical(anndata::Categorical::from_labels(&labels, true)))?;
+    obs.insert(
+        &columns.perturbation,
+        Column::Categorical(anndata::Categorical::from_labels(&labels, true)),
+    )?;
     for (j, name) in columns.covariates.iter().enumerate() {
-        let vals: Vec<String> = conds.iter().map(|c| c.covariates.get(j).cloned().unwrap_or_default()).collect();
-        obs.insert(name, Column::Categorical(anndata::Categorical::from_labels(&vals, true)))?;
+        let vals: Vec<String> = conds
+            .iter()
+            .map(|c| c.covariates.get(j).cloned().unwrap_or_default())
+            .collect();
+        obs.insert(
+            name,
+            Column::Categorical(anndata::Categorical::from_labels(&vals, true)),
+        )?;
     }
     Ok(obs)
 }

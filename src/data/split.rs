@@ -54,7 +54,11 @@ impl Part {
             "train" => Ok(Part::Train),
             "val" | "valid" | "validation" => Ok(Part::Val),
             "test" => Ok(Part::Test),
-            other => Err(Error::unknown("split part", other, &["train", "val", "test"])),
+            other => Err(Error::unknown(
+                "split part",
+                other,
+                &["train", "val", "test"],
+            )),
         }
     }
 }
@@ -73,7 +77,11 @@ impl Task {
         match s.trim().replace('_', "-").as_str() {
             "covariate-transfer" | "transfer" => Ok(Task::CovariateTransfer),
             "combination" | "combinations" | "combo" => Ok(Task::Combination),
-            other => Err(Error::unknown("split task", other, &["covariate-transfer", "combination"])),
+            other => Err(Error::unknown(
+                "split task",
+                other,
+                &["covariate-transfer", "combination"],
+            )),
         }
     }
 }
@@ -118,12 +126,17 @@ impl Split {
             Task::Combination => 0.7,
         });
         if !(0.0..=1.0).contains(&frac) {
-            return Err(Error::invalid("holdout_fraction", format!("{frac} is not in [0, 1]")));
+            return Err(Error::invalid(
+                "holdout_fraction",
+                format!("{frac} is not in [0, 1]"),
+            ));
         }
         let mut rng = ChaCha8Rng::seed_from_u64(opts.seed);
         let mut unit_part = vec![Part::Train; ds.units().len()];
         match opts.task {
-            Task::CovariateTransfer => covariate_transfer(ds, frac, opts.max_holdout, &mut rng, &mut unit_part),
+            Task::CovariateTransfer => {
+                covariate_transfer(ds, frac, opts.max_holdout, &mut rng, &mut unit_part)
+            }
             Task::Combination => combination(ds, frac, &mut rng, &mut unit_part)?,
         }
         let mut parts = vec![Part::Train; ds.n_cells()];
@@ -141,7 +154,12 @@ impl Split {
 
     /// Cells of `part`, ascending.
     pub fn cells(&self, part: Part) -> Vec<usize> {
-        self.parts.iter().enumerate().filter(|(_, p)| **p == part).map(|(i, _)| i).collect()
+        self.parts
+            .iter()
+            .enumerate()
+            .filter(|(_, p)| **p == part)
+            .map(|(i, _)| i)
+            .collect()
     }
 
     /// Errors unless this split has one part per cell of `ds`.
@@ -165,7 +183,9 @@ impl Split {
         for u in ds.units() {
             let mut seen = BTreeSet::new();
             for &c in &u.cells {
-                let Some(&p) = self.parts.get(c) else { continue };
+                let Some(&p) = self.parts.get(c) else {
+                    continue;
+                };
                 let e = s.parts.entry(p.as_str().to_string()).or_default();
                 if u.is_control() {
                     e.control_cells += 1;
@@ -178,9 +198,14 @@ impl Split {
             }
         }
         for u in ds.units().iter().filter(|u| !u.is_control()) {
-            let Some(&p) = u.cells.first().and_then(|&c| self.parts.get(c)) else { continue };
+            let Some(&p) = u.cells.first().and_then(|&c| self.parts.get(c)) else {
+                continue;
+            };
             if p != Part::Train {
-                s.held_out.entry(p.as_str().to_string()).or_default().push(u.name());
+                s.held_out
+                    .entry(p.as_str().to_string())
+                    .or_default()
+                    .push(u.name());
             }
         }
         s
@@ -224,47 +249,115 @@ impl Split {
     ///   50/25/25 with `seed`.
     pub fn read_csv(path: &Path, ds: &Dataset, seed: u64) -> Result<Split> {
         let text = std::fs::read_to_string(path).map_err(|e| Error::io(path, e))?;
-        let mut lines = text.lines().enumerate().filter(|(_, l)| !l.trim().is_empty());
-        let (_, header) = lines.next().ok_or_else(|| Error::format(path, "header", "the file is empty"))?;
+        let mut lines = text
+            .lines()
+            .enumerate()
+            .filter(|(_, l)| !l.trim().is_empty());
+        let (_, header) = lines
+            .next()
+            .ok_or_else(|| Error::format(path, "header", "the file is empty"))?;
         let header = parse_csv_line(header);
-        let col = |names: &[&str]| header.iter().position(|h| names.iter().any(|n| h.eq_ignore_ascii_case(n)));
-        let split_col = col(&["split", "part", "set"])
-            .ok_or_else(|| Error::format(path, "header", format!("no 'split' column (columns: {})", header.join(", "))))?;
-        let rows: Vec<(usize, Vec<String>)> = lines.map(|(i, l)| (i + 1, parse_csv_line(l))).collect();
+        let col = |names: &[&str]| {
+            header
+                .iter()
+                .position(|h| names.iter().any(|n| h.eq_ignore_ascii_case(n)))
+        };
+        let split_col = col(&["split", "part", "set"]).ok_or_else(|| {
+            Error::format(
+                path,
+                "header",
+                format!("no 'split' column (columns: {})", header.join(", ")),
+            )
+        })?;
+        let rows: Vec<(usize, Vec<String>)> =
+            lines.map(|(i, l)| (i + 1, parse_csv_line(l))).collect();
         for (ln, r) in &rows {
             if r.len() != header.len() {
-                return Err(Error::format(path, format!("line {ln}"), format!("{} fields, the header has {}", r.len(), header.len())));
+                return Err(Error::format(
+                    path,
+                    format!("line {ln}"),
+                    format!("{} fields, the header has {}", r.len(), header.len()),
+                ));
             }
         }
         if let Some(cell_col) = col(&["cell", "cell_id", "obs_names", "index", "barcode"]) {
-            let index: HashMap<&str, usize> = ds.obs.index.iter().enumerate().map(|(i, s)| (s.as_str(), i)).collect();
+            let index: HashMap<&str, usize> = ds
+                .obs
+                .index
+                .iter()
+                .enumerate()
+                .map(|(i, s)| (s.as_str(), i))
+                .collect();
             let mut parts: Vec<Option<Part>> = vec![None; ds.n_cells()];
             for (ln, r) in &rows {
-                let part = Part::parse(&r[split_col]).map_err(|e| Error::format(path, format!("line {ln}, column split"), e.to_string()))?;
+                let part = Part::parse(&r[split_col]).map_err(|e| {
+                    Error::format(path, format!("line {ln}, column split"), e.to_string())
+                })?;
                 if let Some(&i) = index.get(r[cell_col].as_str()) {
                     parts[i] = Some(part);
                 }
             }
-            let missing: Vec<&str> = parts.iter().enumerate().filter(|(_, p)| p.is_none()).map(|(i, _)| ds.obs.index[i].as_str()).take(5).collect();
+            let missing: Vec<&str> = parts
+                .iter()
+                .enumerate()
+                .filter(|(_, p)| p.is_none())
+                .map(|(i, _)| ds.obs.index[i].as_str())
+                .take(5)
+                .collect();
             if !missing.is_empty() {
                 return Err(Error::format(
                     path,
                     "cell",
-                    format!("{} cells of {} are not listed (e.g. {})", parts.iter().filter(|p| p.is_none()).count(), ds.source_name(), missing.join(", ")),
+                    format!(
+                        "{} cells of {} are not listed (e.g. {})",
+                        parts.iter().filter(|p| p.is_none()).count(),
+                        ds.source_name(),
+                        missing.join(", ")
+                    ),
                 ));
             }
             return Ok(Split {
-                parts: parts.into_iter().map(|p| p.unwrap_or(Part::Train)).collect(),
+                parts: parts
+                    .into_iter()
+                    .map(|p| p.unwrap_or(Part::Train))
+                    .collect(),
             });
         }
-        let pert_col = col(&[ds.columns.perturbation.as_str(), "perturbation", "condition"])
-            .ok_or_else(|| Error::format(path, "header", format!("neither a 'cell' nor a '{}' column (columns: {})", ds.columns.perturbation, header.join(", "))))?;
-        let cov_cols: Vec<Option<usize>> = ds.columns.covariates.iter().map(|c| col(&[c.as_str()])).collect();
+        let pert_col = col(&[
+            ds.columns.perturbation.as_str(),
+            "perturbation",
+            "condition",
+        ])
+        .ok_or_else(|| {
+            Error::format(
+                path,
+                "header",
+                format!(
+                    "neither a 'cell' nor a '{}' column (columns: {})",
+                    ds.columns.perturbation,
+                    header.join(", ")
+                ),
+            )
+        })?;
+        let cov_cols: Vec<Option<usize>> = ds
+            .columns
+            .covariates
+            .iter()
+            .map(|c| col(&[c.as_str()]))
+            .collect();
         let mut by_unit: HashMap<(String, Option<String>), Part> = HashMap::new();
         for (ln, r) in &rows {
-            let part = Part::parse(&r[split_col]).map_err(|e| Error::format(path, format!("line {ln}, column split"), e.to_string()))?;
+            let part = Part::parse(&r[split_col]).map_err(|e| {
+                Error::format(path, format!("line {ln}, column split"), e.to_string())
+            })?;
             let key = if cov_cols.iter().all(|c| c.is_some()) && !cov_cols.is_empty() {
-                Some(cov_cols.iter().map(|c| r[c.unwrap_or(0)].clone()).collect::<Vec<_>>().join("_"))
+                Some(
+                    cov_cols
+                        .iter()
+                        .map(|c| r[c.unwrap_or(0)].clone())
+                        .collect::<Vec<_>>()
+                        .join("_"),
+                )
             } else {
                 None
             };
@@ -292,7 +385,17 @@ impl Split {
             return Err(Error::format(
                 path,
                 ds.columns.perturbation.clone(),
-                format!("{} units of {} are not listed (e.g. {})", missing.len(), ds.source_name(), missing.iter().take(5).cloned().collect::<Vec<_>>().join(", ")),
+                format!(
+                    "{} units of {} are not listed (e.g. {})",
+                    missing.len(),
+                    ds.source_name(),
+                    missing
+                        .iter()
+                        .take(5)
+                        .cloned()
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                ),
             ));
         }
         if !controls_listed {
@@ -320,10 +423,18 @@ pub struct PartSummary {
 
 impl std::fmt::Display for SplitSummary {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        writeln!(f, "  {:<6} {:>6} {:>16} {:>14}", "part", "units", "perturbed cells", "control cells")?;
+        writeln!(
+            f,
+            "  {:<6} {:>6} {:>16} {:>14}",
+            "part", "units", "perturbed cells", "control cells"
+        )?;
         for name in ["train", "val", "test"] {
             let p = self.parts.get(name).cloned().unwrap_or_default();
-            writeln!(f, "  {:<6} {:>6} {:>16} {:>14}", name, p.units, p.perturbed_cells, p.control_cells)?;
+            writeln!(
+                f,
+                "  {:<6} {:>6} {:>16} {:>14}",
+                name, p.units, p.perturbed_cells, p.control_cells
+            )?;
         }
         for (part, units) in &self.held_out {
             writeln!(f, "  {part}: {}", units.join(", "))?;
@@ -332,7 +443,13 @@ impl std::fmt::Display for SplitSummary {
     }
 }
 
-fn covariate_transfer(ds: &Dataset, frac: f64, cap: usize, rng: &mut ChaCha8Rng, unit_part: &mut [Part]) {
+fn covariate_transfer(
+    ds: &Dataset,
+    frac: f64,
+    cap: usize,
+    rng: &mut ChaCha8Rng,
+    unit_part: &mut [Part],
+) {
     // How many covariate keys still train each perturbation label.
     let mut training_keys: HashMap<&str, usize> = HashMap::new();
     let mut by_cov: BTreeMap<&str, Vec<usize>> = BTreeMap::new();
@@ -362,7 +479,12 @@ fn covariate_transfer(ds: &Dataset, frac: f64, cap: usize, rng: &mut ChaCha8Rng,
     }
 }
 
-fn combination(ds: &Dataset, frac: f64, rng: &mut ChaCha8Rng, unit_part: &mut [Part]) -> Result<()> {
+fn combination(
+    ds: &Dataset,
+    frac: f64,
+    rng: &mut ChaCha8Rng,
+    unit_part: &mut [Part],
+) -> Result<()> {
     let singles: BTreeSet<(&str, &str)> = ds
         .units()
         .iter()
@@ -373,13 +495,21 @@ fn combination(ds: &Dataset, frac: f64, rng: &mut ChaCha8Rng, unit_part: &mut [P
         .units()
         .iter()
         .enumerate()
-        .filter(|(_, u)| u.perturbations.len() > 1 && u.perturbations.iter().all(|p| singles.contains(&(u.cov_key.as_str(), p.as_str()))))
+        .filter(|(_, u)| {
+            u.perturbations.len() > 1
+                && u.perturbations
+                    .iter()
+                    .all(|p| singles.contains(&(u.cov_key.as_str(), p.as_str())))
+        })
         .map(|(i, _)| i)
         .collect();
     if eligible.is_empty() {
         return Err(Error::invalid(
             "split task 'combination'",
-            format!("{} has no combination whose single perturbations are all present", ds.source_name()),
+            format!(
+                "{} has no combination whose single perturbations are all present",
+                ds.source_name()
+            ),
         ));
     }
     eligible.shuffle(rng);

@@ -41,16 +41,25 @@ pub fn metric_bars(rows: &[BarRow], columns: usize) -> Result<Figure> {
         let (xa, ya) = axis_names(i);
         let (c, r) = (i % cols, i / cols);
         let gap = 0.03;
-        let xd = [c as f64 / cols as f64 + gap, (c + 1) as f64 / cols as f64 - gap];
+        let xd = [
+            c as f64 / cols as f64 + gap,
+            (c + 1) as f64 / cols as f64 - gap,
+        ];
         let yd = [
             1.0 - (r + 1) as f64 / nrows as f64 + gap * 2.0,
             1.0 - r as f64 / nrows as f64 - gap * 2.0,
         ];
-        fig.set_layout(&axis_key(&xa), json!({"domain": xd, "anchor": ya, "showticklabels": false}));
+        fig.set_layout(
+            &axis_key(&xa),
+            json!({"domain": xd, "anchor": ya, "showticklabels": false}),
+        );
         fig.set_layout(&axis_key(&ya), json!({"domain": yd, "anchor": xa}));
         annotations.push(panel_title(i, metric));
         for (j, model) in models.iter().enumerate() {
-            let Some(row) = rows.iter().find(|r| r.metric == *metric && r.model == *model) else {
+            let Some(row) = rows
+                .iter()
+                .find(|r| r.metric == *metric && r.model == *model)
+            else {
                 continue;
             };
             let mut bar = Bar::new(vec![model.to_string()], vec![row.mean])
@@ -61,7 +70,11 @@ pub fn metric_bars(rows: &[BarRow], columns: usize) -> Result<Figure> {
                 .x_axis(&xa)
                 .y_axis(&ya);
             if let Some(sd) = row.sd.filter(|s| s.is_finite()) {
-                bar = bar.error_y(ErrorData::new(ErrorType::Data).array(vec![sd]).visible(true));
+                bar = bar.error_y(
+                    ErrorData::new(ErrorType::Data)
+                        .array(vec![sd])
+                        .visible(true),
+                );
             }
             fig.add(&*bar)?;
         }

@@ -52,7 +52,8 @@ impl Figure {
 
     /// Adds a typed plotly trace.
     pub fn add<T: serde::Serialize + ?Sized>(&mut self, trace: &T) -> Result<()> {
-        let v = serde_json::to_value(trace).map_err(|e| Error::invalid("plot trace", e.to_string()))?;
+        let v =
+            serde_json::to_value(trace).map_err(|e| Error::invalid("plot trace", e.to_string()))?;
         self.traces.push(v);
         Ok(())
     }
@@ -167,12 +168,15 @@ mod tests {
     #[test]
     fn html_is_self_contained() {
         let mut f = Figure::new("t </script>");
-        f.add(&*plotly::Scatter::new(vec![1.0, 2.0], vec![3.0, 4.0])).unwrap();
+        f.add(&*plotly::Scatter::new(vec![1.0, 2.0], vec![3.0, 4.0]))
+            .unwrap();
         let html = f.to_html();
         assert!(!has_external_script(&html));
         assert!(html.contains("Plotly.newPlot"));
         assert!(!html.contains("t </script>"));
-        assert!(has_external_script("<html><script type=\"x\" src=\"https://cdn\"></script>"));
+        assert!(has_external_script(
+            "<html><script type=\"x\" src=\"https://cdn\"></script>"
+        ));
     }
 
     #[test]

@@ -32,7 +32,10 @@ impl Pca {
     pub fn fit(x: ArrayView2<f32>, k: usize, max_cells: usize, seed: u64) -> Result<Pca> {
         let (n, m) = x.dim();
         if n < 2 || m < 1 {
-            return Err(Error::invalid("PCA", format!("needs at least 2 cells and 1 gene, got {n} x {m}")));
+            return Err(Error::invalid(
+                "PCA",
+                format!("needs at least 2 cells and 1 gene, got {n} x {m}"),
+            ));
         }
         let rows: Vec<usize> = if n > max_cells.max(2) {
             let mut rng = ChaCha8Rng::seed_from_u64(seed);
@@ -55,22 +58,35 @@ impl Pca {
         let k = k.min(r).max(1);
         let s: Vec<f64> = Vec::<f64>::try_from(&s)?;
         let total: f64 = s.iter().map(|x| x * x).sum();
-        let vk = v.f_narrow(1, 0, k as i64)?.f_transpose(0, 1)?.f_contiguous()?; // [k, m]
+        let vk = v
+            .f_narrow(1, 0, k as i64)?
+            .f_transpose(0, 1)?
+            .f_contiguous()?; // [k, m]
         let comps: Vec<f64> = Vec::<f64>::try_from(&vk.f_flatten(0, -1)?)?;
         let mut components = Array2::<f32>::zeros((k, m));
         for j in 0..k {
             let row = &comps[j * m..(j + 1) * m];
-            let (imax, _) = row
-                .iter()
-                .enumerate()
-                .fold((0, 0.0f64), |acc, (i, &v)| if v.abs() > acc.1 { (i, v.abs()) } else { acc });
+            let (imax, _) = row.iter().enumerate().fold((0, 0.0f64), |acc, (i, &v)| {
+                if v.abs() > acc.1 {
+                    (i, v.abs())
+                } else {
+                    acc
+                }
+            });
             let sign = if row[imax] < 0.0 { -1.0 } else { 1.0 };
             for (c, &v) in components.row_mut(j).iter_mut().zip(row) {
                 *c = (sign * v) as f32;
             }
         }
-        let mean: Vec<f32> = Vec::<f64>::try_from(&mu.f_flatten(0, -1)?)?.into_iter().map(|v| v as f32).collect();
-        let explained_variance_ratio = s.iter().take(k).map(|x| if total > 0.0 { x * x / total } else { 0.0 }).collect();
+        let mean: Vec<f32> = Vec::<f64>::try_from(&mu.f_flatten(0, -1)?)?
+            .into_iter()
+            .map(|v| v as f32)
+            .collect();
+        let explained_variance_ratio = s
+            .iter()
+            .take(k)
+            .map(|x| if total > 0.0 { x * x / total } else { 0.0 })
+            .collect();
         Ok(Pca {
             mean,
             components,
@@ -82,14 +98,21 @@ impl Pca {
     pub fn project(&self, x: ArrayView2<f32>) -> Result<Array2<f32>> {
         let m = self.mean.len();
         if x.ncols() != m {
-            return Err(Error::Mismatch(format!("PCA was fitted on {m} genes, the data has {}", x.ncols())));
+            return Err(Error::Mismatch(format!(
+                "PCA was fitted on {m} genes, the data has {}",
+                x.ncols()
+            )));
         }
         let k = self.components.nrows();
         let mut out = Array2::<f32>::zeros((x.nrows(), k));
         for (i, row) in x.axis_iter(Axis(0)).enumerate() {
             for j in 0..k {
                 let mut acc = 0f64;
-                for ((&v, &mu), &c) in row.iter().zip(&self.mean).zip(self.components.row(j).iter()) {
+                for ((&v, &mu), &c) in row
+                    .iter()
+                    .zip(&self.mean)
+                    .zip(self.components.row(j).iter())
+                {
                     acc += ((v - mu) * c) as f64;
                 }
                 out[[i, j]] = acc as f32;
@@ -126,6 +149,10 @@ mod tests {
         assert_eq!(z.dim(), (50, 2));
         // First point: t = -25, mean t = -0.5, so (x - mean) . c1 = -24.5 * sqrt(2)
         // (the +-0.1 noise nearly cancels along c1).
-        assert!((z[[0, 0]] + 24.5 * std::f32::consts::SQRT_2).abs() < 1e-2, "{}", z[[0, 0]]);
+        assert!(
+            (z[[0, 0]] + 24.5 * std::f32::consts::SQRT_2).abs() < 1e-2,
+            "{}",
+            z[[0, 0]]
+        );
     }
 }

@@ -70,13 +70,21 @@ fn subsample(rows: Vec<usize>, n: usize, seed: u64) -> Vec<usize> {
 /// Builds the view. `reference` holds the test cells (its PCA is the
 /// frame); `preds` are `(model name, generated cells)`; each must hold
 /// cells of `cond`, as must `reference`.
-pub fn pca_view(reference: &Dataset, cond: &Condition, preds: &[(String, &Dataset)], opts: &PcaViewOptions) -> Result<Figure> {
+pub fn pca_view(
+    reference: &Dataset,
+    cond: &Condition,
+    preds: &[(String, &Dataset)],
+    opts: &PcaViewOptions,
+) -> Result<Figure> {
     let label = cond.to_string();
     let truth = cells_of(reference, cond);
     if truth.is_empty() {
         return Err(Error::invalid(
             "pca_view",
-            format!("the reference ({}) has no cells of '{label}'", reference.source_name()),
+            format!(
+                "the reference ({}) has no cells of '{label}'",
+                reference.source_name()
+            ),
         ));
     }
     for (name, p) in preds {
@@ -89,7 +97,11 @@ pub fn pca_view(reference: &Dataset, cond: &Condition, preds: &[(String, &Datase
         }
     }
     let pca = Pca::fit(reference.x.view(), 2, opts.max_fit_cells, opts.seed)?;
-    let bg_rows = subsample((0..reference.n_cells()).collect(), opts.max_background, opts.seed);
+    let bg_rows = subsample(
+        (0..reference.n_cells()).collect(),
+        opts.max_background,
+        opts.seed,
+    );
     let bg = pca.project(reference.x.select(Axis(0), &bg_rows).view())?;
     let tr = pca.project(reference.x.select(Axis(0), &truth).view())?;
     let mut model_points = Vec::new();
@@ -105,8 +117,16 @@ pub fn pca_view(reference: &Dataset, cond: &Condition, preds: &[(String, &Datase
         model_points.push(pca.project(p.x.select(Axis(0), &rows).view())?);
     }
     // One frame for every panel: the range of everything drawn, padded 5%.
-    let (mut x0, mut x1, mut y0, mut y1) = (f32::INFINITY, f32::NEG_INFINITY, f32::INFINITY, f32::NEG_INFINITY);
-    for pts in std::iter::once(&bg).chain(std::iter::once(&tr)).chain(model_points.iter()) {
+    let (mut x0, mut x1, mut y0, mut y1) = (
+        f32::INFINITY,
+        f32::NEG_INFINITY,
+        f32::INFINITY,
+        f32::NEG_INFINITY,
+    );
+    for pts in std::iter::once(&bg)
+        .chain(std::iter::once(&tr))
+        .chain(model_points.iter())
+    {
         for r in pts.axis_iter(Axis(0)) {
             x0 = x0.min(r[0]);
             x1 = x1.max(r[0]);
@@ -132,7 +152,10 @@ pub fn pca_view(reference: &Dataset, cond: &Condition, preds: &[(String, &Datase
         let col = i % cols;
         let row = i / cols;
         let gap = 0.04;
-        let xd = [col as f64 / cols as f64 + gap, (col + 1) as f64 / cols as f64 - gap];
+        let xd = [
+            col as f64 / cols as f64 + gap,
+            (col + 1) as f64 / cols as f64 - gap,
+        ];
         let yd = [
             1.0 - (row + 1) as f64 / rows as f64 + gap * 1.5,
             1.0 - row as f64 / rows as f64 - gap * 1.5,
@@ -174,7 +197,12 @@ pub fn pca_view(reference: &Dataset, cond: &Condition, preds: &[(String, &Datase
                 &*Scatter::new(px, py)
                     .mode(Mode::Markers)
                     .name(name.as_str())
-                    .marker(Marker::new().color(PALETTE[i % PALETTE.len()]).size(6).opacity(0.8))
+                    .marker(
+                        Marker::new()
+                            .color(PALETTE[i % PALETTE.len()])
+                            .size(6)
+                            .opacity(0.8),
+                    )
                     .x_axis(&xa)
                     .y_axis(&ya),
             )?;

@@ -33,7 +33,10 @@ fn tables_of(name: &str, v: &Dynamic) -> RhaiResult<Vec<Rc<Evaluation>>> {
     let not_table = |x: &Dynamic| {
         invalid(
             "compare",
-            format!("'{name}' holds {x} ({}), not a MetricsTable from Metrics().evaluate(...)", x.type_name()),
+            format!(
+                "'{name}' holds {x} ({}), not a MetricsTable from Metrics().evaluate(...)",
+                x.type_name()
+            ),
         )
     };
     let a = v.read_lock::<Array>().ok_or_else(|| not_table(v))?;
@@ -41,7 +44,11 @@ fn tables_of(name: &str, v: &Dynamic) -> RhaiResult<Vec<Rc<Evaluation>>> {
         return Err(invalid("compare", format!("'{name}' is an empty array")));
     }
     a.iter()
-        .map(|x| x.read_lock::<TableHandle>().map(|t| t.0.clone()).ok_or_else(|| not_table(x)))
+        .map(|x| {
+            x.read_lock::<TableHandle>()
+                .map(|t| t.0.clone())
+                .ok_or_else(|| not_table(x))
+        })
         .collect()
 }
 
@@ -49,7 +56,10 @@ fn tables_of(name: &str, v: &Dynamic) -> RhaiResult<Vec<Rc<Evaluation>>> {
 /// 0, 1, ... in array order.
 pub fn compare_map(groups: &Map) -> RhaiResult<ComparisonHandle> {
     if groups.is_empty() {
-        return Err(invalid("compare", "the map is empty; give #{model: table or [tables], ...}"));
+        return Err(invalid(
+            "compare",
+            "the map is empty; give #{model: table or [tables], ...}",
+        ));
     }
     let mut runs = Vec::new();
     for (name, v) in groups {
@@ -86,7 +96,11 @@ impl ComparisonHandle {
             .iter()
             .map(|r| {
                 let mut row = vec![r.model.clone(), r.seeds.len().to_string()];
-                row.extend(c.metrics.iter().map(|m| stat_cell(r.values.get(m).copied().unwrap_or_else(nan_stat))));
+                row.extend(
+                    c.metrics
+                        .iter()
+                        .map(|m| stat_cell(r.values.get(m).copied().unwrap_or_else(nan_stat))),
+                );
                 row
             })
             .collect();
@@ -96,7 +110,16 @@ impl ComparisonHandle {
     /// The comparison as a Markdown table.
     pub fn markdown(&self) -> String {
         let (header, rows) = self.cells();
-        let line = |cells: &[String]| format!("| {} |\n", cells.iter().map(|c| c.replace('|', "\\|")).collect::<Vec<_>>().join(" | "));
+        let line = |cells: &[String]| {
+            format!(
+                "| {} |\n",
+                cells
+                    .iter()
+                    .map(|c| c.replace('|', "\\|"))
+                    .collect::<Vec<_>>()
+                    .join(" | ")
+            )
+        };
         let mut s = line(&header);
         s.push_str(&format!("|{}\n", "---|".repeat(header.len())));
         for r in &rows {

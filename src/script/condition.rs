@@ -32,7 +32,9 @@ impl ConditionHandle {
                 format!("'{text}' names no perturbation; write e.g. 'KLF1+MAP2K6 @ k562' or 'control @ k562'"),
             ));
         }
-        Ok(ConditionHandle { request: t.to_string() })
+        Ok(ConditionHandle {
+            request: t.to_string(),
+        })
     }
 
     /// A request from `#{perturbations: "A+B" or ["A", "B"], covariates:
@@ -55,9 +57,18 @@ impl ConditionHandle {
         let perts = if p.is_unit() {
             vec![]
         } else {
-            strings(&p).ok_or_else(|| invalid("condition 'perturbations'", format!("{p} is not a string or an array of strings")))?
+            strings(&p).ok_or_else(|| {
+                invalid(
+                    "condition 'perturbations'",
+                    format!("{p} is not a string or an array of strings"),
+                )
+            })?
         };
-        let pert = if perts.is_empty() { "control".to_string() } else { perts.join("+") };
+        let pert = if perts.is_empty() {
+            "control".to_string()
+        } else {
+            perts.join("+")
+        };
         let c = map.get("covariates").cloned().unwrap_or(Dynamic::UNIT);
         let covs: Vec<String> = if c.is_unit() {
             vec![]
@@ -114,7 +125,12 @@ impl ConditionHandle {
                 .split(',')
                 .map(|s| s.trim())
                 .filter(|s| !s.is_empty())
-                .map(|s| s.split_once('=').map(|(_, v)| v.trim()).unwrap_or(s).to_string())
+                .map(|s| {
+                    s.split_once('=')
+                        .map(|(_, v)| v.trim())
+                        .unwrap_or(s)
+                        .to_string()
+                })
                 .collect(),
         }
     }
@@ -133,7 +149,10 @@ pub fn condition_arg(v: &Dynamic) -> RhaiResult<ConditionHandle> {
     }
     Err(invalid(
         "condition",
-        format!("{v} ({}) is not a condition; write e.g. \"KLF1+MAP2K6 @ k562\"", v.type_name()),
+        format!(
+            "{v} ({}) is not a condition; write e.g. \"KLF1+MAP2K6 @ k562\"",
+            v.type_name()
+        ),
     ))
 }
 
@@ -240,7 +259,10 @@ pub mod condition_api {
         let vocab = data.0.vocab();
         let cond = c.resolve(&vocab)?;
         let enc = vocab.encode(&cond).map_err(to_rhai)?;
-        Ok(enc.into_iter().map(|v| Dynamic::from_float(v as f64)).collect())
+        Ok(enc
+            .into_iter()
+            .map(|v| Dynamic::from_float(v as f64))
+            .collect())
     }
 
     /// Two conditions are equal when their requests are.

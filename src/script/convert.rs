@@ -47,14 +47,20 @@ impl Opts {
     }
 
     fn bad(&self, key: &str, v: &Dynamic, want: &str) -> Box<rhai::EvalAltResult> {
-        invalid(&format!("{} '{key}'", self.what), format!("{v} ({}) is not {want}", v.type_name()))
+        invalid(
+            &format!("{} '{key}'", self.what),
+            format!("{v} ({}) is not {want}", v.type_name()),
+        )
     }
 
     /// An integer.
     pub fn int(&self, key: &str) -> RhaiResult<Option<i64>> {
         match self.get(key) {
             None => Ok(None),
-            Some(v) => v.as_int().map(Some).map_err(|_| self.bad(key, v, "an integer")),
+            Some(v) => v
+                .as_int()
+                .map(Some)
+                .map_err(|_| self.bad(key, v, "an integer")),
         }
     }
 
@@ -63,7 +69,10 @@ impl Opts {
         match self.int(key)? {
             None => Ok(None),
             Some(i) if i >= 0 => Ok(Some(i as usize)),
-            Some(i) => Err(invalid(&format!("{} '{key}'", self.what), format!("{i} is negative"))),
+            Some(i) => Err(invalid(
+                &format!("{} '{key}'", self.what),
+                format!("{i} is negative"),
+            )),
         }
     }
 
@@ -76,7 +85,9 @@ impl Opts {
     pub fn float(&self, key: &str) -> RhaiResult<Option<f64>> {
         match self.get(key) {
             None => Ok(None),
-            Some(v) => number(v).map(Some).ok_or_else(|| self.bad(key, v, "a number")),
+            Some(v) => number(v)
+                .map(Some)
+                .ok_or_else(|| self.bad(key, v, "a number")),
         }
     }
 
@@ -84,7 +95,10 @@ impl Opts {
     pub fn bool(&self, key: &str) -> RhaiResult<Option<bool>> {
         match self.get(key) {
             None => Ok(None),
-            Some(v) => v.as_bool().map(Some).map_err(|_| self.bad(key, v, "true or false")),
+            Some(v) => v
+                .as_bool()
+                .map(Some)
+                .map_err(|_| self.bad(key, v, "true or false")),
         }
     }
 
@@ -115,7 +129,12 @@ pub fn unknown_key<S: AsRef<str>>(what: &str, key: &str, known: &[S]) -> Box<rha
     names.sort_unstable();
     let near = names
         .iter()
-        .map(|n| (super::help::edit_distance(&key.to_ascii_lowercase(), &n.to_ascii_lowercase()), *n))
+        .map(|n| {
+            (
+                super::help::edit_distance(&key.to_ascii_lowercase(), &n.to_ascii_lowercase()),
+                *n,
+            )
+        })
         .filter(|(d, n)| *d <= 2.max(n.len() / 3))
         .min();
     let hint = match near {
@@ -131,7 +150,9 @@ pub fn unknown_key<S: AsRef<str>>(what: &str, key: &str, known: &[S]) -> Box<rha
 
 /// A number from an int or a float.
 pub fn number(v: &Dynamic) -> Option<f64> {
-    v.as_float().ok().or_else(|| v.as_int().ok().map(|i| i as f64))
+    v.as_float()
+        .ok()
+        .or_else(|| v.as_int().ok().map(|i| i as f64))
 }
 
 /// A string, or an array of strings, as a list.
@@ -140,12 +161,22 @@ pub fn strings(v: &Dynamic) -> Option<Vec<String>> {
         return Some(vec![v.to_string()]);
     }
     let a = v.read_lock::<Array>()?;
-    a.iter().map(|x| if x.is_string() { Some(x.to_string()) } else { None }).collect()
+    a.iter()
+        .map(|x| {
+            if x.is_string() {
+                Some(x.to_string())
+            } else {
+                None
+            }
+        })
+        .collect()
 }
 
 /// A list of strings as a Rhai array.
 pub fn string_array<S: ToString>(v: impl IntoIterator<Item = S>) -> Array {
-    v.into_iter().map(|s| Dynamic::from(s.to_string())).collect()
+    v.into_iter()
+        .map(|s| Dynamic::from(s.to_string()))
+        .collect()
 }
 
 /// A list of numbers as a Rhai array of floats.
@@ -155,7 +186,8 @@ pub fn float_array(v: impl IntoIterator<Item = f64>) -> Array {
 
 /// A Rhai value as JSON (maps, arrays, numbers, strings, bools, unit).
 pub fn to_json(v: &Dynamic) -> RhaiResult<serde_json::Value> {
-    rhai::serde::from_dynamic::<serde_json::Value>(v).map_err(|e| invalid("value", format!("cannot be read as JSON: {e}")))
+    rhai::serde::from_dynamic::<serde_json::Value>(v)
+        .map_err(|e| invalid("value", format!("cannot be read as JSON: {e}")))
 }
 
 /// JSON as a Rhai value.

@@ -19,7 +19,9 @@ use super::convert::{float_array, path_arg, string_array, to_dynamic, Opts};
 use super::error::{guard, invalid, to_rhai, RhaiResult};
 use super::split::SplitHandle;
 use crate::anndata::{write_h5ad, WriteOptions};
-use crate::data::{parse_perturbations, Dataset, LoadOptions, ObsColumns, Split, SplitOptions, Task};
+use crate::data::{
+    parse_perturbations, Dataset, LoadOptions, ObsColumns, Split, SplitOptions, Task,
+};
 
 /// A dataset handle (cheap to clone; the data is shared).
 #[derive(Debug, Clone)]
@@ -52,7 +54,13 @@ impl DatasetHandle {
     }
 }
 
-const LOAD_KEYS: [&str; 5] = ["perturbation", "covariates", "control", "layer", "allow_negative"];
+const LOAD_KEYS: [&str; 5] = [
+    "perturbation",
+    "covariates",
+    "control",
+    "layer",
+    "allow_negative",
+];
 
 /// Load options from a script map.
 pub fn load_options(map: Map) -> RhaiResult<LoadOptions> {
@@ -79,7 +87,10 @@ fn filter_rows(ds: &Dataset, map: Map) -> RhaiResult<Vec<usize>> {
     let mut known: Vec<&str> = vec!["condition", ds.columns.perturbation.as_str()];
     known.extend(ds.columns.covariates.iter().map(|s| s.as_str()));
     let o = Opts::new("subset filter", map, &known)?;
-    let conds = match (o.strings("condition")?, o.strings(&ds.columns.perturbation)?) {
+    let conds = match (
+        o.strings("condition")?,
+        o.strings(&ds.columns.perturbation)?,
+    ) {
         (Some(mut a), Some(b)) => {
             a.extend(b);
             Some(a)
@@ -99,8 +110,17 @@ fn filter_rows(ds: &Dataset, map: Map) -> RhaiResult<Vec<usize>> {
         } else {
             let mut p = parse_perturbations(c, &ds.columns.control);
             p.sort();
-            if !p.is_empty() && !ds.units().iter().any(|u| u.label == *c || sorted(&u.perturbations) == p) {
-                return Err(to_rhai(crate::Error::unknown("perturbation label", c.as_str(), &ds.conditions())));
+            if !p.is_empty()
+                && !ds
+                    .units()
+                    .iter()
+                    .any(|u| u.label == *c || sorted(&u.perturbations) == p)
+            {
+                return Err(to_rhai(crate::Error::unknown(
+                    "perturbation label",
+                    c.as_str(),
+                    &ds.conditions(),
+                )));
             }
             wanted.push((p, None));
         }
@@ -109,7 +129,11 @@ fn filter_rows(ds: &Dataset, map: Map) -> RhaiResult<Vec<usize>> {
     for (j, col) in ds.columns.covariates.iter().enumerate() {
         if let Some(vals) = o.strings(col)? {
             for v in &vals {
-                if !vocab.covariates.get(j).is_some_and(|known| known.contains(v)) {
+                if !vocab
+                    .covariates
+                    .get(j)
+                    .is_some_and(|known| known.contains(v))
+                {
                     return Err(to_rhai(crate::Error::unknown(
                         format!("value of covariate '{col}'"),
                         v.as_str(),
@@ -124,9 +148,9 @@ fn filter_rows(ds: &Dataset, map: Map) -> RhaiResult<Vec<usize>> {
     for u in ds.units() {
         let p = sorted(&u.perturbations);
         let cond_ok = conds.is_none()
-            || wanted
-                .iter()
-                .any(|(wp, wc)| *wp == p && wc.as_ref().map(|c| *c == u.covariates).unwrap_or(true));
+            || wanted.iter().any(|(wp, wc)| {
+                *wp == p && wc.as_ref().map(|c| *c == u.covariates).unwrap_or(true)
+            });
         let cov_ok = cov_filters
             .iter()
             .all(|(j, vals)| u.covariates.get(*j).is_some_and(|v| vals.contains(v)));
@@ -261,7 +285,12 @@ pub mod dataset_api {
             .iter()
             .map(|u| {
                 let mut m = Map::new();
-                m.insert("condition".into(), ConditionHandle::from_condition(&u.condition()).request.into());
+                m.insert(
+                    "condition".into(),
+                    ConditionHandle::from_condition(&u.condition())
+                        .request
+                        .into(),
+                );
                 m.insert("label".into(), u.label.clone().into());
                 m.insert("covariates".into(), string_array(&u.covariates).into());
                 m.insert("n_cells".into(), (u.cells.len() as i64).into());
@@ -291,9 +320,14 @@ pub mod dataset_api {
         let c = condition_arg(&condition)?.resolve(&ds.0.vocab())?;
         let rows = crate::plot::pca_view::cells_of(&ds.0, &c);
         if rows.is_empty() {
-            return Err(invalid("condition", format!("{} has no cells of '{c}'", ds.0.source_name())));
+            return Err(invalid(
+                "condition",
+                format!("{} has no cells of '{c}'", ds.0.source_name()),
+            ));
         }
-        Ok(float_array(ds.0.mean_of(&rows).into_iter().map(|v| v as f64)))
+        Ok(float_array(
+            ds.0.mean_of(&rows).into_iter().map(|v| v as f64),
+        ))
     }
 
     /// A seeded split for a task (`"combination"` or
@@ -318,10 +352,17 @@ pub mod dataset_api {
     /// ```
     #[rhai_fn(name = "split", pure, return_raw)]
     pub fn split_with(ds: &mut Dataset, options: Map) -> RhaiResult<SplitHandle> {
-        let o = Opts::new("split options", options, &["task", "seed", "holdout_fraction", "max_holdout"])?;
-        let task = o
-            .string("task")?
-            .ok_or_else(|| invalid("split options", "'task' is required (\"combination\" or \"covariate-transfer\")"))?;
+        let o = Opts::new(
+            "split options",
+            options,
+            &["task", "seed", "holdout_fraction", "max_holdout"],
+        )?;
+        let task = o.string("task")?.ok_or_else(|| {
+            invalid(
+                "split options",
+                "'task' is required (\"combination\" or \"covariate-transfer\")",
+            )
+        })?;
         let mut so = SplitOptions::new(Task::parse(&task).map_err(to_rhai)?);
         if let Some(s) = o.seed("seed")? {
             so.seed = s;
@@ -373,7 +414,9 @@ pub mod dataset_api {
     pub fn subset_rows(ds: &mut Dataset, rows: Array) -> RhaiResult<Dataset> {
         let mut idx = Vec::with_capacity(rows.len());
         for r in &rows {
-            let i = r.as_int().map_err(|_| invalid("cell index", format!("{r} is not an integer")))?;
+            let i = r
+                .as_int()
+                .map_err(|_| invalid("cell index", format!("{r} is not an integer")))?;
             if i < 0 {
                 return Err(invalid("cell index", format!("{i} is negative")));
             }
@@ -477,15 +520,21 @@ pub fn simulate_map(settings: Map) -> RhaiResult<DatasetHandle> {
         } else {
             let mut all = base_keys.clone();
             all.push("preset".into());
-            return Err(super::convert::unknown_key("Dataset::simulate settings", k.as_str(), &all));
+            return Err(super::convert::unknown_key(
+                "Dataset::simulate settings",
+                k.as_str(),
+                &all,
+            ));
         }
     }
     let base = crate::sim::SimConfig::preset(&preset).map_err(to_rhai)?;
-    let mut j = serde_json::to_value(&base).map_err(|e| invalid("simulation settings", e.to_string()))?;
+    let mut j =
+        serde_json::to_value(&base).map_err(|e| invalid("simulation settings", e.to_string()))?;
     if let Some(o) = j.as_object_mut() {
         o.extend(overrides);
     }
-    let cfg: crate::sim::SimConfig = serde_json::from_value(j).map_err(|e| invalid("Dataset::simulate settings", e.to_string()))?;
+    let cfg: crate::sim::SimConfig = serde_json::from_value(j)
+        .map_err(|e| invalid("Dataset::simulate settings", e.to_string()))?;
     let name = format!("simulated ({preset}, seed {})", cfg.seed);
     let ds = guard(|| {
         cfg.validate()?;

@@ -24,7 +24,10 @@ use std::path::PathBuf;
 use std::rc::Rc;
 
 use rhai::module_resolvers::{FileModuleResolver, ModuleResolversCollection};
-use rhai::{Dynamic, Engine, EvalAltResult, FuncRegistration, Map, Module, ModuleResolver, Position, Scope, Shared, AST};
+use rhai::{
+    Dynamic, Engine, EvalAltResult, FuncRegistration, Map, Module, ModuleResolver, Position, Scope,
+    Shared, AST,
+};
 
 use super::error::{invalid, RhaiResult};
 
@@ -81,7 +84,12 @@ impl Params {
 
     /// All `(key, value)` pairs.
     pub fn values(&self) -> Vec<(String, Dynamic)> {
-        self.0.borrow().values.iter().map(|(k, v)| (k.clone(), v.clone())).collect()
+        self.0
+            .borrow()
+            .values
+            .iter()
+            .map(|(k, v)| (k.clone(), v.clone()))
+            .collect()
     }
 
     /// All pairs, marking every key as read (a script that takes the whole
@@ -91,7 +99,10 @@ impl Params {
         s.asked = true;
         let keys: Vec<String> = s.values.keys().cloned().collect();
         s.read.extend(keys);
-        s.values.iter().map(|(k, v)| (k.clone(), v.clone())).collect()
+        s.values
+            .iter()
+            .map(|(k, v)| (k.clone(), v.clone()))
+            .collect()
     }
 
     /// Keys given but never read by `param(...)`, when the script called
@@ -101,7 +112,11 @@ impl Params {
         if !s.asked {
             return Vec::new();
         }
-        s.values.keys().filter(|k| !s.read.contains(*k)).cloned().collect()
+        s.values
+            .keys()
+            .filter(|k| !s.read.contains(*k))
+            .cloned()
+            .collect()
     }
 
     fn get(&self, name: &str) -> Option<Dynamic> {
@@ -167,7 +182,10 @@ pub fn build_engine(opts: &EngineOptions) -> Engine {
     }
     let mut resolvers = ModuleResolversCollection::new();
     resolvers.push(StdlibResolver::default());
-    let base = opts.script_dir.clone().unwrap_or_else(|| PathBuf::from("."));
+    let base = opts
+        .script_dir
+        .clone()
+        .unwrap_or_else(|| PathBuf::from("."));
     resolvers.push(FileModuleResolver::new_with_path(base));
     engine.set_module_resolver(resolvers);
 
@@ -201,9 +219,12 @@ fn register_params(engine: &mut Engine, params: &Params) {
             "/// let out = param(\"out\", \"out/quickstart\");",
             "/// ```",
         ])
-        .register_into_engine(engine, move |name: &str, default: Dynamic| -> RhaiResult<Dynamic> {
-            typed_param(&p, name, default)
-        });
+        .register_into_engine(
+            engine,
+            move |name: &str, default: Dynamic| -> RhaiResult<Dynamic> {
+                typed_param(&p, name, default)
+            },
+        );
     let p = params.clone();
     FuncRegistration::new("param")
         .with_params_info(["name: &str", "Dynamic"])
@@ -214,8 +235,12 @@ fn register_params(engine: &mut Engine, params: &Params) {
             "/// ```",
         ])
         .register_into_engine(engine, move |name: &str| -> RhaiResult<Dynamic> {
-            p.get(name)
-                .ok_or_else(|| invalid("param", format!("'{name}' was not given; pass --set {name}=VALUE")))
+            p.get(name).ok_or_else(|| {
+                invalid(
+                    "param",
+                    format!("'{name}' was not given; pass --set {name}=VALUE"),
+                )
+            })
         });
     let p = params.clone();
     FuncRegistration::new("params")
@@ -227,7 +252,10 @@ fn register_params(engine: &mut Engine, params: &Params) {
             "/// ```",
         ])
         .register_into_engine(engine, move || -> Map {
-            p.take_all().into_iter().map(|(k, v)| (k.into(), v)).collect()
+            p.take_all()
+                .into_iter()
+                .map(|(k, v)| (k.into(), v))
+                .collect()
         });
 }
 
@@ -246,7 +274,10 @@ fn typed_param(p: &Params, name: &str, default: Dynamic) -> RhaiResult<Dynamic> 
         return Ok(v);
     }
     if default.is_float() {
-        return v.as_int().map(|i| Dynamic::from_float(i as f64)).map_err(|_| bad("a number"));
+        return v
+            .as_int()
+            .map(|i| Dynamic::from_float(i as f64))
+            .map_err(|_| bad("a number"));
     }
     if default.is_string() {
         return Ok(Dynamic::from(v.to_string()));
@@ -279,14 +310,29 @@ fn stdlib_name(path: &str) -> Option<&'static str> {
 }
 
 impl ModuleResolver for StdlibResolver {
-    fn resolve(&self, engine: &Engine, _source: Option<&str>, path: &str, pos: Position) -> Result<Shared<Module>, Box<EvalAltResult>> {
+    fn resolve(
+        &self,
+        engine: &Engine,
+        _source: Option<&str>,
+        path: &str,
+        pos: Position,
+    ) -> Result<Shared<Module>, Box<EvalAltResult>> {
         let Some(name) = stdlib_name(path) else {
-            return Err(Box::new(EvalAltResult::ErrorModuleNotFound(path.to_string(), pos)));
+            return Err(Box::new(EvalAltResult::ErrorModuleNotFound(
+                path.to_string(),
+                pos,
+            )));
         };
         if let Some(m) = self.cache.borrow().get(name) {
             return Ok(m.clone());
         }
-        let m = compile_stdlib(engine, name).map_err(|e| Box::new(EvalAltResult::ErrorInModule(format!("stdlib/{name}.rhai"), e, pos)))?;
+        let m = compile_stdlib(engine, name).map_err(|e| {
+            Box::new(EvalAltResult::ErrorInModule(
+                format!("stdlib/{name}.rhai"),
+                e,
+                pos,
+            ))
+        })?;
         self.cache.borrow_mut().insert(name.to_string(), m.clone());
         Ok(m)
     }
@@ -294,8 +340,14 @@ impl ModuleResolver for StdlibResolver {
 
 /// Compiles and evaluates one stdlib module.
 fn compile_stdlib(engine: &Engine, name: &str) -> Result<Shared<Module>, Box<EvalAltResult>> {
-    let src = STDLIB.iter().find(|(n, _)| *n == name).map(|(_, s)| *s).unwrap_or("");
-    let mut ast: AST = engine.compile(src).map_err(|e| Box::new(EvalAltResult::from(e)))?;
+    let src = STDLIB
+        .iter()
+        .find(|(n, _)| *n == name)
+        .map(|(_, s)| *s)
+        .unwrap_or("");
+    let mut ast: AST = engine
+        .compile(src)
+        .map_err(|e| Box::new(EvalAltResult::from(e)))?;
     ast.set_source(format!("stdlib/{name}.rhai"));
     let module = Module::eval_ast_as_new(Scope::new(), &ast, engine)?;
     Ok(Shared::new(module))
@@ -307,7 +359,10 @@ fn register_stdlib(engine: &mut Engine) {
             Ok(m) => {
                 engine.register_static_module(name, m);
             }
-            Err(e) => eprintln!("warning: stdlib/{name}.rhai: {}", super::error::describe(&e)),
+            Err(e) => eprintln!(
+                "warning: stdlib/{name}.rhai: {}",
+                super::error::describe(&e)
+            ),
         }
     }
 }
@@ -340,7 +395,10 @@ pub fn parse_value(text: &str) -> Dynamic {
         "false" => return Dynamic::FALSE,
         _ => {}
     }
-    if t.starts_with('[') || t.starts_with('{') || (t.starts_with('"') && t.ends_with('"') && t.len() >= 2) {
+    if t.starts_with('[')
+        || t.starts_with('{')
+        || (t.starts_with('"') && t.ends_with('"') && t.len() >= 2)
+    {
         if let Ok(j) = serde_json::from_str::<serde_json::Value>(t) {
             if let Ok(d) = rhai::serde::to_dynamic(j) {
                 return d;
@@ -357,8 +415,11 @@ pub fn parse_set(arg: &str) -> crate::Result<(String, Dynamic)> {
         .split_once('=')
         .ok_or_else(|| crate::Error::invalid("--set", format!("'{arg}' is not key=value")))?;
     let k = k.trim();
-    let ident =
-        |p: &str| !p.is_empty() && !p.starts_with(|c: char| c.is_ascii_digit()) && p.chars().all(|c| c.is_ascii_alphanumeric() || c == '_');
+    let ident = |p: &str| {
+        !p.is_empty()
+            && !p.starts_with(|c: char| c.is_ascii_digit())
+            && p.chars().all(|c| c.is_ascii_alphanumeric() || c == '_')
+    };
     if !k.split('.').all(ident) {
         return Err(crate::Error::invalid(
             "--set",

@@ -27,7 +27,10 @@ pub fn script_error(kind: &str, message: impl Into<String>) -> Box<EvalAltResult
     m.insert("error".into(), Dynamic::from("primeflow".to_string()));
     m.insert("kind".into(), Dynamic::from(kind.to_string()));
     m.insert("message".into(), Dynamic::from(message.into()));
-    Box::new(EvalAltResult::ErrorRuntime(Dynamic::from_map(m), Position::NONE))
+    Box::new(EvalAltResult::ErrorRuntime(
+        Dynamic::from_map(m),
+        Position::NONE,
+    ))
 }
 
 /// The core error `e` as a catchable Rhai error (same kind and message).
@@ -53,7 +56,10 @@ pub fn guard<T>(f: impl FnOnce() -> crate::Result<T>) -> RhaiResult<T> {
                 .or_else(|| payload.downcast_ref::<String>().cloned())
                 .unwrap_or_else(|| "unknown panic".into());
             let first = what.lines().next().unwrap_or("").to_string();
-            Err(script_error("internal", format!("internal error (please report it): {first}")))
+            Err(script_error(
+                "internal",
+                format!("internal error (please report it): {first}"),
+            ))
         }
     }
 }
@@ -118,7 +124,9 @@ pub fn describe(err: &EvalAltResult) -> String {
 /// `interrupted`, `syntax`, or `script` for Rhai's own errors.
 pub fn kind(err: &EvalAltResult) -> String {
     match err.unwrap_inner() {
-        EvalAltResult::ErrorRuntime(v, _) => primeflow_error(v).map(|(k, _)| k).unwrap_or_else(|| "script".into()),
+        EvalAltResult::ErrorRuntime(v, _) => primeflow_error(v)
+            .map(|(k, _)| k)
+            .unwrap_or_else(|| "script".into()),
         EvalAltResult::ErrorTerminated(..) => "interrupted".into(),
         EvalAltResult::ErrorTooManyOperations(..)
         | EvalAltResult::ErrorStackOverflow(..)
@@ -147,7 +155,11 @@ pub fn render_with_caret(source: &str, err: &EvalAltResult) -> String {
         return text;
     };
     let multi = source.trim_end().contains('\n');
-    let prefix = if multi { format!("{line}: ") } else { String::new() };
+    let prefix = if multi {
+        format!("{line}: ")
+    } else {
+        String::new()
+    };
     let pad = prefix.len() + col.saturating_sub(1);
     format!("{prefix}{src_line}\n{:pad$}^ {text}", "", pad = pad)
 }
@@ -165,7 +177,11 @@ mod tests {
         };
         assert_eq!(k, "unknown");
         assert!(m.contains("'Z'") && m.contains("known: A, B"), "{m}");
-        assert!(describe(&e).starts_with("error [unknown]: "), "{}", describe(&e));
+        assert!(
+            describe(&e).starts_with("error [unknown]: "),
+            "{}",
+            describe(&e)
+        );
     }
 
     #[test]

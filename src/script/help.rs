@@ -71,7 +71,11 @@ fn clean_doc(lines: &[Value]) -> String {
 /// Rust types that may appear in signatures -> the script names
 /// (`RhaiResult<Array>` -> `Array`, `DatasetHandle` -> `Dataset`).
 fn script_type(t: &str) -> String {
-    let t = t.trim().trim_start_matches("&mut ").trim_start_matches('&').trim();
+    let t = t
+        .trim()
+        .trim_start_matches("&mut ")
+        .trim_start_matches('&')
+        .trim();
     for wrapper in ["RhaiResult<", "Result<"] {
         if let Some(inner) = t.strip_prefix(wrapper).and_then(|r| r.strip_suffix('>')) {
             let first = inner.split(',').next().unwrap_or(inner);
@@ -91,7 +95,10 @@ fn script_type(t: &str) -> String {
 
 /// The first sentence of a doc (its first paragraph, up to ". ").
 fn first_sentence(doc: &str) -> String {
-    let para: Vec<&str> = doc.lines().take_while(|l| !l.trim().is_empty() && !l.starts_with("```")).collect();
+    let para: Vec<&str> = doc
+        .lines()
+        .take_while(|l| !l.trim().is_empty() && !l.starts_with("```"))
+        .collect();
     let text = para.join(" ");
     match text.find(". ") {
         Some(i) => text[..=i].to_string(),
@@ -110,7 +117,11 @@ fn parse_fn(f: &Value, module: Option<&str>, custom: &BTreeSet<String>) -> Optio
         .map(|ps| {
             ps.iter()
                 .map(|p| {
-                    let name = p.get("name").and_then(|n| n.as_str()).unwrap_or("_").to_string();
+                    let name = p
+                        .get("name")
+                        .and_then(|n| n.as_str())
+                        .unwrap_or("_")
+                        .to_string();
                     let ty = p
                         .get("type")
                         .and_then(|n| n.as_str())
@@ -121,7 +132,11 @@ fn parse_fn(f: &Value, module: Option<&str>, custom: &BTreeSet<String>) -> Optio
                 .collect()
         })
         .unwrap_or_default();
-    let ret = f.get("returnType").and_then(|r| r.as_str()).map(script_type).unwrap_or_default();
+    let ret = f
+        .get("returnType")
+        .and_then(|r| r.as_str())
+        .map(script_type)
+        .unwrap_or_default();
     let doc = f
         .get("docComments")
         .and_then(|d| d.as_array())
@@ -136,7 +151,10 @@ fn parse_fn(f: &Value, module: Option<&str>, custom: &BTreeSet<String>) -> Optio
         Some(m) => format!("{m}::{name}"),
         None => name,
     };
-    let first_ty = params.first().map(|(_, t)| t.clone()).filter(|t| custom.contains(t));
+    let first_ty = params
+        .first()
+        .map(|(_, t)| t.clone())
+        .filter(|t| custom.contains(t));
     let this_type = if module.is_none() { first_ty } else { None };
     let ret_s = if ret.is_empty() || ret == "()" {
         String::new()
@@ -144,18 +162,35 @@ fn parse_fn(f: &Value, module: Option<&str>, custom: &BTreeSet<String>) -> Optio
         format!(" -> {ret}")
     };
     let signature = if is_property {
-        format!("{}.{}{}", this_type.clone().unwrap_or_else(|| "?".into()), name, ret_s)
+        format!(
+            "{}.{}{}",
+            this_type.clone().unwrap_or_else(|| "?".into()),
+            name,
+            ret_s
+        )
     } else if let (Some(t), false) = (&this_type, params.is_empty()) {
         let rest: Vec<String> = params
             .iter()
             .skip(1)
-            .map(|(n, ty)| if ty == "?" { n.clone() } else { format!("{n}: {ty}") })
+            .map(|(n, ty)| {
+                if ty == "?" {
+                    n.clone()
+                } else {
+                    format!("{n}: {ty}")
+                }
+            })
             .collect();
         format!("{t}.{name}({}){ret_s}", rest.join(", "))
     } else {
         let all: Vec<String> = params
             .iter()
-            .map(|(n, ty)| if ty == "?" { n.clone() } else { format!("{n}: {ty}") })
+            .map(|(n, ty)| {
+                if ty == "?" {
+                    n.clone()
+                } else {
+                    format!("{n}: {ty}")
+                }
+            })
             .collect();
         format!("{name}({}){ret_s}", all.join(", "))
     };
@@ -181,14 +216,24 @@ impl HelpIndex {
             .unwrap_or(Value::Null);
         let mut custom: BTreeSet<String> = BTreeSet::new();
         let mut collect = |v: &Value| {
-            for t in v.get("customTypes").and_then(|c| c.as_array()).into_iter().flatten() {
+            for t in v
+                .get("customTypes")
+                .and_then(|c| c.as_array())
+                .into_iter()
+                .flatten()
+            {
                 if let Some(n) = t.get("displayName").and_then(|n| n.as_str()) {
                     custom.insert(script_type(n));
                 }
             }
         };
         collect(&meta);
-        for body in meta.get("modules").and_then(|m| m.as_object()).into_iter().flat_map(|m| m.values()) {
+        for body in meta
+            .get("modules")
+            .and_then(|m| m.as_object())
+            .into_iter()
+            .flat_map(|m| m.values())
+        {
             collect(body);
         }
         let add = |f: &Value, module: Option<&str>, idx: &mut HelpIndex| {
@@ -217,7 +262,11 @@ impl HelpIndex {
         let mut types = |v: &Value| {
             if let Some(ts) = v.get("customTypes").and_then(|c| c.as_array()) {
                 for t in ts {
-                    let name = t.get("displayName").and_then(|n| n.as_str()).unwrap_or("").to_string();
+                    let name = t
+                        .get("displayName")
+                        .and_then(|n| n.as_str())
+                        .unwrap_or("")
+                        .to_string();
                     let doc = t
                         .get("docComments")
                         .and_then(|d| d.as_array())
@@ -290,9 +339,16 @@ impl HelpIndex {
             let first = first_sentence(doc);
             s.push_str(&format!("  {name:<14} {first}\n"));
         }
-        let mods: BTreeSet<&str> = self.functions.keys().filter_map(|k| k.split_once("::").map(|(m, _)| m)).collect();
+        let mods: BTreeSet<&str> = self
+            .functions
+            .keys()
+            .filter_map(|k| k.split_once("::").map(|(m, _)| m))
+            .collect();
         if !mods.is_empty() {
-            s.push_str(&format!("Modules: {}\n", mods.into_iter().collect::<Vec<_>>().join(", ")));
+            s.push_str(&format!(
+                "Modules: {}\n",
+                mods.into_iter().collect::<Vec<_>>().join(", ")
+            ));
         }
         s.push_str("help(\"NAME\") (or :help NAME in the REPL) shows an object, function or module with examples;\n");
         s.push_str(":functions lists every function, :vars the variables in scope.");
@@ -331,7 +387,11 @@ impl HelpIndex {
         let docs: Vec<&FnDoc> = self
             .functions
             .get(fname)
-            .map(|v| v.iter().filter(|d| ty.is_none() || d.this_type.as_deref() == ty).collect())
+            .map(|v| {
+                v.iter()
+                    .filter(|d| ty.is_none() || d.this_type.as_deref() == ty)
+                    .collect()
+            })
             .unwrap_or_default();
         if !docs.is_empty() {
             let mut s = String::new();
@@ -348,7 +408,10 @@ impl HelpIndex {
             return Some(s.trim_end().to_string());
         }
         let prefix = format!("{name}::");
-        let in_module: Vec<&FnDoc> = self.functions().filter(|d| d.name.starts_with(&prefix)).collect();
+        let in_module: Vec<&FnDoc> = self
+            .functions()
+            .filter(|d| d.name.starts_with(&prefix))
+            .collect();
         if !in_module.is_empty() {
             let mut s = format!("module {name}:\n");
             for d in in_module {
@@ -401,7 +464,13 @@ impl HelpIndex {
 
 fn indent(s: &str) -> String {
     s.lines()
-        .map(|l| if l.is_empty() { String::new() } else { format!("    {l}") })
+        .map(|l| {
+            if l.is_empty() {
+                String::new()
+            } else {
+                format!("    {l}")
+            }
+        })
         .collect::<Vec<_>>()
         .join("\n")
 }
@@ -443,7 +512,12 @@ pub fn register(engine: &mut Engine) -> Rc<HelpIndex> {
     let i = idx.clone();
     FuncRegistration::new("help")
         .with_params_info(["HelpText"])
-        .with_comments(["/// The overview of objects and modules.", "/// ```rhai", "/// help()", "/// ```"])
+        .with_comments([
+            "/// The overview of objects and modules.",
+            "/// ```rhai",
+            "/// help()",
+            "/// ```",
+        ])
         .register_into_engine(engine, move || HelpText(i.overview()));
     let i = idx.clone();
     FuncRegistration::new("help")

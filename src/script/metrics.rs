@@ -144,7 +144,11 @@ pub mod metrics_api {
     /// let table = Metrics().evaluate(pred, split.test);
     /// ```
     #[rhai_fn(pure, return_raw)]
-    pub fn evaluate(metrics: &mut Metrics, pred: DatasetHandle, reference: DatasetHandle) -> RhaiResult<MetricsTable> {
+    pub fn evaluate(
+        metrics: &mut Metrics,
+        pred: DatasetHandle,
+        reference: DatasetHandle,
+    ) -> RhaiResult<MetricsTable> {
         let m = metrics.0.clone();
         let ev = guard(|| m.evaluate(&pred.0, &reference.0))?;
         Ok(TableHandle(Rc::new(ev)))
@@ -186,7 +190,11 @@ pub mod metrics_api {
     #[rhai_fn(global, name = "to_string", name = "to_debug", pure)]
     pub fn evaluator_string(metrics: &mut Metrics) -> String {
         let names: Vec<String> = metrics.0.specs().iter().map(|s| s.name()).collect();
-        format!("Metrics({}; device {})", names.join(", "), metrics.0.config().device)
+        format!(
+            "Metrics({}; device {})",
+            names.join(", "),
+            metrics.0.config().device
+        )
     }
 
     /// The value of one metric (the mean over units); unknown names are
@@ -196,10 +204,13 @@ pub mod metrics_api {
     /// ```
     #[rhai_fn(name = "get", pure, return_raw)]
     pub fn table_get(table: &mut MetricsTable, name: &str) -> RhaiResult<f64> {
-        table
-            .0
-            .get(name)
-            .ok_or_else(|| to_rhai(crate::Error::unknown("metric of this table", name, &table.0.metrics)))
+        table.0.get(name).ok_or_else(|| {
+            to_rhai(crate::Error::unknown(
+                "metric of this table",
+                name,
+                &table.0.metrics,
+            ))
+        })
     }
 
     /// The metric names, in the requested order.
@@ -239,7 +250,12 @@ pub mod metrics_api {
             .0
             .metrics
             .iter()
-            .map(|m| (m.into(), Dynamic::from_float(table.0.get(m).unwrap_or(f64::NAN))))
+            .map(|m| {
+                (
+                    m.into(),
+                    Dynamic::from_float(table.0.get(m).unwrap_or(f64::NAN)),
+                )
+            })
             .collect()
     }
 
@@ -303,7 +319,6 @@ pub mod metrics_api {
     pub fn table_string(table: &mut MetricsTable) -> String {
         table.0.to_string().trim_end().to_string()
     }
-
 }
 
 #[export_module]

@@ -34,7 +34,10 @@ pub mod split;
 pub mod trainer;
 pub mod util;
 
-pub use engine::{build_engine, display_value, parse_set, parse_value, EngineOptions, Limits, OutputBuffer, Params};
+pub use engine::{
+    build_engine, display_value, parse_set, parse_value, EngineOptions, Limits, OutputBuffer,
+    Params,
+};
 pub use error::{describe, guard, script_error, to_rhai, RhaiResult};
 pub use help::HelpIndex;
 pub use repl::{Outcome, Session};

@@ -108,13 +108,17 @@ fn make(kind: &str, spec: Dynamic) -> RhaiResult<ModelHandle> {
         }
         (preset, fields, device, seed)
     } else {
-        return Err(invalid("model", format!("{spec} is neither a preset name nor a map of settings")));
+        return Err(invalid(
+            "model",
+            format!("{spec} is neither a preset name nor a map of settings"),
+        ));
     };
     let base = ModelConfig::preset(kind, &preset).map_err(to_rhai)?;
     let config = if fields.is_empty() {
         base
     } else {
-        let mut j = serde_json::to_value(&base).map_err(|e| invalid("model config", e.to_string()))?;
+        let mut j =
+            serde_json::to_value(&base).map_err(|e| invalid("model config", e.to_string()))?;
         let known: Vec<String> = j
             .as_object()
             .map(|o| o.keys().filter(|k| *k != "kind").cloned().collect())
@@ -123,7 +127,11 @@ fn make(kind: &str, spec: Dynamic) -> RhaiResult<ModelHandle> {
             if !known.iter().any(|x| x == k.as_str()) {
                 let mut all: Vec<String> = known.clone();
                 all.extend(["preset", "device", "seed"].map(String::from));
-                return Err(super::convert::unknown_key(&format!("{kind} settings"), k.as_str(), &all));
+                return Err(super::convert::unknown_key(
+                    &format!("{kind} settings"),
+                    k.as_str(),
+                    &all,
+                ));
             }
             if let Some(o) = j.as_object_mut() {
                 o.insert(k.to_string(), to_json(v)?);
@@ -153,7 +161,10 @@ fn load(kind: &str, dir: &str) -> RhaiResult<ModelHandle> {
         };
         return Err(invalid(
             "model folder",
-            format!("{dir} holds a {} model; load it with {other}::load", model.config.kind()),
+            format!(
+                "{dir} holds a {} model; load it with {other}::load",
+                model.config.kind()
+            ),
         ));
     }
     Ok(ModelHandle(Rc::new(RefCell::new(ModelSlot {
@@ -319,7 +330,9 @@ pub mod model_api {
     pub fn flops_per_cell(model: &mut Model) -> RhaiResult<Dynamic> {
         model.with_model(|m| {
             Ok(match &m.config {
-                ModelConfig::Unet(c) => Dynamic::from_float(crate::model::UNetVelocity::flops_per_cell(c, m.n_genes(), m.cond_dim())),
+                ModelConfig::Unet(c) => Dynamic::from_float(
+                    crate::model::UNetVelocity::flops_per_cell(c, m.n_genes(), m.cond_dim()),
+                ),
                 _ => Dynamic::UNIT,
             })
         })
@@ -355,7 +368,10 @@ pub mod model_api {
         model.with_model(|m| {
             let cond = c.resolve(&m.vocab)?;
             let enc = m.vocab.encode(&cond).map_err(to_rhai)?;
-            Ok(enc.into_iter().map(|v| Dynamic::from_float(v as f64)).collect())
+            Ok(enc
+                .into_iter()
+                .map(|v| Dynamic::from_float(v as f64))
+                .collect())
         })
     }
 
@@ -376,7 +392,10 @@ pub mod model_api {
                 m.cond_dim(),
                 crate::device::device_name(m.device())
             ),
-            None => format!("{label} ({}), not built yet (train it or call .build(data))", s.preset),
+            None => format!(
+                "{label} ({}), not built yet (train it or call .build(data))",
+                s.preset
+            ),
         }
     }
 }

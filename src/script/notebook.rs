@@ -28,13 +28,19 @@ impl Html {
     /// A figure as an `<iframe srcdoc>` of its self-contained page (renders
     /// offline inside Jupyter; plotly's own notebook output needs a CDN).
     pub fn figure(fig: &Figure) -> Html {
-        let h = fig.layout.get("height").and_then(|v| v.as_u64()).unwrap_or(450) as usize + 40;
+        let h = fig
+            .layout
+            .get("height")
+            .and_then(|v| v.as_u64())
+            .unwrap_or(450) as usize
+            + 40;
         Html(fig.iframe_html(h))
     }
 
     /// A table with a header row; cells are escaped.
     pub fn table(header: &[String], rows: &[Vec<String>]) -> Html {
-        let mut s = String::from("<table style=\"border-collapse:collapse;font-family:monospace\">\n<tr>");
+        let mut s =
+            String::from("<table style=\"border-collapse:collapse;font-family:monospace\">\n<tr>");
         for h in header {
             s.push_str(&format!(
                 "<th style=\"text-align:left;padding:2px 8px;border-bottom:1px solid #888\">{}</th>",
@@ -70,7 +76,10 @@ impl Html {
 
     /// Prints the evcxr display block.
     pub fn evcxr_display(&self) {
-        println!("EVCXR_BEGIN_CONTENT text/html\n{}\nEVCXR_END_CONTENT", self.0);
+        println!(
+            "EVCXR_BEGIN_CONTENT text/html\n{}\nEVCXR_END_CONTENT",
+            self.0
+        );
     }
 }
 

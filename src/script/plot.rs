@@ -24,7 +24,10 @@ pub fn loss_series(name: &str, v: &Dynamic) -> RhaiResult<LossSeries> {
         return Ok(s);
     }
     let Some(m) = v.read_lock::<Map>() else {
-        return Err(invalid("loss_plot", format!("'{name}': {v} is not a training history")));
+        return Err(invalid(
+            "loss_plot",
+            format!("'{name}': {v} is not a training history"),
+        ));
     };
     let nums = |k: &str| -> RhaiResult<Vec<f64>> {
         match m.get(k) {
@@ -33,7 +36,11 @@ pub fn loss_series(name: &str, v: &Dynamic) -> RhaiResult<LossSeries> {
                 .read_lock::<Array>()
                 .ok_or_else(|| invalid("loss_plot", format!("'{name}.{k}' is not an array")))?
                 .iter()
-                .map(|x| number(x).ok_or_else(|| invalid("loss_plot", format!("'{name}.{k}' holds {x}, not a number"))))
+                .map(|x| {
+                    number(x).ok_or_else(|| {
+                        invalid("loss_plot", format!("'{name}.{k}' holds {x}, not a number"))
+                    })
+                })
                 .collect(),
         }
     };
@@ -55,7 +62,9 @@ pub fn bar_rows(v: &Dynamic) -> RhaiResult<Vec<BarRow>> {
     let a = v.read_lock::<Array>().ok_or_else(|| {
         invalid(
             "metric_bars",
-            format!("{v} is neither a comparison nor an array of #{{model, metric, mean, sd}} maps"),
+            format!(
+                "{v} is neither a comparison nor an array of #{{model, metric, mean, sd}} maps"
+            ),
         )
     })?;
     a.iter()
@@ -70,7 +79,9 @@ pub fn bar_rows(v: &Dynamic) -> RhaiResult<Vec<BarRow>> {
                 metric: o
                     .string("metric")?
                     .ok_or_else(|| invalid("metric_bars row", "'metric' is required"))?,
-                mean: o.float("mean")?.ok_or_else(|| invalid("metric_bars row", "'mean' is required"))?,
+                mean: o
+                    .float("mean")?
+                    .ok_or_else(|| invalid("metric_bars row", "'mean' is required"))?,
                 sd: o.float("sd")?,
             })
         })
@@ -79,12 +90,14 @@ pub fn bar_rows(v: &Dynamic) -> RhaiResult<Vec<BarRow>> {
 
 /// A `History` object as loss series (filled in by the trainer bindings).
 fn history_series(name: &str, v: &Dynamic) -> Option<LossSeries> {
-    v.read_lock::<super::trainer::HistoryHandle>().map(|h| h.series(name))
+    v.read_lock::<super::trainer::HistoryHandle>()
+        .map(|h| h.series(name))
 }
 
 /// A `Comparison` object as bar rows.
 fn comparison_rows(v: &Dynamic) -> Option<Vec<BarRow>> {
-    v.read_lock::<super::comparison::ComparisonHandle>().map(|c| c.bar_rows())
+    v.read_lock::<super::comparison::ComparisonHandle>()
+        .map(|c| c.bar_rows())
 }
 
 #[export_module]
@@ -106,7 +119,11 @@ pub mod plot_api {
     /// let fig = split.test.pca_view("KLF1+MAP2K6 @ k562", #{unet: pred_unet, mlp: pred_mlp});
     /// ```
     #[rhai_fn(pure, return_raw)]
-    pub fn pca_view(reference: &mut DatasetHandle, condition: Dynamic, predictions: Map) -> RhaiResult<Plot> {
+    pub fn pca_view(
+        reference: &mut DatasetHandle,
+        condition: Dynamic,
+        predictions: Map,
+    ) -> RhaiResult<Plot> {
         pca_view_with(reference, condition, predictions, Map::new())
     }
 
@@ -116,8 +133,17 @@ pub mod plot_api {
     /// let fig = test.pca_view("KLF1 @ k562", #{unet: pred}, #{cells: 50, seed: 1});
     /// ```
     #[rhai_fn(name = "pca_view", pure, return_raw)]
-    pub fn pca_view_with(reference: &mut DatasetHandle, condition: Dynamic, predictions: Map, options: Map) -> RhaiResult<Plot> {
-        let o = Opts::new("pca_view options", options, &["cells", "seed", "max_background", "columns"])?;
+    pub fn pca_view_with(
+        reference: &mut DatasetHandle,
+        condition: Dynamic,
+        predictions: Map,
+        options: Map,
+    ) -> RhaiResult<Plot> {
+        let o = Opts::new(
+            "pca_view options",
+            options,
+            &["cells", "seed", "max_background", "columns"],
+        )?;
         let mut opts = PcaViewOptions::default();
         if let Some(c) = o.count("cells")? {
             opts.cells = c.max(1);
@@ -137,12 +163,17 @@ pub mod plot_api {
             let d = v.read_lock::<DatasetHandle>().ok_or_else(|| {
                 invalid(
                     "pca_view",
-                    format!("'{name}' is {} ({}), not a Dataset of generated cells", v, v.type_name()),
+                    format!(
+                        "'{name}' is {} ({}), not a Dataset of generated cells",
+                        v,
+                        v.type_name()
+                    ),
                 )
             })?;
             preds.push((name.to_string(), d.0.clone()));
         }
-        let refs: Vec<(String, &crate::data::Dataset)> = preds.iter().map(|(n, d)| (n.clone(), d.as_ref())).collect();
+        let refs: Vec<(String, &crate::data::Dataset)> =
+            preds.iter().map(|(n, d)| (n.clone(), d.as_ref())).collect();
         let r = reference.0.clone();
         let fig = guard(|| crate::plot::pca_view(&r, &cond, &refs, &opts))?;
         Ok(PlotHandle(Rc::new(fig)))
@@ -165,10 +196,17 @@ pub mod plot_api {
     /// ```
     #[rhai_fn(return_raw)]
     pub fn loss_plot(history: Dynamic) -> RhaiResult<Plot> {
-        let is_map_of_runs = history.read_lock::<Map>().is_some_and(|m| !m.contains_key("loss") && !m.is_empty());
+        let is_map_of_runs = history
+            .read_lock::<Map>()
+            .is_some_and(|m| !m.contains_key("loss") && !m.is_empty());
         let series = if is_map_of_runs {
-            let m = history.read_lock::<Map>().map(|m| m.clone()).unwrap_or_default();
-            m.iter().map(|(k, v)| loss_series(k, v)).collect::<RhaiResult<Vec<_>>>()?
+            let m = history
+                .read_lock::<Map>()
+                .map(|m| m.clone())
+                .unwrap_or_default();
+            m.iter()
+                .map(|(k, v)| loss_series(k, v))
+                .collect::<RhaiResult<Vec<_>>>()?
         } else {
             vec![loss_series("model", &history)?]
         };

@@ -101,7 +101,9 @@ impl Session {
         };
         let new_fns = ast.clone_functions_only();
         let run = self.functions.merge(&ast);
-        let result = self.engine.eval_ast_with_scope::<Dynamic>(&mut self.scope, &run);
+        let result = self
+            .engine
+            .eval_ast_with_scope::<Dynamic>(&mut self.scope, &run);
         crate::progress::clear_interrupt();
         // Keep functions defined by this input for later inputs, even when
         // a statement after them failed.
@@ -124,12 +126,18 @@ impl Session {
             }
             ":functions" | ":fns" => {
                 let all = self.help.signatures();
-                let lines: Vec<&str> = all.lines().filter(|l| arg.is_empty() || l.contains(arg)).collect();
+                let lines: Vec<&str> = all
+                    .lines()
+                    .filter(|l| arg.is_empty() || l.contains(arg))
+                    .collect();
                 Outcome::Text(lines.join("\n"))
             }
             ":vars" | ":scope" => Outcome::Text(self.vars()),
             ":quit" | ":q" | ":exit" | "quit" | "exit" if arg.is_empty() => Outcome::Quit,
-            c if c.starts_with(':') => Outcome::Error(format!("unknown command '{c}'; commands: {}", COMMANDS.join(", "))),
+            c if c.starts_with(':') => Outcome::Error(format!(
+                "unknown command '{c}'; commands: {}",
+                COMMANDS.join(", ")
+            )),
             _ => return None,
         };
         Some(out)
@@ -160,9 +168,13 @@ impl Session {
     fn explain(&self, input: &str, err: &EvalAltResult) -> String {
         let mut s = render_with_caret(input, err);
         let unknown = match err.unwrap_inner() {
-            EvalAltResult::ErrorFunctionNotFound(sig, _) => Some(sig.split(['(', ' ']).next().unwrap_or("").to_string()),
+            EvalAltResult::ErrorFunctionNotFound(sig, _) => {
+                Some(sig.split(['(', ' ']).next().unwrap_or("").to_string())
+            }
             EvalAltResult::ErrorVariableNotFound(v, _) => Some(v.clone()),
-            EvalAltResult::ErrorParsing(rhai::ParseErrorType::VariableUndefined(v), _) => Some(v.clone()),
+            EvalAltResult::ErrorParsing(rhai::ParseErrorType::VariableUndefined(v), _) => {
+                Some(v.clone())
+            }
             EvalAltResult::ErrorPropertyNotFound(v, _) => Some(v.clone()),
             EvalAltResult::ErrorDotExpr(..) => None,
             _ => None,
@@ -237,7 +249,12 @@ impl Session {
         let word = head.get(start..).unwrap_or("");
         let mut out: Vec<String> = Vec::new();
         if start == 0 && word.starts_with(':') {
-            out.extend(COMMANDS.iter().filter(|c| c.starts_with(word)).map(|c| c.to_string()));
+            out.extend(
+                COMMANDS
+                    .iter()
+                    .filter(|c| c.starts_with(word))
+                    .map(|c| c.to_string()),
+            );
             return (start, out);
         }
         let before = head.get(..start).unwrap_or("");
@@ -252,7 +269,12 @@ impl Session {
                 .collect();
             if let Some(v) = self.scope.get_value::<Dynamic>(&var) {
                 let ty = self.engine.map_type_name(v.type_name()).to_string();
-                out.extend(self.help.members_of(&ty).into_iter().filter(|m| m.starts_with(word)));
+                out.extend(
+                    self.help
+                        .members_of(&ty)
+                        .into_iter()
+                        .filter(|m| m.starts_with(word)),
+                );
                 return (start, out);
             }
         }
@@ -292,7 +314,12 @@ struct ReplHelper {
 
 impl Completer for ReplHelper {
     type Candidate = String;
-    fn complete(&self, line: &str, pos: usize, _ctx: &Context<'_>) -> rustyline::Result<(usize, Vec<String>)> {
+    fn complete(
+        &self,
+        line: &str,
+        pos: usize,
+        _ctx: &Context<'_>,
+    ) -> rustyline::Result<(usize, Vec<String>)> {
         match self.session.try_borrow() {
             Ok(s) => Ok(s.complete(line, pos)),
             Err(_) => Ok((pos, Vec::new())),
@@ -308,7 +335,11 @@ impl Highlighter for ReplHelper {}
 
 impl Validator for ReplHelper {
     fn validate(&self, ctx: &mut ValidationContext<'_>) -> rustyline::Result<ValidationResult> {
-        let complete = self.session.try_borrow().map(|s| s.is_complete(ctx.input())).unwrap_or(true);
+        let complete = self
+            .session
+            .try_borrow()
+            .map(|s| s.is_complete(ctx.input()))
+            .unwrap_or(true);
         Ok(if complete {
             ValidationResult::Valid(None)
         } else {
@@ -327,7 +358,9 @@ pub fn run_repl(opts: &ReplOptions) -> crate::Result<()> {
     let session = Rc::new(RefCell::new(Session::new(&opts.engine)));
     let mut rl: Editor<ReplHelper, rustyline::history::DefaultHistory> =
         Editor::new().map_err(|e| crate::Error::invalid("terminal", e.to_string()))?;
-    rl.set_helper(Some(ReplHelper { session: session.clone() }));
+    rl.set_helper(Some(ReplHelper {
+        session: session.clone(),
+    }));
     let history = opts.history.clone().or_else(default_history);
     if let Some(h) = &history {
         if let Some(dir) = h.parent() {
@@ -344,7 +377,11 @@ pub fn run_repl(opts: &ReplOptions) -> crate::Result<()> {
     // arrives line by line and is gathered here.
     let mut pending = String::new();
     loop {
-        let prompt = if pending.is_empty() { "primeflow> " } else { "      ...> " };
+        let prompt = if pending.is_empty() {
+            "primeflow> "
+        } else {
+            "      ...> "
+        };
         match rl.readline(prompt) {
             Ok(line) => {
                 if pending.is_empty() && line.trim().is_empty() {
@@ -381,7 +418,10 @@ pub fn run_repl(opts: &ReplOptions) -> crate::Result<()> {
             }
             Err(ReadlineError::Eof) => {
                 if !pending.trim().is_empty() {
-                    eprintln!("error: the input ended inside an unfinished block:\n{}", pending.trim_end());
+                    eprintln!(
+                        "error: the input ended inside an unfinished block:\n{}",
+                        pending.trim_end()
+                    );
                 }
                 break;
             }
@@ -393,7 +433,10 @@ pub fn run_repl(opts: &ReplOptions) -> crate::Result<()> {
     }
     if let Some(h) = &history {
         if let Err(e) = rl.save_history(h) {
-            eprintln!("warning: could not save the history to {}: {e}", h.display());
+            eprintln!(
+                "warning: could not save the history to {}: {e}",
+                h.display()
+            );
         }
     }
     Ok(())

@@ -73,13 +73,23 @@ fn failure(file: &Path, source: &str, err: &EvalAltResult) -> ScriptFailure {
         col: loc.map(|l| l.1),
         kind: kind(err),
         message,
-        source_line: loc.and_then(|(l, _)| source.split('\n').nth(l.saturating_sub(1)).map(|s| s.trim_end().to_string())),
+        source_line: loc.and_then(|(l, _)| {
+            source
+                .split('\n')
+                .nth(l.saturating_sub(1))
+                .map(|s| s.trim_end().to_string())
+        }),
     }
 }
 
 /// Runs the script at `path` with `--set` values `sets`. Warnings about
 /// `--set` keys the script never read go to stderr.
-pub fn run_file(path: &Path, sets: Vec<(String, Dynamic)>, limits: &Limits, output: Option<OutputBuffer>) -> Result<(), ScriptFailure> {
+pub fn run_file(
+    path: &Path,
+    sets: Vec<(String, Dynamic)>,
+    limits: &Limits,
+    output: Option<OutputBuffer>,
+) -> Result<(), ScriptFailure> {
     let source = std::fs::read_to_string(path).map_err(|e| ScriptFailure {
         file: path.to_path_buf(),
         line: None,
@@ -88,7 +98,10 @@ pub fn run_file(path: &Path, sets: Vec<(String, Dynamic)>, limits: &Limits, outp
         message: format!("cannot read the script: {e}"),
         source_line: None,
     })?;
-    let dir = path.parent().filter(|p| !p.as_os_str().is_empty()).map(|p| p.to_path_buf());
+    let dir = path
+        .parent()
+        .filter(|p| !p.as_os_str().is_empty())
+        .map(|p| p.to_path_buf());
     run_source(path, &source, sets, limits, dir, output)
 }
 
@@ -121,9 +134,13 @@ pub fn run_source(
         .compile_with_scope(&scope, source)
         .map_err(|e| failure(file, source, &EvalAltResult::from(e)))?;
     ast.set_source(file.display().to_string());
-    engine.run_ast_with_scope(&mut scope, &ast).map_err(|e| failure(file, source, &e))?;
+    engine
+        .run_ast_with_scope(&mut scope, &ast)
+        .map_err(|e| failure(file, source, &e))?;
     for k in params.unread() {
-        eprintln!("warning: --set {k} was given but the script never asked for it (param(\"{k}\", ...))");
+        eprintln!(
+            "warning: --set {k} was given but the script never asked for it (param(\"{k}\", ...))"
+        );
     }
     Ok(())
 }

@@ -25,7 +25,15 @@ use crate::sample::{SampleConfig, Sampler, Solver};
 #[derive(Debug, Clone)]
 pub struct SamplerHandle(pub Rc<SampleConfig>);
 
-const KEYS: [&str; 7] = ["cells", "guidance", "steps", "solver", "seed", "max_batch", "clip_negative"];
+const KEYS: [&str; 7] = [
+    "cells",
+    "guidance",
+    "steps",
+    "solver",
+    "seed",
+    "max_batch",
+    "clip_negative",
+];
 
 /// `base` with the keys of `map` applied.
 fn apply(base: &SampleConfig, map: Map, what: &str) -> RhaiResult<SampleConfig> {
@@ -66,9 +74,17 @@ fn sample(cfg: &SampleConfig, model: &ModelHandle, target: &Dynamic) -> RhaiResu
     model.with_model(|m| {
         let conds: Vec<Condition> = if let Some(ds) = target.read_lock::<DatasetHandle>() {
             guard(|| m.check_data(&ds.0))?;
-            let c: Vec<Condition> = ds.0.units().iter().filter(|u| !u.is_control()).map(|u| u.condition()).collect();
+            let c: Vec<Condition> =
+                ds.0.units()
+                    .iter()
+                    .filter(|u| !u.is_control())
+                    .map(|u| u.condition())
+                    .collect();
             if c.is_empty() {
-                return Err(invalid("sample target", format!("{} has no perturbed units", ds.0.source_name())));
+                return Err(invalid(
+                    "sample target",
+                    format!("{} has no perturbed units", ds.0.source_name()),
+                ));
             }
             c
         } else {
@@ -86,7 +102,10 @@ fn sample(cfg: &SampleConfig, model: &ModelHandle, target: &Dynamic) -> RhaiResu
             covariates: m.vocab.covariate_columns.clone(),
             control: m.vocab.control.clone(),
         };
-        let name = format!("{label} samples (w={}, {} steps, seed {})", cfg.guidance, cfg.steps, cfg.seed);
+        let name = format!(
+            "{label} samples (w={}, {} steps, seed {})",
+            cfg.guidance, cfg.steps, cfg.seed
+        );
         let ds = guard(|| Dataset::from_anndata(ad, columns, Some(Path::new(&name)), true))?;
         Ok(DatasetHandle::new(ds))
     })
@@ -138,7 +157,11 @@ pub mod sampler_api {
     /// let combo = Sampler().sample(model, ["KLF1+MAP2K6 @ k562"]);
     /// ```
     #[rhai_fn(pure, return_raw)]
-    pub fn sample(s: &mut Sampler, model: ModelHandle, target: Dynamic) -> RhaiResult<DatasetHandle> {
+    pub fn sample(
+        s: &mut Sampler,
+        model: ModelHandle,
+        target: Dynamic,
+    ) -> RhaiResult<DatasetHandle> {
         super::sample(&s.0, &model, &target)
     }
 
@@ -148,7 +171,12 @@ pub mod sampler_api {
     /// let pred = Sampler().sample(model, split.test, #{cells: 1000, guidance: 3.0, steps: 100, solver: "euler", seed: 0});
     /// ```
     #[rhai_fn(name = "sample", pure, return_raw)]
-    pub fn sample_with(s: &mut Sampler, model: ModelHandle, target: Dynamic, settings: Map) -> RhaiResult<DatasetHandle> {
+    pub fn sample_with(
+        s: &mut Sampler,
+        model: ModelHandle,
+        target: Dynamic,
+        settings: Map,
+    ) -> RhaiResult<DatasetHandle> {
         let cfg = apply(&s.0, settings, "sample settings")?;
         super::sample(&cfg, &model, &target)
     }
@@ -159,7 +187,9 @@ pub mod sampler_api {
     /// ```
     #[rhai_fn(get = "config", pure)]
     pub fn config(s: &mut Sampler) -> Dynamic {
-        serde_json::to_value(&*s.0).map(|j| from_json(&j)).unwrap_or(Dynamic::UNIT)
+        serde_json::to_value(&*s.0)
+            .map(|j| from_json(&j))
+            .unwrap_or(Dynamic::UNIT)
     }
 
     /// The settings in one line.

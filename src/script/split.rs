@@ -47,7 +47,10 @@ impl SplitHandle {
         }
         let rows = self.0.split.cells(part);
         if rows.is_empty() {
-            return Err(invalid("split part", format!("the {} part is empty", part.as_str())));
+            return Err(invalid(
+                "split part",
+                format!("the {} part is empty", part.as_str()),
+            ));
         }
         let d = self.0.data.clone();
         let mut ds = guard(|| d.subset(&rows))?;
@@ -134,7 +137,9 @@ pub mod split_api {
     pub fn held_out(s: &mut Split, part: &str) -> RhaiResult<Array> {
         let p = Part::parse(part).map_err(to_rhai)?;
         let sum = s.0.split.summary(&s.0.data);
-        Ok(string_array(sum.held_out.get(p.as_str()).cloned().unwrap_or_default()))
+        Ok(string_array(
+            sum.held_out.get(p.as_str()).cloned().unwrap_or_default(),
+        ))
     }
 
     /// Writes the split as CSV (`cell,<columns>,split`) and returns the path.

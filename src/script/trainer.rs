@@ -47,7 +47,11 @@ impl HistoryHandle {
     /// The curves for plotting.
     pub fn series(&self, name: &str) -> LossSeries {
         let h = &self.0;
-        let val: Vec<(f64, f64)> = h.rows.iter().filter_map(|r| r.val_loss.map(|v| (r.step as f64, v))).collect();
+        let val: Vec<(f64, f64)> = h
+            .rows
+            .iter()
+            .filter_map(|r| r.val_loss.map(|v| (r.step as f64, v)))
+            .collect();
         LossSeries {
             name: name.to_string(),
             steps: h.rows.iter().map(|r| r.step as f64).collect(),
@@ -83,7 +87,13 @@ pub fn train_config(map: &Map) -> RhaiResult<(TrainConfig, Option<PathBuf>)> {
             other if keys.iter().any(|x| x == other) => {
                 overrides.insert(other.to_string(), to_json(v)?);
             }
-            other => return Err(super::convert::unknown_key("Trainer settings", other, &keys)),
+            other => {
+                return Err(super::convert::unknown_key(
+                    "Trainer settings",
+                    other,
+                    &keys,
+                ))
+            }
         }
     }
     let base = match preset {
@@ -96,7 +106,12 @@ pub fn train_config(map: &Map) -> RhaiResult<(TrainConfig, Option<PathBuf>)> {
     Ok((cfg, out))
 }
 
-fn fit_impl(t: &TrainerHandle, model: &ModelHandle, train: &DatasetHandle, val: Option<&DatasetHandle>) -> RhaiResult<HistoryHandle> {
+fn fit_impl(
+    t: &TrainerHandle,
+    model: &ModelHandle,
+    train: &DatasetHandle,
+    val: Option<&DatasetHandle>,
+) -> RhaiResult<HistoryHandle> {
     // Own libtorch's global generators for the whole run, so a run
     // reproduces even with other seeded work on other threads.
     let _rng = crate::device::rng_guard(None);
@@ -180,7 +195,11 @@ pub mod trainer_api {
     /// let history = trainer.fit(model, split.train);
     /// ```
     #[rhai_fn(return_raw)]
-    pub fn fit(trainer: &mut Trainer, model: ModelHandle, data: DatasetHandle) -> RhaiResult<History> {
+    pub fn fit(
+        trainer: &mut Trainer,
+        model: ModelHandle,
+        data: DatasetHandle,
+    ) -> RhaiResult<History> {
         fit_impl(trainer, &model, &data, None)
     }
 
@@ -190,7 +209,12 @@ pub mod trainer_api {
     /// let history = trainer.fit(model, split.train, split.val);
     /// ```
     #[rhai_fn(name = "fit", return_raw)]
-    pub fn fit_val(trainer: &mut Trainer, model: ModelHandle, train: DatasetHandle, val: DatasetHandle) -> RhaiResult<History> {
+    pub fn fit_val(
+        trainer: &mut Trainer,
+        model: ModelHandle,
+        train: DatasetHandle,
+        val: DatasetHandle,
+    ) -> RhaiResult<History> {
         fit_impl(trainer, &model, &train, Some(&val))
     }
 
@@ -223,7 +247,8 @@ pub mod trainer_api {
     /// ```
     #[rhai_fn(name = "resume", return_raw)]
     pub fn resume_with(trainer: &mut Trainer, dir: &str, settings: Map) -> RhaiResult<ModelHandle> {
-        let o = super::super::convert::Opts::new("resume settings", settings, &["steps", "stop_at"])?;
+        let o =
+            super::super::convert::Opts::new("resume settings", settings, &["steps", "stop_at"])?;
         let p = path_arg("checkpoint folder", dir)?;
         let device = tch::Device::cuda_if_available();
         let (mut core, model) = guard(|| crate::train::Trainer::resume(&p, device))?;
@@ -250,7 +275,13 @@ pub mod trainer_api {
     /// ```
     #[rhai_fn(get = "history", pure)]
     pub fn history(trainer: &mut Trainer) -> Dynamic {
-        trainer.0.borrow().history.clone().map(Dynamic::from).unwrap_or(Dynamic::UNIT)
+        trainer
+            .0
+            .borrow()
+            .history
+            .clone()
+            .map(Dynamic::from)
+            .unwrap_or(Dynamic::UNIT)
     }
 
     /// The validated settings as a map.
@@ -293,7 +324,10 @@ pub mod trainer_api {
     /// ```
     #[rhai_fn(get = "steps", pure)]
     pub fn steps(h: &mut History) -> Array {
-        h.0.rows.iter().map(|r| Dynamic::from_int(r.step as i64)).collect()
+        h.0.rows
+            .iter()
+            .map(|r| Dynamic::from_int(r.step as i64))
+            .collect()
     }
 
     /// Training loss per logged step.
@@ -320,7 +354,10 @@ pub mod trainer_api {
     /// ```
     #[rhai_fn(get = "first_loss", pure)]
     pub fn first_loss(h: &mut History) -> Dynamic {
-        h.0.rows.first().map(|r| Dynamic::from_float(r.loss)).unwrap_or(Dynamic::UNIT)
+        h.0.rows
+            .first()
+            .map(|r| Dynamic::from_float(r.loss))
+            .unwrap_or(Dynamic::UNIT)
     }
 
     /// The last logged training loss (unit when none).
@@ -329,7 +366,9 @@ pub mod trainer_api {
     /// ```
     #[rhai_fn(get = "last_loss", pure)]
     pub fn last_loss(h: &mut History) -> Dynamic {
-        h.0.last_loss().map(Dynamic::from_float).unwrap_or(Dynamic::UNIT)
+        h.0.last_loss()
+            .map(Dynamic::from_float)
+            .unwrap_or(Dynamic::UNIT)
     }
 
     /// The last completed step.
@@ -409,6 +448,9 @@ mod tests {
         let mut m = Map::new();
         m.insert("learning_rate".into(), Dynamic::from_float(1e-3));
         let e = super::super::error::describe(&train_config(&m).unwrap_err());
-        assert!(e.contains("learning_rate") && e.contains("lr") && e.contains("batch_size"), "{e}");
+        assert!(
+            e.contains("learning_rate") && e.contains("lr") && e.contains("batch_size"),
+            "{e}"
+        );
     }
 }

@@ -104,7 +104,10 @@ fn help_shows_doc_comments_with_examples() {
     assert!(h.contains("params()"), "{h}");
     // An object's help lists its constructors (free functions returning it).
     let h = text(s.eval_line(":help Trainer"));
-    assert!(h.contains("Trainer(settings: Map) -> Trainer") && h.contains("Trainer.fit("), "{h}");
+    assert!(
+        h.contains("Trainer(settings: Map) -> Trainer") && h.contains("Trainer.fit("),
+        "{h}"
+    );
 }
 
 #[test]
@@ -391,18 +394,33 @@ fn quickstart_runs_end_to_end_with_the_tiny_preset() {
     println!("quickstart (tiny): {:.1}s", t.elapsed().as_secs_f64());
     assert_eq!(code, 0, "stdout: {stdout}\nstderr: {stderr}");
     // The comparison table: one row per guidance weight, all ten metrics.
-    assert!(stdout.contains("PRiMeFlow U-Net w=1.0") && stdout.contains("PRiMeFlow U-Net w=3.0"), "{stdout}");
+    assert!(
+        stdout.contains("PRiMeFlow U-Net w=1.0") && stdout.contains("PRiMeFlow U-Net w=3.0"),
+        "{stdout}"
+    );
     assert!(stdout.contains("mmd_pca_rank"), "{stdout}");
     // Every report file exists and its path is printed.
-    for f in ["metrics.csv", "metrics.md", "metrics.html", "loss.html", "pca.html"] {
+    for f in [
+        "metrics.csv",
+        "metrics.md",
+        "metrics.html",
+        "loss.html",
+        "pca.html",
+    ] {
         let p = out.join(f);
         assert!(p.exists(), "{} is missing", p.display());
-        assert!(stdout.contains(&p.display().to_string()), "{f} path not printed: {stdout}");
+        assert!(
+            stdout.contains(&p.display().to_string()),
+            "{f} path not printed: {stdout}"
+        );
     }
     let csv = std::fs::read_to_string(out.join("metrics.csv")).unwrap();
     let lines: Vec<&str> = csv.lines().collect();
     assert_eq!(lines.len(), 3, "{csv}");
-    assert!(lines[0].starts_with("model,n_runs,rmse_average_mean,rmse_average_sd"), "{csv}");
+    assert!(
+        lines[0].starts_with("model,n_runs,rmse_average_mean,rmse_average_sd"),
+        "{csv}"
+    );
     // Numbers are finite and in range: rmse > 0, cosine in [-1, 1].
     let row: Vec<&str> = lines[1].split(',').collect();
     let rmse: f64 = row[2].parse().unwrap();

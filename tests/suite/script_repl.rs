@@ -43,16 +43,33 @@ history.plot().save("{out}/loss.html")
         .stderr(Stdio::piped())
         .spawn()
         .expect("start the REPL");
-    child.stdin.take().unwrap().write_all(lines.as_bytes()).unwrap();
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(lines.as_bytes())
+        .unwrap();
     let out = child.wait_with_output().unwrap();
-    let (stdout, stderr) = (String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+    let (stdout, stderr) = (
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr),
+    );
     assert!(out.status.success(), "stdout: {stdout}\nstderr: {stderr}");
     // The typo: a caret under it and a suggestion; the session went on.
-    assert!(stderr.contains("prnt(pred.n_cells)\n^") && stderr.contains("did you mean"), "{stderr}");
+    assert!(
+        stderr.contains("prnt(pred.n_cells)\n^") && stderr.contains("did you mean"),
+        "{stderr}"
+    );
     // The multi-line function was defined and used.
-    assert!(stdout.contains("rmse positive: true"), "stdout: {stdout}\nstderr: {stderr}");
+    assert!(
+        stdout.contains("rmse positive: true"),
+        "stdout: {stdout}\nstderr: {stderr}"
+    );
     // The metrics table printed as a table.
-    assert!(stdout.contains("PerturBench metrics:") && stdout.contains("mmd_pca_rank"), "{stdout}");
+    assert!(
+        stdout.contains("PerturBench metrics:") && stdout.contains("mmd_pca_rank"),
+        "{stdout}"
+    );
     // Plots written and their paths echoed.
     for f in ["pca.html", "loss.html"] {
         let p = dir.join(f);
@@ -71,7 +88,10 @@ history.plot().save("{out}/loss.html")
     }
     // Every input (the function as one entry) is in the history file.
     let hist = std::fs::read_to_string(dir.join("history")).unwrap();
-    assert!(hist.contains("let table = Metrics().evaluate(pred, split.test);"), "{hist}");
+    assert!(
+        hist.contains("let table = Metrics().evaluate(pred, split.test);"),
+        "{hist}"
+    );
     assert!(hist.contains("fn positive(t) {"), "{hist}");
 }
 
@@ -82,7 +102,10 @@ history.plot().save("{out}/loss.html")
 #[test]
 fn repl_on_a_terminal_completes_continues_blocks_and_survives_ctrl_c() {
     if !python_has("pty") {
-        println!("skipped: python's pty module is missing ({})", python().display());
+        println!(
+            "skipped: python's pty module is missing ({})",
+            python().display()
+        );
         return;
     }
     let dir = tmpdir("script_repl_pty");
@@ -143,6 +166,9 @@ print("ok")
     let out = run_python(&code);
     assert_eq!(out.trim(), "ok");
     let h = std::fs::read_to_string(&hist).unwrap();
-    assert!(h.contains("let abc_value = 40;") && h.contains("abc_value + 2"), "{h}");
+    assert!(
+        h.contains("let abc_value = 40;") && h.contains("abc_value + 2"),
+        "{h}"
+    );
     assert!(h.contains("fn twice(a) {"), "{h}");
 }
