@@ -33,7 +33,7 @@ fi
 
 # 1. The kernel.
 export PATH="$HOME/.cargo/bin:$PATH"
-if ! evcxr_jupyter --version 2>/dev/null | grep -q "0\.22\.0"; then
+if ! cargo install --list | grep -q "^evcxr_jupyter v0\.22\.0"; then
     echo "notebooks: installing evcxr_jupyter 0.22.0 (about 9 minutes)"
     cargo install --locked evcxr_jupyter@0.22.0
 fi
@@ -48,6 +48,11 @@ fi
 export JUPYTER_PATH="$ROOT/target/jupyter"
 export JUPYTER_DATA_DIR="$JUPYTER_PATH"
 mkdir -p "$JUPYTER_PATH" "$ROOT/target/evcxr"
+# The kernel's `:dep` build resolves versions afresh, and a fresh resolution
+# gives hdf5-metno ndarray 0.17 beside tch's 0.16 (it accepts 0.15-0.17), which
+# does not compile. Seeding the kernel's build folder with the project's
+# Cargo.lock makes it build exactly the versions the test suite tested.
+cp "$ROOT/Cargo.lock" "$ROOT/target/evcxr/Cargo.lock"
 evcxr_jupyter --install >/dev/null
 SPEC="$(find "$JUPYTER_PATH" -name kernel.json -path '*rust*' | head -n 1)"
 if [ -z "$SPEC" ]; then

@@ -10,7 +10,6 @@ use std::str::FromStr;
 
 use hdf5::types::VarLenUnicode;
 use hdf5::{Dataset, File, Group, H5Type, Location};
-use ndarray::ArrayView1;
 
 use crate::error::{Error, Result};
 
@@ -170,9 +169,7 @@ pub(crate) fn write_plain<T: H5Type>(
             b = b.deflate(level);
         }
     }
-    b.with_data(ArrayView1::from(data))
-        .create(name)
-        .map_err(werr(path, field))
+    b.with_data(data).create(name).map_err(werr(path, field))
 }
 
 /// Writes a `string-array` dataset (variable-length UTF-8).

@@ -17,7 +17,7 @@ use std::path::Path;
 
 use hdf5::types::TypeDescriptor;
 use hdf5::{Dataset, Group};
-use ndarray::{s, Array2};
+use ndarray::Array2;
 
 use super::h5::{self, ferr, Node};
 use super::sparse::Sparse;
@@ -240,7 +240,7 @@ pub(crate) fn read_matrix(
             let runs = plan_runs(rows, n, |a, b| (b - a).saturating_mul(m.max(1)));
             for run in runs {
                 let block = ds
-                    .read_slice_2d::<f32, _>(s![run.start..run.end, ..])
+                    .read_slice_2d::<f32, _>(ndarray_h5::s![run.start..run.end, ..])
                     .map_err(|e| {
                         ferr(
                             path,
@@ -249,7 +249,11 @@ pub(crate) fn read_matrix(
                         )
                     })?;
                 for &(row, pos) in &run.targets {
-                    out.row_mut(pos).assign(&block.row(row - run.start));
+                    // Element-wise: `block` is HDF5's ndarray version.
+                    let src = block.row(row - run.start);
+                    for (o, v) in out.row_mut(pos).iter_mut().zip(src.iter()) {
+                        *o = *v;
+                    }
                 }
             }
         }

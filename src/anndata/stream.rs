@@ -13,7 +13,7 @@
 use std::path::{Path, PathBuf};
 
 use hdf5::{Dataset, Extent, File, Group, SimpleExtents};
-use ndarray::{s, ArrayView2};
+use ndarray::ArrayView2;
 use serde_json::{Map, Value};
 
 use super::frame::DataFrame;
@@ -317,7 +317,13 @@ impl Sink {
                 let e = werr(p, field);
                 ds.resize((rows + r, x.ncols())).map_err(&e)?;
                 let x = x.as_standard_layout();
-                ds.write_slice(&x, s![rows..rows + r, ..]).map_err(&e)
+                let flat = x
+                    .as_slice()
+                    .ok_or_else(|| Error::invalid(field.as_str(), "rows are not contiguous"))?;
+                let view = ndarray_h5::ArrayView2::from_shape((r, x.ncols()), flat)
+                    .map_err(|err| Error::invalid(field.as_str(), err.to_string()))?;
+                ds.write_slice(view, ndarray_h5::s![rows..rows + r, ..])
+                    .map_err(&e)
             }
             Sink::Csr {
                 data,

@@ -16,7 +16,6 @@ use std::path::Path;
 
 use hdf5::types::TypeDescriptor;
 use hdf5::Group;
-use ndarray::{ArrayD, IxDyn};
 use serde_json::{Map, Number, Value};
 
 use super::h5::{self, ferr, Node};
@@ -98,17 +97,17 @@ fn write_array(g: &Group, key: &str, items: &[Value], path: &Path, field: &str) 
         "" | "f" | "fi" | "i" => {
             if kinds == "i" {
                 let v: Vec<i64> = leaves.iter().map(|v| v.as_i64().unwrap_or(0)).collect();
-                let a = ArrayD::from_shape_vec(IxDyn(&shape), v).map_err(|e| Error::invalid(field, e.to_string()))?;
+                let a = ndarray_h5::ArrayD::from_shape_vec(ndarray_h5::IxDyn(&shape), v).map_err(|e| Error::invalid(field, e.to_string()))?;
                 write_nd(&|| g.new_dataset_builder().with_data(&a).create(key))
             } else {
                 let v: Vec<f64> = leaves.iter().map(|v| v.as_f64().unwrap_or(f64::NAN)).collect();
-                let a = ArrayD::from_shape_vec(IxDyn(&shape), v).map_err(|e| Error::invalid(field, e.to_string()))?;
+                let a = ndarray_h5::ArrayD::from_shape_vec(ndarray_h5::IxDyn(&shape), v).map_err(|e| Error::invalid(field, e.to_string()))?;
                 write_nd(&|| g.new_dataset_builder().with_data(&a).create(key))
             }
         }
         "b" => {
             let v: Vec<bool> = leaves.iter().map(|v| v.as_bool().unwrap_or(false)).collect();
-            let a = ArrayD::from_shape_vec(IxDyn(&shape), v).map_err(|e| Error::invalid(field, e.to_string()))?;
+            let a = ndarray_h5::ArrayD::from_shape_vec(ndarray_h5::IxDyn(&shape), v).map_err(|e| Error::invalid(field, e.to_string()))?;
             write_nd(&|| g.new_dataset_builder().with_data(&a).create(key))
         }
         _ => Err(Error::invalid(
