@@ -48,11 +48,6 @@ fi
 export JUPYTER_PATH="$ROOT/target/jupyter"
 export JUPYTER_DATA_DIR="$JUPYTER_PATH"
 mkdir -p "$JUPYTER_PATH" "$ROOT/target/evcxr"
-# The kernel's `:dep` build resolves versions afresh, and a fresh resolution
-# gives hdf5-metno ndarray 0.17 beside tch's 0.16 (it accepts 0.15-0.17), which
-# does not compile. Seeding the kernel's build folder with the project's
-# Cargo.lock makes it build exactly the versions the test suite tested.
-cp "$ROOT/Cargo.lock" "$ROOT/target/evcxr/Cargo.lock"
 evcxr_jupyter --install >/dev/null
 SPEC="$(find "$JUPYTER_PATH" -name kernel.json -path '*rust*' | head -n 1)"
 if [ -z "$SPEC" ]; then
