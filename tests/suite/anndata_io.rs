@@ -478,8 +478,8 @@ fn set_attr_str(loc: &hdf5::Location, name: &str, value: &str) {
         .unwrap();
 }
 
-/// Replaces dataset `path` of `f` with `data`.
-fn replace<T: hdf5::H5Type>(f: &hdf5::File, path: &str, data: ndarray::ArrayViewD<T>) {
+/// Replaces dataset `path` of `f` with `data` (HDF5's ndarray version).
+fn replace<T: hdf5::H5Type>(f: &hdf5::File, path: &str, data: ndarray_h5::ArrayViewD<T>) {
     f.unlink(path).unwrap();
     f.new_dataset_builder()
         .with_data(data)
@@ -587,11 +587,19 @@ fn bad_files_structure() {
     });
     expect_format_as(&p, &["X/indptr", "has 8 elements", "[9, 5]"], false, true);
     let p = corrupt(&dir, "data_vs_indices", csr, |f| {
-        replace(f, "X/data", ndarray::arr1(&[1f32, 2.0]).into_dyn().view())
+        replace(
+            f,
+            "X/data",
+            ndarray_h5::arr1(&[1f32, 2.0]).into_dyn().view(),
+        )
     });
     expect_format_as(&p, &["X/indices", "X/data has 2"], false, true);
     let p = corrupt(&dir, "wrong_rank", csr, |f| {
-        replace(f, "X/data", Array2::<f32>::ones((3, 6)).into_dyn().view())
+        replace(
+            f,
+            "X/data",
+            ndarray_h5::Array2::<f32>::ones((3, 6)).into_dyn().view(),
+        )
     });
     expect_format_as(
         &p,
@@ -600,7 +608,11 @@ fn bad_files_structure() {
         true,
     );
     let p = corrupt(&dir, "dense_rank", XFormat::Dense, |f| {
-        replace(f, "X", ndarray::Array1::<f32>::ones(35).into_dyn().view())
+        replace(
+            f,
+            "X",
+            ndarray_h5::Array1::<f32>::ones(35).into_dyn().view(),
+        )
     });
     expect_format_as(
         &p,
@@ -611,11 +623,15 @@ fn bad_files_structure() {
     let p = corrupt(&dir, "data_strings", csr, |f| {
         let n = f.dataset("X/data").unwrap().size();
         let v: Vec<hdf5::types::VarLenUnicode> = (0..n).map(|_| "x".parse().unwrap()).collect();
-        replace(f, "X/data", ndarray::Array1::from(v).into_dyn().view());
+        replace(f, "X/data", ndarray_h5::Array1::from(v).into_dyn().view());
     });
     expect_format_as(&p, &["X/data", "found string"], false, true);
     let p = corrupt(&dir, "obs_vs_x", XFormat::Dense, |f| {
-        replace(f, "X", Array2::<f32>::ones((6, 5)).into_dyn().view())
+        replace(
+            f,
+            "X",
+            ndarray_h5::Array2::<f32>::ones((6, 5)).into_dyn().view(),
+        )
     });
     expect_format_as(
         &p,
@@ -627,7 +643,7 @@ fn bad_files_structure() {
         replace(
             f,
             "obs/ncounts",
-            ndarray::arr1(&[1.0f64, 2.0]).into_dyn().view(),
+            ndarray_h5::arr1(&[1.0f64, 2.0]).into_dyn().view(),
         )
     });
     expect_format_as(&p, &["obs/ncounts", "has 2 rows", "has 7"], false, true);
@@ -696,7 +712,7 @@ fn bad_files_values() {
         replace(
             f,
             "obs/condition/codes",
-            ndarray::Array1::<f64>::zeros(7).into_dyn().view(),
+            ndarray_h5::Array1::<f64>::zeros(7).into_dyn().view(),
         )
     });
     expect_format(
