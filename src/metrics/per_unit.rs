@@ -40,7 +40,7 @@ pub fn pairwise(
     top_k: usize,
 ) -> Result<Tensor> {
     let (u, g) = dims(pred)?;
-    let (v, g2) = dims(reference)?;
+    let (_, g2) = dims(reference)?;
     if g != g2 {
         return Err(Error::Mismatch(format!(
             "prediction has {g} features but the reference {g2}"
@@ -51,21 +51,7 @@ pub fn pairwise(
     match metric {
         UnitMetric::Mse => sq_mean(&pred, &reference, u),
         UnitMetric::Rmse => Ok(sq_mean(&pred, &reference, u)?.f_sqrt()?),
-        UnitMetric::Mae => {
-            let mut blocks = Vec::new();
-            for r0 in (0..u).step_by(ROWS as usize) {
-                let len = ROWS.min(u - r0);
-                let d = pred
-                    .f_narrow(0, r0, len)?
-                    .f_unsqueeze(1)?
-                    .f_sub(&reference.f_unsqueeze(0)?)?;
-                blocks.push(
-                    d.f_abs()?
-                        .f_mean_dim(Some(&[2i64][..]), false, Kind::Double)?,
-                );
-            }
-            cat_rows(blocks, v)
-        }
+        UnitMetric::Mae => pair_mean(&pred, &reference, u, |d| d.f_abs()),
         UnitMetric::Cosine => cosine(&pred, &reference),
         UnitMetric::Pearson => {
             let pc = pred.f_sub(&pred.f_mean_dim(Some(&[1i64][..]), true, Kind::Double)?)?;
@@ -121,6 +107,18 @@ fn dims(t: &Tensor) -> Result<(i64, i64)> {
 
 /// Mean squared difference of every row pair, `[U, V]`.
 fn sq_mean(pred: &Tensor, reference: &Tensor, u: i64) -> Result<Tensor> {
+    pair_mean(pred, reference, u, |d| d.f_square())
+}
+
+/// Mean over genes of `f(pred_i - reference_j)` for every row pair, `[U, V]`,
+/// `ROWS` prediction rows at a time (the `[rows, V, G]` difference is the
+/// memory bound).
+fn pair_mean(
+    pred: &Tensor,
+    reference: &Tensor,
+    u: i64,
+    f: impl Fn(&Tensor) -> std::result::Result<Tensor, tch::TchError>,
+) -> Result<Tensor> {
     let v = reference.size().first().copied().unwrap_or(0);
     let mut blocks = Vec::new();
     for r0 in (0..u).step_by(ROWS as usize) {
@@ -129,10 +127,7 @@ fn sq_mean(pred: &Tensor, reference: &Tensor, u: i64) -> Result<Tensor> {
             .f_narrow(0, r0, len)?
             .f_unsqueeze(1)?
             .f_sub(&reference.f_unsqueeze(0)?)?;
-        blocks.push(
-            d.f_square()?
-                .f_mean_dim(Some(&[2i64][..]), false, Kind::Double)?,
-        );
+        blocks.push(f(&d)?.f_mean_dim(Some(&[2i64][..]), false, Kind::Double)?);
     }
     cat_rows(blocks, v)
 }
