@@ -103,6 +103,39 @@ pub struct Dataset {
 }
 
 impl Dataset {
+    /// This dataset's column of each of `genes`, in their order. A gene it
+    /// lacks is an error naming up to 20 of the missing ones; `whose`
+    /// names the list and `this` the dataset in the message (e.g. "the
+    /// reference", "the prediction").
+    pub fn gene_columns(&self, genes: &[String], whose: &str, this: &str) -> Result<Vec<usize>> {
+        let pos: std::collections::HashMap<&str, usize> = self
+            .genes
+            .iter()
+            .enumerate()
+            .map(|(i, g)| (g.as_str(), i))
+            .collect();
+        let mut cols = Vec::with_capacity(genes.len());
+        let mut missing: Vec<&str> = Vec::new();
+        for g in genes {
+            match pos.get(g.as_str()) {
+                Some(&i) => cols.push(i),
+                None => missing.push(g),
+            }
+        }
+        if missing.is_empty() {
+            return Ok(cols);
+        }
+        let shown: Vec<&str> = missing.iter().take(20).copied().collect();
+        Err(Error::Mismatch(format!(
+            "{} of the {} genes of {whose} are missing from {this} ({}): {}{}",
+            missing.len(),
+            genes.len(),
+            self.source_name(),
+            shown.join(", "),
+            if missing.len() > 20 { ", ..." } else { "" }
+        )))
+    }
+
     /// Reads `path` (.h5ad) and checks it: columns present with no missing
     /// values, X finite and (unless allowed) non-negative.
     pub fn load(path: &Path, opts: &LoadOptions) -> Result<Dataset> {

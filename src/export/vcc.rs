@@ -8,7 +8,7 @@
 //! prediction lacks is an error naming it, and the prediction's control cells
 //! (its control label, or `ctrl`) become `non-targeting`.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::HashSet;
 use std::path::Path;
 
 use ndarray::Array2;
@@ -92,32 +92,7 @@ pub fn vcc_anndata(pred: &Dataset, genes: &[String]) -> Result<AnnData> {
             ),
         ));
     }
-    let pos: HashMap<&str, usize> = pred
-        .genes
-        .iter()
-        .enumerate()
-        .map(|(i, g)| (g.as_str(), i))
-        .collect();
-    let missing: Vec<&str> = genes
-        .iter()
-        .map(|g| g.as_str())
-        .filter(|g| !pos.contains_key(g))
-        .collect();
-    if !missing.is_empty() {
-        let shown: Vec<&str> = missing.iter().take(20).copied().collect();
-        return Err(Error::Mismatch(format!(
-            "{} of the {} genes of the gene list are missing from the prediction ({}): {}{}",
-            missing.len(),
-            genes.len(),
-            pred.source_name(),
-            shown.join(", "),
-            if missing.len() > 20 { ", ..." } else { "" }
-        )));
-    }
-    let cols: Vec<usize> = genes
-        .iter()
-        .filter_map(|g| pos.get(g.as_str()).copied())
-        .collect();
+    let cols = pred.gene_columns(genes, "the gene list", "the prediction")?;
     let mut x = Array2::<f32>::zeros((n, cols.len()));
     for (mut out, row) in x.rows_mut().into_iter().zip(pred.x.rows()) {
         for (o, &c) in out.iter_mut().zip(&cols) {

@@ -16,7 +16,7 @@
 //!   (or be one of the built-in aliases `control`, `ctrl`); an unknown label
 //!   is an error listing the labels found.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::BTreeMap;
 
 use crate::data::condition::CONTROL_ALIASES;
 use crate::data::Dataset;
@@ -168,30 +168,6 @@ fn gene_map(pred: &Dataset, reference: &Dataset) -> Result<Option<Vec<usize>>> {
     if pred.genes == reference.genes {
         return Ok(None);
     }
-    let pos: HashMap<&str, usize> = pred
-        .genes
-        .iter()
-        .enumerate()
-        .map(|(i, g)| (g.as_str(), i))
-        .collect();
-    let mut map = Vec::with_capacity(reference.genes.len());
-    let mut missing: Vec<&str> = Vec::new();
-    for g in &reference.genes {
-        match pos.get(g.as_str()) {
-            Some(&i) => map.push(i),
-            None => missing.push(g),
-        }
-    }
-    if !missing.is_empty() {
-        let shown: Vec<&str> = missing.iter().take(20).copied().collect();
-        return Err(Error::Mismatch(format!(
-            "{} of the reference's {} genes are missing from the prediction ({}): {}{}",
-            missing.len(),
-            reference.genes.len(),
-            pred.source_name(),
-            shown.join(", "),
-            if missing.len() > 20 { ", ..." } else { "" }
-        )));
-    }
-    Ok(Some(map))
+    pred.gene_columns(&reference.genes, "the reference", "the prediction")
+        .map(Some)
 }
