@@ -25,6 +25,7 @@ pub mod export;
 pub mod flow;
 pub mod metrics;
 pub mod model;
+pub mod overlay;
 pub mod progress;
 pub mod sample;
 pub mod sim;

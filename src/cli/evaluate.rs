@@ -9,7 +9,9 @@ use primeflow::metrics::{Metrics, MetricsConfig};
 /// Arguments.
 #[derive(Debug, clap::Args)]
 pub struct Args {
-    /// Predicted cells (.h5ad); its control cells are replaced by the reference's.
+    /// Predicted cells (.h5ad), scored as generated (negative values are
+    /// allowed and counted); its control cells are replaced by the
+    /// reference's.
     #[arg(long)]
     pub pred: PathBuf,
     /// Reference cells (.h5ad), e.g. the test split, with its control cells.
@@ -105,11 +107,20 @@ pub fn run(args: Args) -> anyhow::Result<()> {
             .collect();
     }
     let metrics = Metrics::new(cfg)?;
+    // The reference must be log1p expression; predictions are scored as
+    // generated (flow models produce some small negative values, which the
+    // report counts).
     let reference = Dataset::load(&args.reference, &opts)?;
     let pred = if args.pred == args.reference {
         reference.clone()
     } else {
-        Dataset::load(&args.pred, &opts)?
+        Dataset::load(
+            &args.pred,
+            &LoadOptions {
+                allow_negative: true,
+                ..opts.clone()
+            },
+        )?
     };
     let ev = metrics.evaluate(&pred, &reference)?;
     print!("{ev}");

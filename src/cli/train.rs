@@ -1,6 +1,7 @@
-//! `primeflow train`: train a velocity field (U-Net or MLP) with conditional
-//! flow matching on an `.h5ad` file, writing checkpoints, the final model and
-//! the loss history into `--out`.
+//! `primeflow train`: train a model on an `.h5ad` file — a velocity field
+//! (U-Net, MLP, FM PCA) with conditional flow matching, or a floor
+//! (`control`, `additive`: statistics of the training cells) — writing
+//! checkpoints, the final model and the loss history into `--out`.
 //!
 //! Settings come from, in order: the preset (`--preset`), a JSON config file
 //! (`--config`, `{"model": {...}, "train": {...}}`, unknown keys are errors),
@@ -12,7 +13,8 @@ use std::time::Instant;
 
 use anyhow::Context;
 use primeflow::data::{ObsColumns, Task};
-use primeflow::model::{Model, ModelConfig};
+use primeflow::model::config::normalize_kind;
+use primeflow::model::{Family, Model, ModelConfig};
 use primeflow::train::data::parse_filter;
 use primeflow::train::{DataSpec, Precision, SplitSpec, TrainConfig, Trainer};
 use primeflow::Error;
@@ -24,10 +26,16 @@ pub struct Args {
     /// defaults to the file the run was started on.
     #[arg(long, value_name = "FILE.h5ad")]
     pub data: Option<PathBuf>,
-    /// Velocity field: unet or mlp [default: unet].
-    #[arg(long, value_name = "unet|mlp")]
+    /// Model kind: unet (PRiMeFlow), mlp (the paper's MLP ablation), pca
+    /// (FM PCA), or the floors control and additive [default: unet].
+    #[arg(long, value_name = "KIND")]
     pub model: Option<String>,
-    /// Size preset: tiny, small (CPU), norman19, srivatsan20 (paper) [default: small].
+    /// Preset of the chosen model kind: tiny, small (CPU sizes and
+    /// settings), norman19, srivatsan20 (the paper's tables for that kind:
+    /// U-Net Tables 10-11, MLP 12-13, FM PCA 14-15). The paper's effective
+    /// batch (batch x accumulation x GPUs) is reached on one device by
+    /// gradient accumulation: the U-Net presets accumulate 16 micro-batches
+    /// (4 x 4 GPUs) [default: small].
     #[arg(long, value_name = "NAME")]
     pub preset: Option<String>,
     /// JSON settings over the preset: {"model": {...}, "train": {...}}.
@@ -138,28 +146,10 @@ fn model_config(
     source: &str,
 ) -> anyhow::Result<ModelConfig> {
     let base = ModelConfig::preset(kind, preset)?;
-    let Some(o) = overrides else { return Ok(base) };
-    let mut v = serde_json::to_value(&base)?;
-    let (Some(b), Some(o)) = (v.as_object_mut(), o.as_object()) else {
-        return Err(Error::invalid(
-            format!("model config ({source})"),
-            "'model' must be a JSON object",
-        )
-        .into());
-    };
-    if let Some(k) = o.get("kind").and_then(|k| k.as_str()) {
-        if k != base.kind() {
-            return Err(Error::invalid(
-                format!("model config ({source})"),
-                format!("kind '{k}' conflicts with --model {}", base.kind()),
-            )
-            .into());
-        }
-    }
-    for (k, val) in o {
-        b.insert(k.clone(), val.clone());
-    }
-    Ok(ModelConfig::from_json(v, source)?)
+    Ok(match overrides {
+        Some(o) => base.merged(o, source)?,
+        None => base,
+    })
 }
 
 /// Applies the explicit flags over `cfg`.
@@ -349,7 +339,7 @@ fn fresh_run(args: &Args, device: tch::Device, started: Instant) -> anyhow::Resu
         )
         .into());
     }
-    let kind = args.model.clone().unwrap_or_else(|| "unet".into());
+    let kind = normalize_kind(args.model.as_deref().unwrap_or("unet"))?;
     let preset = args.preset.clone().unwrap_or_else(|| "small".into());
     let (model_over, train_over) = match &args.config {
         Some(p) => read_config(p)?,
@@ -361,7 +351,7 @@ fn fresh_run(args: &Args, device: tch::Device, started: Instant) -> anyhow::Resu
         .map(|p| p.display().to_string())
         .unwrap_or_default();
     let mconf = model_config(&kind, &preset, model_over.as_ref(), &source)?;
-    let mut tconf = TrainConfig::preset(&preset)?;
+    let mut tconf = TrainConfig::preset(&kind, &preset)?;
     if let Some(o) = &train_over {
         tconf = tconf.merged(o, &source)?;
     }
@@ -384,6 +374,21 @@ fn fresh_run(args: &Args, device: tch::Device, started: Instant) -> anyhow::Resu
         primeflow::device::device_name(device)
     );
     let c = &trainer.config;
+    if model.config.family() == Family::Floor {
+        println!(
+            "Fitting the {} floor's statistics on {} training cells (no weights, no steps)",
+            model.config.kind(),
+            train.n_cells()
+        );
+        return train_and_report(
+            args,
+            &mut trainer,
+            &mut model,
+            &train,
+            val.as_ref(),
+            started,
+        );
+    }
     if c.val_every.is_some() && val.is_none() {
         println!("Note: no validation cells (no split, or its val part is empty): --val-every is ignored");
     }

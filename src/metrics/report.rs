@@ -58,6 +58,13 @@ pub struct Evaluation {
     pub only_in_ref: Vec<String>,
     /// Control cells of the prediction replaced by the reference's.
     pub dropped_pred_controls: usize,
+    /// Negative values among the prediction's expression values (scored as
+    /// generated: flow models spread near-zero genes around 0), and the
+    /// number of values.
+    #[serde(default)]
+    pub pred_negative_values: usize,
+    #[serde(default)]
+    pub pred_values: usize,
     /// The settings used.
     pub config: MetricsConfig,
     /// Wall time of the evaluation.
@@ -252,6 +259,15 @@ impl std::fmt::Display for Evaluation {
                 f,
                 "note: {} control cells of the prediction were replaced by the reference's controls",
                 self.dropped_pred_controls
+            )?;
+        }
+        if self.pred_negative_values > 0 {
+            writeln!(
+                f,
+                "note: {} of the prediction's {} values are negative ({:.2}%); they are scored as generated",
+                self.pred_negative_values,
+                self.pred_values,
+                100.0 * self.pred_negative_values as f64 / self.pred_values.max(1) as f64
             )?;
         }
         Ok(())

@@ -1,14 +1,27 @@
-//! `ModelConfig`: which velocity field a model uses and its hyperparameters,
+//! `ModelConfig`: which model a checkpoint holds and its hyperparameters,
 //! saved as `model.json` beside the weights so a checkpoint rebuilds its
 //! network (style.md rule 3). JSON form: `{"kind": "mlp", "hidden_dim": ...}`.
+//!
+//! Model kinds (`--model`):
+//!
+//! | kind | what | trained by | sampled from |
+//! |---|---|---|---|
+//! | `unet` | PRiMeFlow U-Net velocity field (Tables 10-11) | CFM | noise |
+//! | `mlp` | PRiMeFlow MLP velocity field (Tables 12-13) | CFM | noise |
+//! | `pca` | FM PCA: the MLP in PCA space (Tables 14-15) | CFM | noise |
+//! | `control` | control cells of the covariate (floor) | statistics | control cells |
+//! | `additive` | control cells + summed single-perturbation shifts (floor) | statistics | control cells |
 
 use serde::{Deserialize, Serialize};
 
 use crate::error::{Error, Result};
+use crate::model::floor::FloorConfig;
 use crate::model::mlp::MlpConfig;
+use crate::model::pca::PcaFlowConfig;
+use crate::model::space::DataSpace;
 use crate::model::unet::UNetConfig;
 
-/// The velocity field of a model, tagged by `kind`.
+/// A model, tagged by `kind`.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(tag = "kind", rename_all = "lowercase")]
 pub enum ModelConfig {
@@ -16,30 +29,111 @@ pub enum ModelConfig {
     Unet(UNetConfig),
     /// The PRiMeFlow MLP ablation.
     Mlp(MlpConfig),
+    /// FM PCA: the MLP velocity field in PCA space.
+    Pca(PcaFlowConfig),
+    /// The `control` floor.
+    Control(FloorConfig),
+    /// The `additive` floor.
+    Additive(FloorConfig),
+}
+
+/// How a model is trained and where its cells come from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Family {
+    /// A velocity field trained by conditional flow matching from Gaussian
+    /// noise.
+    Flow,
+    /// No weights: statistics of the training cells (the floors).
+    Floor,
+}
+
+/// The space a flow model integrates in.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SpaceKind {
+    /// Gene space, log1p or standardised.
+    Genes(DataSpace),
+    /// PCA space with `k` components.
+    Pca(usize),
 }
 
 impl ModelConfig {
-    /// Model kinds.
-    pub const KINDS: [&'static str; 2] = ["unet", "mlp"];
+    /// Model kinds, as `--model` spells them.
+    pub const KINDS: [&'static str; 5] = ["unet", "mlp", "pca", "control", "additive"];
 
-    /// The preset `preset` of model kind `model` (`unet` | `mlp`); presets
-    /// are `tiny`, `small`, `norman19`, `srivatsan20`.
+    /// The preset `preset` of model kind `model`: `tiny`, `small` (CPU
+    /// sizes), `norman19`, `srivatsan20` (the paper's tables for that kind).
+    /// Floors accept any of them (they have no settings).
     pub fn preset(model: &str, preset: &str) -> Result<ModelConfig> {
-        match model.trim().to_ascii_lowercase().as_str() {
-            "mlp" => Ok(ModelConfig::Mlp(MlpConfig::preset(preset)?)),
-            "unet" | "u-net" => Ok(ModelConfig::Unet(UNetConfig::preset(
-                &preset.trim().to_ascii_lowercase(),
-            )?)),
+        let p = preset.trim().to_ascii_lowercase();
+        match normalize_kind(model)?.as_str() {
+            "unet" => Ok(ModelConfig::Unet(UNetConfig::preset(&p)?)),
+            "mlp" => Ok(ModelConfig::Mlp(MlpConfig::preset(&p)?)),
+            "pca" => Ok(ModelConfig::Pca(PcaFlowConfig::preset(&p)?)),
+            kind @ ("control" | "additive") => {
+                if !UNetConfig::PRESETS.contains(&p.as_str()) {
+                    return Err(Error::unknown("preset", p.as_str(), UNetConfig::PRESETS));
+                }
+                Ok(if kind == "control" {
+                    ModelConfig::Control(FloorConfig::default())
+                } else {
+                    ModelConfig::Additive(FloorConfig::default())
+                })
+            }
             other => Err(Error::unknown("model", other, &Self::KINDS)),
         }
     }
 
-    /// `unet` or `mlp`.
+    /// The kind, as `--model` spells it.
     pub fn kind(&self) -> &'static str {
         match self {
             ModelConfig::Unet(_) => "unet",
             ModelConfig::Mlp(_) => "mlp",
+            ModelConfig::Pca(_) => "pca",
+            ModelConfig::Control(_) => "control",
+            ModelConfig::Additive(_) => "additive",
         }
+    }
+
+    /// A readable name for tables and messages.
+    pub fn display_name(&self) -> &'static str {
+        match self {
+            ModelConfig::Unet(_) => "PRiMeFlow U-Net",
+            ModelConfig::Mlp(_) => "PRiMeFlow MLP",
+            ModelConfig::Pca(_) => "FM PCA",
+            ModelConfig::Control(_) => "Control",
+            ModelConfig::Additive(_) => "Additive",
+        }
+    }
+
+    /// How the model is trained and sampled.
+    pub fn family(&self) -> Family {
+        match self {
+            ModelConfig::Unet(_) | ModelConfig::Mlp(_) | ModelConfig::Pca(_) => Family::Flow,
+            ModelConfig::Control(_) | ModelConfig::Additive(_) => Family::Floor,
+        }
+    }
+
+    /// The flow space (flow models only).
+    pub fn space(&self) -> Option<SpaceKind> {
+        match self {
+            ModelConfig::Unet(c) => Some(SpaceKind::Genes(c.space)),
+            ModelConfig::Mlp(c) => Some(SpaceKind::Genes(c.space)),
+            ModelConfig::Pca(c) => Some(SpaceKind::Pca(c.n_components)),
+            _ => None,
+        }
+    }
+
+    /// Principal components the model's statistics must hold.
+    pub fn pca_components(&self) -> Option<usize> {
+        match self.space() {
+            Some(SpaceKind::Pca(k)) => Some(k),
+            _ => None,
+        }
+    }
+
+    /// True when the model has weights to train.
+    pub fn has_weights(&self) -> bool {
+        self.family() != Family::Floor
     }
 
     /// Checks the hyperparameters.
@@ -47,6 +141,8 @@ impl ModelConfig {
         match self {
             ModelConfig::Unet(c) => c.validate(),
             ModelConfig::Mlp(c) => c.validate(),
+            ModelConfig::Pca(c) => c.validate(),
+            ModelConfig::Control(_) | ModelConfig::Additive(_) => Ok(()),
         }
     }
 
@@ -55,18 +151,22 @@ impl ModelConfig {
         match self {
             ModelConfig::Unet(c) => c.dropout,
             ModelConfig::Mlp(c) => c.dropout,
+            ModelConfig::Pca(c) => c.velocity.dropout,
+            ModelConfig::Control(_) | ModelConfig::Additive(_) => 0.0,
         }
     }
 
     /// Forward FLOPs per cell for `n_genes` genes and condition width
-    /// `cond_dim` (U-Net: counted block by block; MLP: 2 x its
-    /// multiply-accumulates). Forward+backward is about 3x.
+    /// `cond_dim` (U-Net: counted block by block; MLPs: 2 x their
+    /// multiply-accumulates; floors: 0). Forward+backward is about 3x.
     pub fn flops_per_cell(&self, n_genes: usize, cond_dim: usize) -> f64 {
         match self {
             ModelConfig::Unet(c) => {
                 crate::model::unet::UNetVelocity::flops_per_cell(c, n_genes, cond_dim)
             }
             ModelConfig::Mlp(c) => c.flops_per_cell(n_genes, cond_dim),
+            ModelConfig::Pca(c) => c.velocity.flops_per_cell(c.n_components, cond_dim),
+            ModelConfig::Control(_) | ModelConfig::Additive(_) => 0.0,
         }
     }
 
@@ -78,5 +178,38 @@ impl ModelConfig {
             .map_err(|e| Error::invalid(format!("model config ({source})"), e.to_string()))?;
         cfg.validate()?;
         Ok(cfg)
+    }
+
+    /// This config with the keys of the JSON object `overrides` applied
+    /// (nested objects merge key by key; `kind` may only repeat the kind),
+    /// validated. Unknown keys are errors listing the valid ones.
+    pub fn merged(&self, overrides: &serde_json::Value, source: &str) -> Result<ModelConfig> {
+        if let Some(k) = overrides.get("kind").and_then(|k| k.as_str()) {
+            if normalize_kind(k)? != self.kind() {
+                return Err(Error::invalid(
+                    format!("model config ({source})"),
+                    format!("kind '{k}' conflicts with the model kind {}", self.kind()),
+                ));
+            }
+        }
+        let merged = crate::overlay::overlay(self, overrides, &format!("model config ({source})"))?;
+        merged.validate()?;
+        Ok(merged)
+    }
+}
+
+/// A model kind as `--model` spells it (`u-net` and `fm-pca` are accepted
+/// too); unknown kinds are errors listing the known ones.
+pub fn normalize_kind(kind: &str) -> Result<String> {
+    let k = kind.trim().to_ascii_lowercase().replace('_', "-");
+    let k = match k.as_str() {
+        "u-net" => "unet".to_string(),
+        "fm-pca" => "pca".to_string(),
+        _ => k,
+    };
+    if ModelConfig::KINDS.contains(&k.as_str()) {
+        Ok(k)
+    } else {
+        Err(Error::unknown("model", kind.trim(), &ModelConfig::KINDS))
     }
 }

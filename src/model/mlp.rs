@@ -11,9 +11,10 @@
 //! ```
 //!
 //! Each MLP is `Linear, (SiLU, Linear)*`; the decoder applies dropout after
-//! each hidden activation (training only). Layer counts and the sinusoid
-//! width are config fields; their defaults are (choice): the paper's Tables
-//! 12-13 fix only H (3072 Srivatsan20, 2048 Norman19). Weights initialise
+//! each hidden activation (training only). H, the layer counts
+//! (`n_layers_gene_expression/conditions/time/decoding`) and dropout are the
+//! paper's Tables 12-13 (MLP) and 14-15 (FM PCA, the same network in PCA
+//! space); the sinusoid width and scale are (choice). Weights initialise
 //! like PyTorch's `nn.Linear` (uniform in `+-1/sqrt(fan_in)`); parameter names
 //! read like a PyTorch state dict: `x_encoder.layers.0.weight`, ...
 
@@ -23,41 +24,51 @@ use tch::{nn, Kind, Tensor};
 use crate::error::{Error, Result};
 use crate::model::VelocityField;
 
-/// Hyperparameters of [`MlpVelocity`].
+/// Hyperparameters of [`MlpVelocity`]. Field names follow the paper's
+/// Tables 12-15.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct MlpConfig {
-    /// Width H of every hidden layer (paper: 3072 Srivatsan20, 2048 Norman19).
+    /// Width H of every hidden layer (`hidden_dim`; paper: 3072
+    /// Srivatsan20, 2048 Norman19).
     pub hidden_dim: usize,
-    /// Linear layers of the `x_t` encoder (choice: 2).
-    pub n_layers_x: usize,
-    /// Linear layers of the condition encoder (choice: 2).
+    /// Linear layers of the `x_t` encoder (`n_layers_gene_expression`).
+    #[serde(alias = "n_layers_x")]
+    pub n_layers_gene_expression: usize,
+    /// Linear layers of the condition encoder (`n_layers_conditions`).
     pub n_layers_conditions: usize,
-    /// Linear layers of the time encoder (choice: 2).
+    /// Linear layers of the time encoder (`n_layers_time`).
     pub n_layers_time: usize,
-    /// Linear layers of the decoder, the last one to m (choice: 3).
-    pub n_layers_decoder: usize,
+    /// Linear layers of the decoder, the last one to the output width
+    /// (`n_layers_decoding`).
+    #[serde(alias = "n_layers_decoder")]
+    pub n_layers_decoding: usize,
     /// Width of the sinusoidal time features (choice: 256).
     pub time_embed_dim: usize,
     /// Scale s of the time sinusoid, applied as `t * s` (choice: 1000, as
     /// for the U-Net).
     pub time_scale: f64,
-    /// Dropout probability in the decoder (choice: 0.1, as for the U-Net).
+    /// Dropout probability in the decoder (`dropout`).
     pub dropout: f64,
+    /// The data space the flow runs in (`log1p`, the paper's, or
+    /// `standardized`; see [`crate::model::DataSpace`]). Ignored by FM PCA,
+    /// which flows in PCA space.
+    pub space: crate::model::DataSpace,
 }
 
 impl Default for MlpConfig {
-    /// The Srivatsan20 preset.
+    /// The Srivatsan20 preset (Table 12).
     fn default() -> Self {
         MlpConfig {
             hidden_dim: 3072,
-            n_layers_x: 2,
-            n_layers_conditions: 2,
-            n_layers_time: 2,
-            n_layers_decoder: 3,
+            n_layers_gene_expression: 1,
+            n_layers_conditions: 1,
+            n_layers_time: 3,
+            n_layers_decoding: 2,
             time_embed_dim: 256,
             time_scale: 1000.0,
-            dropout: 0.1,
+            dropout: 0.0,
+            space: crate::model::DataSpace::Log1p,
         }
     }
 }
@@ -66,26 +77,34 @@ impl MlpConfig {
     /// Preset names, smallest first.
     pub const PRESETS: [&'static str; 4] = ["tiny", "small", "norman19", "srivatsan20"];
 
-    /// A named preset: `tiny` (H = 64, CPU tests), `small` (H = 256, CPU
-    /// demos), `norman19` (H = 2048) or `srivatsan20` (H = 3072).
+    /// A named preset: `srivatsan20` (Table 12: H 3072, layers
+    /// gene/condition/time/decoding 1/1/3/2, dropout 0), `norman19`
+    /// (Table 13: H 2048, layers 2/3/5/1, dropout 0.1), and the CPU sizes
+    /// `tiny` (H 64) and `small` (H 256), which keep Norman19's layer
+    /// counts and dropout.
     pub fn preset(name: &str) -> Result<MlpConfig> {
-        let base = MlpConfig::default();
+        let norman = MlpConfig {
+            hidden_dim: 2048,
+            n_layers_gene_expression: 2,
+            n_layers_conditions: 3,
+            n_layers_time: 5,
+            n_layers_decoding: 1,
+            dropout: 0.1,
+            ..MlpConfig::default()
+        };
         Ok(match name.trim().to_ascii_lowercase().as_str() {
             "tiny" => MlpConfig {
                 hidden_dim: 64,
                 time_embed_dim: 32,
-                ..base
+                ..norman
             },
             "small" => MlpConfig {
                 hidden_dim: 256,
                 time_embed_dim: 64,
-                ..base
+                ..norman
             },
-            "norman19" => MlpConfig {
-                hidden_dim: 2048,
-                ..base
-            },
-            "srivatsan20" => base,
+            "norman19" => norman,
+            "srivatsan20" => MlpConfig::default(),
             other => return Err(Error::unknown("MLP preset", other, &Self::PRESETS)),
         })
     }
@@ -102,13 +121,13 @@ impl MlpConfig {
                 mlp(i as f64, n, h)
             }
         };
-        enc(n_genes, self.n_layers_x)
+        enc(n_genes, self.n_layers_gene_expression)
             + enc(cond_dim, self.n_layers_conditions)
             + enc(self.time_embed_dim, self.n_layers_time)
-            + if self.n_layers_decoder == 1 {
+            + if self.n_layers_decoding == 1 {
                 2.0 * 3.0 * h * n_genes as f64
             } else {
-                mlp(3.0 * h, self.n_layers_decoder, n_genes as f64)
+                mlp(3.0 * h, self.n_layers_decoding, n_genes as f64)
             }
     }
 
@@ -117,10 +136,10 @@ impl MlpConfig {
     pub fn validate(&self) -> Result<()> {
         let positive = [
             ("hidden_dim", self.hidden_dim),
-            ("n_layers_x", self.n_layers_x),
+            ("n_layers_gene_expression", self.n_layers_gene_expression),
             ("n_layers_conditions", self.n_layers_conditions),
             ("n_layers_time", self.n_layers_time),
-            ("n_layers_decoder", self.n_layers_decoder),
+            ("n_layers_decoding", self.n_layers_decoding),
             ("time_embed_dim", self.time_embed_dim),
         ];
         for (name, v) in positive {
@@ -265,7 +284,11 @@ impl MlpVelocity {
             w
         };
         Ok(MlpVelocity {
-            x_encoder: Mlp::new(&(p / "x_encoder"), &widths(n_genes, cfg.n_layers_x, h), 0.0)?,
+            x_encoder: Mlp::new(
+                &(p / "x_encoder"),
+                &widths(n_genes, cfg.n_layers_gene_expression, h),
+                0.0,
+            )?,
             cond_encoder: Mlp::new(
                 &(p / "cond_encoder"),
                 &widths(cond_dim, cfg.n_layers_conditions, h),
@@ -278,7 +301,7 @@ impl MlpVelocity {
             )?,
             decoder: Mlp::new(
                 &(p / "decoder"),
-                &widths(3 * h, cfg.n_layers_decoder, n_genes),
+                &widths(3 * h, cfg.n_layers_decoding, n_genes),
                 cfg.dropout,
             )?,
             config: cfg.clone(),

@@ -1,19 +1,34 @@
-//! Velocity fields `v_theta(x_t, t, c)` for conditional flow matching
-//! (model.md). Training and sampling drive any [`VelocityField`].
+//! Models of perturbation response (model.md): velocity fields
+//! `v_theta(x_t, t, c)` for conditional flow matching, and the baselines and
+//! floors they are compared with. Training and sampling drive any
+//! [`VelocityField`].
 //!
+//! * [`unet`]: the PRiMeFlow U-Net ([`UNetVelocity`]).
 //! * [`mlp`]: the PRiMeFlow MLP ablation ([`MlpVelocity`]).
-//! * [`config`]: [`ModelConfig`], which velocity field and its presets.
-//! * [`model`]: [`Model`], a velocity field with its weights, genes and
-//!   condition vocabulary (what a checkpoint holds).
+//! * [`pca`]: FM PCA, the MLP in PCA space ([`PcaFlowConfig`]).
+//! * [`floor`]: the `control` and `additive` floors.
+//! * [`space`]: the flow's data space (log1p, standardised, PCA).
+//! * [`stats`]: what a model keeps of its training cells ([`DataStats`]).
+//! * [`config`]: [`ModelConfig`], which model and its presets.
+//! * [`model`]: [`Model`], a model with its weights, genes, condition
+//!   vocabulary and statistics (what a checkpoint holds).
 
 pub mod config;
+pub mod floor;
 pub mod mlp;
 #[allow(clippy::module_inception)]
 pub mod model;
+pub mod pca;
+pub mod space;
+pub mod stats;
 
-pub use config::ModelConfig;
+pub use config::{Family, ModelConfig};
+pub use floor::FloorConfig;
 pub use mlp::{MlpConfig, MlpVelocity};
 pub use model::Model;
+pub use pca::PcaFlowConfig;
+pub use space::{DataSpace, FlowSpace};
+pub use stats::DataStats;
 
 pub mod unet;
 

@@ -1,13 +1,18 @@
-//! `Model`: a velocity field together with everything needed to use it on
-//! data — its weights (one `VarStore`), its config, the training genes (in
-//! order) and the condition vocabulary.
+//! `Model`: a perturbation-response model together with everything needed
+//! to use it on data — its weights (one `VarStore`; none for the floors), its
+//! config, the training genes (in order), the condition vocabulary and the
+//! statistics of its training cells ([`DataStats`]: the flow space's
+//! standardisation or PCA, control cells per covariate, mean shifts).
 //!
 //! On disk a model folder holds
 //! * `weights.safetensors`: the parameters, named like a PyTorch state dict
 //!   (`x_encoder.layers.0.weight`, ...);
+//! * `ema.safetensors` (training with `ema_decay` only): the averaged
+//!   weights, which [`Model::load`] uses for sampling;
 //! * `model.json`: the [`ModelConfig`] (`{"kind": "mlp", ...}`);
 //! * `vocab.json`: the [`ConditionVocab`];
-//! * `genes.json`: the gene names, in model order.
+//! * `genes.json`: the gene names, in model order;
+//! * `stats.json` + `stats.safetensors`: the [`DataStats`].
 //!
 //! Every file is written atomically (temp file + rename).
 
@@ -18,13 +23,17 @@ use tch::{nn, Device, Tensor};
 
 use crate::data::{Condition, ConditionVocab, Dataset};
 use crate::error::{Error, Result};
-use crate::model::config::ModelConfig;
+use crate::model::config::{Family, ModelConfig, SpaceKind};
 use crate::model::mlp::MlpVelocity;
+use crate::model::space::{DataSpace, FlowSpace};
+use crate::model::stats::{DataStats, StatsOptions};
 use crate::model::unet::UNetVelocity;
 use crate::model::VelocityField;
 
 /// File name of the weights in a model folder.
 pub const WEIGHTS_FILE: &str = "weights.safetensors";
+/// File name of the averaged (EMA) weights, when training kept them.
+pub const EMA_FILE: &str = "ema.safetensors";
 /// File name of the model config.
 pub const CONFIG_FILE: &str = "model.json";
 /// File name of the condition vocabulary.
@@ -34,7 +43,16 @@ pub const GENES_FILE: &str = "genes.json";
 /// In a training output folder: the file naming the latest checkpoint folder.
 pub const LATEST_FILE: &str = "latest";
 
-/// A velocity field with its weights, genes and condition vocabulary.
+/// The network of a model.
+enum Net {
+    /// A velocity field over the flow space.
+    Flow(Box<dyn VelocityField>),
+    /// No network (the floors).
+    Floor,
+}
+
+/// A model with its weights, genes, condition vocabulary and training-data
+/// statistics.
 pub struct Model {
     /// Owns every parameter.
     pub vs: nn::VarStore,
@@ -46,7 +64,13 @@ pub struct Model {
     pub vocab: ConditionVocab,
     /// The folder this model was loaded from, if any (for messages).
     pub source: Option<PathBuf>,
-    net: Box<dyn VelocityField>,
+    /// Statistics of the training cells (fitted by the trainer before the
+    /// first step; loaded with the model).
+    stats: Option<DataStats>,
+    /// The flow space on the model's device (flow models, once the stats
+    /// it needs are known).
+    space: Option<FlowSpace>,
+    net: Net,
 }
 
 impl std::fmt::Debug for Model {
@@ -94,9 +118,31 @@ impl Model {
         let vs = nn::VarStore::new(device);
         let root = vs.root();
         let (m, n_c) = (genes.len(), vocab.width());
-        let net: Box<dyn VelocityField> = match &config {
-            ModelConfig::Unet(c) => Box::new(UNetVelocity::new(&root, c, m, n_c)?),
-            ModelConfig::Mlp(c) => Box::new(MlpVelocity::new(&root, c, m, n_c)?),
+        let net = match &config {
+            ModelConfig::Unet(c) => Net::Flow(Box::new(UNetVelocity::new(&root, c, m, n_c)?)),
+            ModelConfig::Mlp(c) => Net::Flow(Box::new(MlpVelocity::new(&root, c, m, n_c)?)),
+            ModelConfig::Pca(c) => {
+                if c.n_components > m {
+                    return Err(Error::invalid(
+                        "FM PCA config 'n_components'",
+                        format!(
+                            "{} components, but the data has only {m} genes",
+                            c.n_components
+                        ),
+                    ));
+                }
+                Net::Flow(Box::new(MlpVelocity::new(
+                    &root,
+                    &c.velocity,
+                    c.n_components,
+                    n_c,
+                )?))
+            }
+            ModelConfig::Control(_) | ModelConfig::Additive(_) => Net::Floor,
+        };
+        let space = match config.space() {
+            Some(SpaceKind::Genes(DataSpace::Log1p)) => Some(FlowSpace::Genes),
+            _ => None,
         };
         Ok(Model {
             vs,
@@ -104,8 +150,97 @@ impl Model {
             genes,
             vocab,
             source: None,
+            stats: None,
+            space,
             net,
         })
+    }
+
+    /// Fits the statistics of the training cells `ds` this model needs
+    /// (see [`DataStats`]), keeping at most `control_cells` control cells per
+    /// covariate (chosen with `seed`).
+    pub fn fit_stats(&mut self, ds: &Dataset, control_cells: usize, seed: u64) -> Result<()> {
+        self.check_data(ds)?;
+        let stats = DataStats::fit(
+            ds,
+            &StatsOptions {
+                control_cells,
+                pca_components: self.config.pca_components(),
+                seed,
+            },
+        )?;
+        self.set_stats(stats)
+    }
+
+    /// Installs `stats` (checked against the model's genes) and builds the
+    /// flow space from them.
+    pub fn set_stats(&mut self, stats: DataStats) -> Result<()> {
+        if stats.n_genes() != self.n_genes() {
+            return Err(Error::Mismatch(format!(
+                "the statistics cover {} genes, the model has {}",
+                stats.n_genes(),
+                self.n_genes()
+            )));
+        }
+        let device = self.device();
+        self.space = match self.config.space() {
+            Some(SpaceKind::Genes(DataSpace::Log1p)) => Some(FlowSpace::Genes),
+            Some(SpaceKind::Genes(DataSpace::Standardized)) => {
+                Some(FlowSpace::standardized(&stats, device)?)
+            }
+            Some(SpaceKind::Pca(_)) => Some(FlowSpace::pca(&stats, device)?),
+            None => None,
+        };
+        self.stats = Some(stats);
+        Ok(())
+    }
+
+    /// The statistics of the training cells, or an error saying they were
+    /// never fitted.
+    pub fn stats(&self) -> Result<&DataStats> {
+        self.stats.as_ref().ok_or_else(|| {
+            Error::invalid(
+                "model",
+                format!(
+                    "this {} has no statistics of its training data yet: train it first",
+                    self.config.display_name()
+                ),
+            )
+        })
+    }
+
+    /// True once the training-data statistics are known.
+    pub fn has_stats(&self) -> bool {
+        self.stats.is_some()
+    }
+
+    /// The flow space (flow models), or an error when the statistics it
+    /// needs are missing or the model has no flow.
+    pub fn flow_space(&self) -> Result<&FlowSpace> {
+        match (&self.space, self.config.family()) {
+            (Some(s), _) => Ok(s),
+            (None, Family::Flow) => Err(Error::invalid(
+                "model",
+                format!(
+                    "this {} flows in a space fitted on its training data, which it has not seen yet: train it first",
+                    self.config.display_name()
+                ),
+            )),
+            (None, _) => Err(Error::invalid(
+                "model",
+                format!("{} is not a flow model", self.config.display_name()),
+            )),
+        }
+    }
+
+    /// Width `d` of the flow space: `m` in gene space, `k` in PCA space
+    /// (0 for models without a flow).
+    pub fn flow_dim(&self) -> usize {
+        match self.config.space() {
+            Some(SpaceKind::Genes(_)) => self.n_genes(),
+            Some(SpaceKind::Pca(k)) => k,
+            None => 0,
+        }
     }
 
     /// A new model for the genes and vocabulary of `ds`.
@@ -118,10 +253,16 @@ impl Model {
         Model::new(config, ds.genes.clone(), ds.vocab(), device, seed)
     }
 
-    /// The velocity `[B, m]` at `x_t` `[B, m]`, `t` `[B]` under condition
-    /// encodings `cond` `[B, n_c]`; `train` switches dropout on.
+    /// The velocity `[B, d]` at `x_t` `[B, d]` (flow space), `t` `[B]` under
+    /// condition encodings `cond` `[B, n_c]`; `train` switches dropout on.
     pub fn velocity(&self, x_t: &Tensor, t: &Tensor, cond: &Tensor, train: bool) -> Result<Tensor> {
-        self.net.velocity(x_t, t, cond, train)
+        match &self.net {
+            Net::Flow(net) => net.velocity(x_t, t, cond, train),
+            Net::Floor => Err(Error::invalid(
+                "model",
+                format!("{} has no velocity field", self.config.display_name()),
+            )),
+        }
     }
 
     /// Number of genes `m`.
@@ -220,6 +361,9 @@ impl Model {
         crate::atomic::write_json(&dir.join(CONFIG_FILE), &self.config)?;
         crate::atomic::write_json(&dir.join(VOCAB_FILE), &self.vocab)?;
         crate::atomic::write_json(&dir.join(GENES_FILE), &self.genes)?;
+        if let Some(stats) = &self.stats {
+            stats.save(dir)?;
+        }
         Ok(())
     }
 
@@ -229,15 +373,31 @@ impl Model {
     }
 
     /// Loads a model folder, or a training output folder whose `latest`
-    /// file names its newest checkpoint.
+    /// file names its newest checkpoint, for use: with the averaged (EMA)
+    /// weights when the folder has them.
     pub fn load(dir: &Path, device: Device) -> Result<Model> {
+        Self::load_with(dir, device, true)
+    }
+
+    /// Loads a model folder (see [`load`](Self::load)); `prefer_ema` picks
+    /// the averaged weights over the trained ones when both exist (resuming
+    /// training needs the trained ones).
+    pub fn load_with(dir: &Path, device: Device, prefer_ema: bool) -> Result<Model> {
         let dir = resolve_model_dir(dir)?;
         let raw: serde_json::Value = crate::atomic::read_json(&dir.join(CONFIG_FILE))?;
         let config = ModelConfig::from_json(raw, &dir.join(CONFIG_FILE).display().to_string())?;
         let vocab: ConditionVocab = crate::atomic::read_json(&dir.join(VOCAB_FILE))?;
         let genes: Vec<String> = crate::atomic::read_json(&dir.join(GENES_FILE))?;
         let mut model = Model::new(config, genes, vocab, device, 0)?;
-        model.load_weights(&dir.join(WEIGHTS_FILE))?;
+        let ema = dir.join(EMA_FILE);
+        if prefer_ema && ema.is_file() {
+            model.load_weights(&ema)?;
+        } else if model.config.has_weights() {
+            model.load_weights(&dir.join(WEIGHTS_FILE))?;
+        }
+        if let Some(stats) = DataStats::load(&dir, model.n_genes())? {
+            model.set_stats(stats)?;
+        }
         model.source = Some(dir);
         Ok(model)
     }
@@ -275,7 +435,7 @@ impl Model {
 
 impl VelocityField for Model {
     fn velocity(&self, x_t: &Tensor, t: &Tensor, cond: &Tensor, train: bool) -> Result<Tensor> {
-        self.net.velocity(x_t, t, cond, train)
+        Model::velocity(self, x_t, t, cond, train)
     }
 }
 

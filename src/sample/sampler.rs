@@ -29,7 +29,7 @@ use tch::{Device, Kind, Tensor};
 use crate::anndata::{AnnData, DataFrame};
 use crate::data::{obs_for_conditions, Condition, Dataset, ObsColumns, Part, Split};
 use crate::error::{Error, Result};
-use crate::model::{Model, VelocityField};
+use crate::model::{Family, Model, ModelConfig, VelocityField};
 use crate::sample::solver::Solver;
 use crate::train::derive_seed;
 
@@ -105,6 +105,23 @@ pub struct Sampler {
     pub config: SampleConfig,
 }
 
+/// `x` `[n, m]` (any device/float kind) as an f32 array.
+fn tensor_to_array(x: &Tensor, n: usize, m: usize) -> Result<Array2<f32>> {
+    let x = x
+        .f_to_kind(Kind::Float)?
+        .f_to_device(Device::Cpu)?
+        .f_contiguous()?; // [n, m]
+    let mut buf = vec![0f32; n * m];
+    x.f_copy_data(&mut buf, n * m)?;
+    Array2::from_shape_vec((n, m), buf).map_err(|e| Error::Mismatch(e.to_string()))
+}
+
+/// Seed-derivation tags of the sampler.
+mod tags {
+    /// The control cells a floor starts from.
+    pub const CONTROLS: u64 = 0xc047_2015;
+}
+
 /// A 64-bit FNV-1a hash of a condition (its perturbations and covariates).
 fn condition_hash(c: &Condition) -> u64 {
     let mut h: u64 = 0xcbf2_9ce4_8422_2325;
@@ -129,10 +146,11 @@ impl Sampler {
         Ok(Sampler { config })
     }
 
-    /// The source noise of `cond`: `[n, m]` f32 on the CPU, from a ChaCha8
+    /// The source noise of `cond`: `[n, d]` f32 on the CPU, from a ChaCha8
     /// stream seeded with `(seed, cond)` (not libtorch's process-wide
     /// generator, so other threads cannot disturb it).
-    pub fn source_noise(&self, cond: &Condition, n: usize, m: usize) -> Result<Tensor> {
+    pub fn source_noise(&self, cond: &Condition, n: usize, d: usize) -> Result<Tensor> {
+        let m = d;
         let mut rng =
             ChaCha8Rng::seed_from_u64(derive_seed(self.config.seed, &[condition_hash(cond)]));
         let v: Vec<f32> = (0..n * m)
@@ -199,7 +217,61 @@ impl Sampler {
         n_each: usize,
     ) -> Result<Array2<f32>> {
         self.config.validate()?;
+        match model.config.family() {
+            Family::Flow => self.sample_flow(model, conds, n_each),
+            Family::Floor => self.sample_floor(model, conds, n_each),
+        }
+    }
+
+    /// The floors: control cells of each condition's covariate (drawn with
+    /// a seed from `(seed, condition)`), moved by the additive shift for
+    /// `additive` -> `[conds.len() * n_each, m]`.
+    fn sample_floor(
+        &self,
+        model: &Model,
+        conds: &[Condition],
+        n_each: usize,
+    ) -> Result<Array2<f32>> {
+        if self.config.guided() {
+            return Err(Error::invalid(
+                "guidance",
+                format!(
+                    "w = {} applies to flow models; {} has no guidance (use w = 1)",
+                    self.config.guidance,
+                    model.config.display_name()
+                ),
+            ));
+        }
+        let _ = model.encode(conds)?; // unknown perturbations / covariates
+        let stats = model.stats()?;
         let m = model.n_genes();
+        let mut out = Array2::<f32>::zeros((conds.len() * n_each, m));
+        for (i, c) in conds.iter().enumerate() {
+            let seed = derive_seed(self.config.seed, &[condition_hash(c), tags::CONTROLS]);
+            let mut x = stats.draw_controls(c, n_each, seed)?; // [n, m]
+            if matches!(model.config, ModelConfig::Additive(_)) {
+                x = x.f_add(&stats.additive_shift(c)?.f_unsqueeze(0)?)?;
+            }
+            if self.config.clip_negative {
+                x = x.f_clamp_min(0.0)?;
+            }
+            let block = tensor_to_array(&x, n_each, m)?;
+            out.slice_mut(ndarray::s![i * n_each..(i + 1) * n_each, ..])
+                .assign(&block);
+        }
+        Ok(out)
+    }
+
+    /// Flow models: noise in the flow space, ODE, decoded to genes.
+    fn sample_flow(
+        &self,
+        model: &Model,
+        conds: &[Condition],
+        n_each: usize,
+    ) -> Result<Array2<f32>> {
+        let m = model.n_genes();
+        let d = model.flow_dim();
+        let space = model.flow_space()?;
         let enc = model.encode(conds)?; // [C, n_c]
         let total = conds.len() * n_each;
         let mut out = Array2::<f32>::zeros((total, m));
@@ -231,7 +303,7 @@ impl Sampler {
                 let ci = r / n_each;
                 let stop = ((ci + 1) * n_each).min(end);
                 if cached.as_ref().map(|(c, _)| *c) != Some(ci) {
-                    cached = Some((ci, self.source_noise(&conds[ci], n_each, m)?));
+                    cached = Some((ci, self.source_noise(&conds[ci], n_each, d)?));
                 }
                 if let Some((_, noise)) = &cached {
                     parts.push(noise.f_narrow(0, (r - ci * n_each) as i64, (stop - r) as i64)?);
@@ -239,24 +311,17 @@ impl Sampler {
                 rows.extend(std::iter::repeat(ci as i64).take(stop - r));
                 r = stop;
             }
-            let x0 = Tensor::f_cat(&parts, 0)?.f_to_device(model.device())?; // [b, m]
+            let x0 = Tensor::f_cat(&parts, 0)?.f_to_device(model.device())?; // [b, d]
             let idx = Tensor::f_from_slice(&rows)?.f_to_device(model.device())?; // [b]
             let cond = enc.f_index_select(0, &idx)?; // [b, n_c]
-            let x1 = self.integrate_batch(model, &x0, &cond)?; // [b, m]
+            let z1 = self.integrate_batch(model, &x0, &cond)?; // [b, d]
+            let x1 = space.decode(&z1.f_to_kind(Kind::Float)?)?; // [b, m]
             let x1 = if self.config.clip_negative {
                 x1.f_clamp_min(0.0)?
             } else {
                 x1
             };
-            let x1 = x1
-                .f_to_kind(Kind::Float)?
-                .f_to_device(Device::Cpu)?
-                .f_contiguous()?; // [b, m]
-            let n = (end - start) * m;
-            let mut buf = vec![0f32; n];
-            x1.f_copy_data(&mut buf, n)?;
-            let block = Array2::from_shape_vec((end - start, m), buf)
-                .map_err(|e| Error::Mismatch(e.to_string()))?;
+            let block = tensor_to_array(&x1, end - start, m)?;
             out.slice_mut(ndarray::s![start..end, ..]).assign(&block);
             bar.inc((end - start) as u64);
             start = end;

@@ -61,12 +61,9 @@ impl ModelHandle {
         Ok(())
     }
 
-    /// `UNetVelocity` or `MlpVelocity`.
+    /// `UNetVelocity`, `MlpVelocity`, or `Model` for the other kinds.
     pub fn type_label(&self) -> &'static str {
-        match self.0.borrow().config.kind() {
-            "unet" => "UNetVelocity",
-            _ => "MlpVelocity",
-        }
+        type_label(self.0.borrow().config.kind())
     }
 
     fn not_built(&self) -> Box<EvalAltResult> {
@@ -117,12 +114,12 @@ fn make(kind: &str, spec: Dynamic) -> RhaiResult<ModelHandle> {
     let config = if fields.is_empty() {
         base
     } else {
-        let mut j =
-            serde_json::to_value(&base).map_err(|e| invalid("model config", e.to_string()))?;
+        let j = serde_json::to_value(&base).map_err(|e| invalid("model config", e.to_string()))?;
         let known: Vec<String> = j
             .as_object()
             .map(|o| o.keys().filter(|k| *k != "kind").cloned().collect())
             .unwrap_or_default();
+        let mut over = serde_json::Map::new();
         for (k, v) in &fields {
             if !known.iter().any(|x| x == k.as_str()) {
                 let mut all: Vec<String> = known.clone();
@@ -133,11 +130,13 @@ fn make(kind: &str, spec: Dynamic) -> RhaiResult<ModelHandle> {
                     &all,
                 ));
             }
-            if let Some(o) = j.as_object_mut() {
-                o.insert(k.to_string(), to_json(v)?);
-            }
+            over.insert(k.to_string(), to_json(v)?);
         }
-        ModelConfig::from_json(j, &format!("{kind} settings")).map_err(to_rhai)?
+        base.merged(
+            &serde_json::Value::Object(over),
+            &format!("{kind} settings"),
+        )
+        .map_err(to_rhai)?
     };
     let device = crate::device::parse_device(&device).map_err(to_rhai)?;
     Ok(ModelHandle(Rc::new(RefCell::new(ModelSlot {
@@ -149,23 +148,22 @@ fn make(kind: &str, spec: Dynamic) -> RhaiResult<ModelHandle> {
     }))))
 }
 
-fn load(kind: &str, dir: &str) -> RhaiResult<ModelHandle> {
+/// Loads a model folder; with `kind`, the folder must hold that kind.
+fn load(kind: Option<&str>, dir: &str) -> RhaiResult<ModelHandle> {
     let p = path_arg("model folder", dir)?;
     let device = Device::cuda_if_available();
     let model = guard(|| Model::load(Path::new(&p), device))?;
-    if model.config.kind() != kind {
-        let other = if model.config.kind() == "unet" {
-            "UNetVelocity"
-        } else {
-            "MlpVelocity"
-        };
-        return Err(invalid(
-            "model folder",
-            format!(
-                "{dir} holds a {} model; load it with {other}::load",
-                model.config.kind()
-            ),
-        ));
+    if let Some(kind) = kind {
+        if model.config.kind() != kind {
+            return Err(invalid(
+                "model folder",
+                format!(
+                    "{dir} holds a {} model; load it with {}::load",
+                    model.config.kind(),
+                    type_label(model.config.kind())
+                ),
+            ));
+        }
     }
     Ok(ModelHandle(Rc::new(RefCell::new(ModelSlot {
         config: model.config.clone(),
@@ -174,6 +172,15 @@ fn load(kind: &str, dir: &str) -> RhaiResult<ModelHandle> {
         seed: None,
         model: Some(model),
     }))))
+}
+
+/// The script type name of a model kind.
+pub fn type_label(kind: &str) -> &'static str {
+    match kind {
+        "unet" => "UNetVelocity",
+        "mlp" => "MlpVelocity",
+        _ => "Model",
+    }
 }
 
 fn built(kind: &str, spec: Dynamic, data: &DatasetHandle) -> RhaiResult<ModelHandle> {
@@ -254,6 +261,30 @@ pub mod model_api {
         built("mlp", spec, &data)
     }
 
+    /// Any model kind (`unet`, `mlp`, `pca`, `control`, `additive`; see
+    /// `:help` of the CLI's `--model`) from its `tiny` preset. Baselines and
+    /// floors train, sample and evaluate like the flow models.
+    /// ```rhai
+    /// let floor = Model("additive");
+    /// ```
+    #[rhai_fn(name = "Model", return_raw)]
+    pub fn model_kind(kind: &str) -> RhaiResult<Model> {
+        let k = crate::model::config::normalize_kind(kind).map_err(to_rhai)?;
+        make(&k, Dynamic::from("tiny".to_string()))
+    }
+
+    /// Any model kind with a preset name or a map of settings (as for
+    /// `UNetVelocity`); settings that the kind does not have are errors
+    /// listing the valid ones.
+    /// ```rhai
+    /// let pca = Model("pca", #{preset: "small", n_components: 20});
+    /// ```
+    #[rhai_fn(name = "Model", return_raw)]
+    pub fn model_kind_spec(kind: &str, spec: Dynamic) -> RhaiResult<Model> {
+        let k = crate::model::config::normalize_kind(kind).map_err(to_rhai)?;
+        make(&k, spec)
+    }
+
     /// Allocates the weights for `data`'s genes and conditions (seeded by
     /// the model's `seed`, else 0). Training builds an unbuilt model itself.
     /// ```rhai
@@ -264,7 +295,7 @@ pub mod model_api {
         model.ensure_built(&data.0, 0)
     }
 
-    /// `unet` or `mlp`.
+    /// The kind: `unet`, `mlp`, `pca`, `control`, `additive`.
     /// ```rhai
     /// model.kind
     /// ```
@@ -409,7 +440,20 @@ pub mod unet_static {
     /// ```
     #[rhai_fn(return_raw)]
     pub fn load(dir: &str) -> Result<super::ModelHandle, Box<rhai::EvalAltResult>> {
-        super::load("unet", dir)
+        super::load(Some("unet"), dir)
+    }
+}
+
+#[export_module]
+pub mod model_static {
+    /// Loads a saved model folder of any kind (or a training folder's
+    /// latest checkpoint).
+    /// ```rhai
+    /// let model = Model::load("out/additive");
+    /// ```
+    #[rhai_fn(return_raw)]
+    pub fn load(dir: &str) -> Result<super::ModelHandle, Box<rhai::EvalAltResult>> {
+        super::load(None, dir)
     }
 }
 
@@ -422,7 +466,7 @@ pub mod mlp_static {
     /// ```
     #[rhai_fn(return_raw)]
     pub fn load(dir: &str) -> Result<super::ModelHandle, Box<rhai::EvalAltResult>> {
-        super::load("mlp", dir)
+        super::load(Some("mlp"), dir)
     }
 }
 
@@ -433,4 +477,5 @@ pub fn register(engine: &mut rhai::Engine) {
     engine.register_global_module(exported_module!(model_api).into());
     engine.register_static_module("UNetVelocity", exported_module!(unet_static).into());
     engine.register_static_module("MlpVelocity", exported_module!(mlp_static).into());
+    engine.register_static_module("Model", exported_module!(model_static).into());
 }

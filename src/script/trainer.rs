@@ -33,6 +33,10 @@ pub struct TrainerSlot {
     pub out: Option<PathBuf>,
     /// The history of the last `fit`.
     pub history: Option<HistoryHandle>,
+    /// The preset and keys the settings came from: a preset means the
+    /// paper's setting of whichever model kind `fit` meets, so the config is
+    /// resolved again for the model's kind at `fit`.
+    pub spec: Option<(String, serde_json::Value)>,
 }
 
 /// A trainer handle (cheap to clone).
@@ -74,7 +78,22 @@ pub fn trainer_keys() -> Vec<String> {
 
 /// A `TrainConfig` from a script map: `preset` (`tiny`, `small`,
 /// `norman19`, `srivatsan20`; default: the library defaults) then the keys.
+/// Presets are resolved for the U-Net; see [`TrainerSlot::spec`].
 pub fn train_config(map: &Map) -> RhaiResult<(TrainConfig, Option<PathBuf>)> {
+    let (cfg, out, _) = train_spec(map, "unet")?;
+    Ok((cfg, out))
+}
+
+/// A `TrainConfig` for model kind `kind` from a script map, with the
+/// preset and overrides it came from (when it names a preset).
+pub fn train_spec(
+    map: &Map,
+    kind: &str,
+) -> RhaiResult<(
+    TrainConfig,
+    Option<PathBuf>,
+    Option<(String, serde_json::Value)>,
+)> {
     let keys = trainer_keys();
     let mut overrides = serde_json::Map::new();
     let mut preset = None;
@@ -96,14 +115,15 @@ pub fn train_config(map: &Map) -> RhaiResult<(TrainConfig, Option<PathBuf>)> {
             }
         }
     }
-    let base = match preset {
-        Some(p) => TrainConfig::preset(&p).map_err(to_rhai)?,
+    let base = match &preset {
+        Some(p) => TrainConfig::preset(kind, p).map_err(to_rhai)?,
         None => TrainConfig::default(),
     };
+    let overrides = serde_json::Value::Object(overrides);
     let cfg = base
-        .merged(&serde_json::Value::Object(overrides), "Trainer settings")
+        .merged(&overrides, "Trainer settings")
         .map_err(to_rhai)?;
-    Ok((cfg, out))
+    Ok((cfg, out, preset.map(|p| (p, overrides))))
 }
 
 fn fit_impl(
@@ -115,6 +135,19 @@ fn fit_impl(
     // Own libtorch's global generators for the whole run, so a run
     // reproduces even with other seeded work on other threads.
     let _rng = crate::device::rng_guard(None);
+    // A preset means the paper's setting of the model's kind.
+    {
+        let mut slot = t.0.borrow_mut();
+        let kind = model.0.borrow().config.kind();
+        if let Some((preset, over)) = slot.spec.clone() {
+            if slot.trainer.start_step() == 0 {
+                let cfg = TrainConfig::preset(kind, &preset)
+                    .and_then(|b| b.merged(&over, "Trainer settings"))
+                    .map_err(to_rhai)?;
+                slot.trainer = crate::train::Trainer::new(cfg).map_err(to_rhai)?;
+            }
+        }
+    }
     let seed = t.0.borrow().trainer.config.seed;
     model.ensure_built(&train.0, seed)?;
     let mut slot = t.0.borrow_mut();
@@ -178,12 +211,13 @@ pub mod trainer_api {
     /// ```
     #[rhai_fn(name = "Trainer", return_raw)]
     pub fn new_trainer(settings: Map) -> RhaiResult<Trainer> {
-        let (cfg, out) = train_config(&settings)?;
+        let (cfg, out, spec) = train_spec(&settings, "unet")?;
         let trainer = crate::train::Trainer::new(cfg).map_err(to_rhai)?;
         Ok(TrainerHandle(Rc::new(RefCell::new(TrainerSlot {
             trainer,
             out,
             history: None,
+            spec,
         }))))
     }
 
@@ -259,6 +293,7 @@ pub mod trainer_api {
         let mut slot = trainer.0.borrow_mut();
         slot.trainer = core;
         slot.out = Some(p);
+        slot.spec = None;
         let config = model.config.clone();
         Ok(ModelHandle(Rc::new(RefCell::new(ModelSlot {
             config,

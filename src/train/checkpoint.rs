@@ -8,7 +8,9 @@
 //!     weights.safetensors     model parameters (PyTorch state-dict names)
 //!     model.json vocab.json genes.json    (see model::Model)
 //!     train.json              the TrainConfig
+//!     stats.json stats.safetensors        (the model's DataStats)
 //!     optimizer.safetensors   AdamW moments (exp_avg.<p>, exp_avg_sq.<p>)
+//!     ema.safetensors         averaged weights (runs with ema_decay)
 //!     state.json              step, optimizer step, early-stopping state,
 //!                             training-data fingerprint
 //!     history.json            the history up to this step
@@ -42,6 +44,9 @@ pub const OPTIMIZER_FILE: &str = "optimizer.safetensors";
 pub const STATE_FILE: &str = "state.json";
 /// The history file.
 pub const HISTORY_FILE: &str = "history.json";
+/// The averaged weights (runs with `ema_decay`); the same file a model
+/// folder uses for them.
+pub const EMA_STATE_FILE: &str = crate::model::model::EMA_FILE;
 
 /// Progress of a run, saved in `state.json`.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -73,6 +78,8 @@ pub struct Checkpoint {
     pub state: TrainState,
     /// Optimizer tensors by name (CPU).
     pub optimizer: BTreeMap<String, Tensor>,
+    /// The averaged weights by name (CPU), when the run keeps an EMA.
+    pub ema: Option<BTreeMap<String, Tensor>>,
     pub history: History,
 }
 
@@ -108,6 +115,7 @@ pub fn save_checkpoint(
     cfg: &TrainConfig,
     state: &TrainState,
     opt: &AdamW,
+    ema: Option<&crate::train::ema::Ema>,
     history: &History,
 ) -> Result<PathBuf> {
     std::fs::create_dir_all(out).map_err(|e| Error::io(out, e))?;
@@ -120,6 +128,9 @@ pub fn save_checkpoint(
         model.save(&tmp)?;
         crate::atomic::write_json(&tmp.join(TRAIN_FILE), cfg)?;
         write_tensors(&tmp.join(OPTIMIZER_FILE), &opt.state_tensors())?;
+        if let Some(e) = ema {
+            write_tensors(&tmp.join(EMA_STATE_FILE), e.tensors())?;
+        }
         crate::atomic::write_json(&tmp.join(STATE_FILE), state)?;
         crate::atomic::write_json(&tmp.join(HISTORY_FILE), history)?;
         Ok(())
@@ -174,12 +185,18 @@ pub fn load_checkpoint(out: &Path, device: Device) -> Result<Checkpoint> {
             Error::invalid("resume", format!("{} holds no checkpoint (no '{LATEST_FILE}' file); train without --resume first", out.display()))
         })?
     };
-    let model = Model::load(&dir, device)?;
+    let model = Model::load_with(&dir, device, false)?;
     let train_path = dir.join(TRAIN_FILE);
     let raw: serde_json::Value = crate::atomic::read_json(&train_path)?;
     let train = TrainConfig::default().merged(&raw, &train_path.display().to_string())?;
     let state: TrainState = crate::atomic::read_json(&dir.join(STATE_FILE))?;
     let optimizer = read_tensors(&dir.join(OPTIMIZER_FILE))?;
+    let ema_path = dir.join(EMA_STATE_FILE);
+    let ema = if ema_path.is_file() {
+        Some(read_tensors(&ema_path)?)
+    } else {
+        None
+    };
     let history: History = crate::atomic::read_json(&dir.join(HISTORY_FILE))?;
     Ok(Checkpoint {
         dir,
@@ -187,6 +204,7 @@ pub fn load_checkpoint(out: &Path, device: Device) -> Result<Checkpoint> {
         train,
         state,
         optimizer,
+        ema,
         history,
     })
 }

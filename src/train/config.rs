@@ -86,6 +86,14 @@ pub struct TrainConfig {
     pub log_every: usize,
     /// `fp32` or `bf16` (CUDA only).
     pub precision: Precision,
+    /// Keep an exponential moving average of the weights with this decay
+    /// (e.g. 0.999) and sample with it; `null` (the default: the paper does
+    /// not mention EMA) samples with the trained weights.
+    pub ema_decay: Option<f64>,
+    /// Control cells kept per covariate key in the model's statistics (the
+    /// cells baselines map and FM PCA OT starts from; PerturBench's
+    /// `max_control_cells_per_covariate`).
+    pub control_cells: usize,
 }
 
 impl Default for TrainConfig {
@@ -115,74 +123,19 @@ impl Default for TrainConfig {
             keep_checkpoints: 1,
             log_every: 50,
             precision: Precision::Fp32,
+            ema_decay: None,
+            control_cells: 1000,
         }
     }
 }
 
 impl TrainConfig {
-    /// Settings that go with a model preset:
-    /// * `srivatsan20`: batch 54, grad accumulation 4 (paper Table 10; the
-    ///   paper also spreads this over 4 GPUs, i.e. 4x the cells per step);
-    /// * `norman19`: batch 100, grad accumulation 4 (Table 11, same note);
-    /// * `tiny`, `small`: CPU presets with lr 1e-3 (the paper's 5e-5 is
-    ///   tuned for 200M-parameter models and learns far too slowly for these
-    ///   small ones in a few hundred steps), batch 64, 1000 / 3000 steps.
-    pub fn preset(name: &str) -> Result<TrainConfig> {
-        let base = TrainConfig::default();
-        Ok(match name.trim().to_ascii_lowercase().as_str() {
-            "srivatsan20" => TrainConfig {
-                batch_size: 54,
-                grad_accum: 4,
-                ..base
-            },
-            "norman19" => TrainConfig {
-                batch_size: 100,
-                grad_accum: 4,
-                ..base
-            },
-            "tiny" => TrainConfig {
-                lr: 1e-3,
-                steps: 1000,
-                checkpoint_every: 500,
-                ..base
-            },
-            "small" => TrainConfig {
-                lr: 1e-3,
-                steps: 3000,
-                checkpoint_every: 500,
-                ..base
-            },
-            other => {
-                return Err(Error::unknown(
-                    "preset",
-                    other,
-                    &["tiny", "small", "norman19", "srivatsan20"],
-                ))
-            }
-        })
-    }
-
     /// Applies the keys of a JSON object over `self` (unknown keys are
     /// errors listing the valid ones) and validates the result. `source`
     /// names the file in messages.
     pub fn merged(&self, overrides: &serde_json::Value, source: &str) -> Result<TrainConfig> {
-        let mut base = serde_json::to_value(self)
-            .map_err(|e| Error::invalid("train config", e.to_string()))?;
-        match (base.as_object_mut(), overrides.as_object()) {
-            (Some(b), Some(o)) => {
-                for (k, v) in o {
-                    b.insert(k.clone(), v.clone());
-                }
-            }
-            _ => {
-                return Err(Error::invalid(
-                    format!("train config ({source})"),
-                    "must be a JSON object of settings",
-                ))
-            }
-        }
-        let cfg: TrainConfig = serde_json::from_value(base)
-            .map_err(|e| Error::invalid(format!("train config ({source})"), e.to_string()))?;
+        let cfg: TrainConfig =
+            crate::overlay::overlay(self, overrides, &format!("train config ({source})"))?;
         cfg.validate()?;
         Ok(cfg)
     }
@@ -257,6 +210,17 @@ impl TrainConfig {
                 "early_stopping_patience",
                 "needs 'val_every' (early stopping watches the validation loss)".into(),
             );
+        }
+        if let Some(d) = self.ema_decay {
+            if !(0.0..1.0).contains(&d) {
+                return bad(
+                    "ema_decay",
+                    format!("{d} is not in [0, 1) (or null to turn EMA off)"),
+                );
+            }
+        }
+        if self.control_cells == 0 {
+            return bad("control_cells", "must be at least 1".into());
         }
         self.flow_path()?;
         Ok(())

@@ -2,7 +2,8 @@
 //! classifier-free guidance), its [`TrainConfig`], the AdamW optimizer,
 //! checkpoints, the loss history and the data set-up shared with sampling.
 //!
-//! * [`config`]: `TrainConfig` (serde, presets, validation, lr schedule).
+//! * [`config`]: `TrainConfig` (serde, validation, lr schedule).
+//! * [`presets`]: `TrainConfig::preset(kind, name)`, the paper's tables per model.
 //! * [`trainer`]: `Trainer::fit` / `Trainer::resume`.
 //! * [`optimizer`]: AdamW with explicit, saveable state; grad clipping.
 //! * [`batches`]: the seeded shuffling sampler and per-step seeds.
@@ -11,11 +12,14 @@
 //! * [`data`]: which cells a run uses (file, filters, split), saved with it.
 
 pub mod batches;
+pub mod cells;
 pub mod checkpoint;
 pub mod config;
 pub mod data;
+pub mod ema;
 pub mod history;
 pub mod optimizer;
+pub mod presets;
 pub mod trainer;
 
 pub use batches::{derive_seed, BatchSampler};

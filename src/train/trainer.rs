@@ -31,10 +31,15 @@ use tch::{Device, Kind, Tensor};
 use crate::data::Dataset;
 use crate::error::{Error, Result};
 use crate::flow::{cfm_loss_with, FlowNoise, Path as FlowPath};
+use crate::model::Family;
 use crate::model::Model;
 use crate::train::batches::{derive_seed, tags, BatchSampler};
-use crate::train::checkpoint::{load_checkpoint, save_checkpoint, TrainState, OPTIMIZER_FILE};
+use crate::train::cells::Cells;
+use crate::train::checkpoint::{
+    load_checkpoint, save_checkpoint, TrainState, EMA_STATE_FILE, OPTIMIZER_FILE,
+};
 use crate::train::config::{Precision, TrainConfig};
+use crate::train::ema::Ema;
 use crate::train::history::{History, HistoryRow};
 use crate::train::optimizer::AdamW;
 
@@ -43,6 +48,8 @@ use crate::train::optimizer::AdamW;
 struct Resume {
     state: TrainState,
     optimizer: std::collections::BTreeMap<String, Tensor>,
+    /// The averaged weights, when the run keeps an EMA.
+    ema: Option<std::collections::BTreeMap<String, Tensor>>,
     history: History,
     dir: PathBuf,
 }
@@ -58,97 +65,6 @@ pub struct Trainer {
     /// `config.steps`.
     pub stop_at: Option<usize>,
     resume: Option<Resume>,
-}
-
-/// A dataset's cells on a device: expression `[n, m]`, the condition
-/// encoding of each unit `[U, n_c]` and each cell's unit `[n]` (i64).
-struct Cells {
-    x: Tensor,
-    unit_cond: Tensor,
-    cell_unit: Tensor,
-}
-
-impl Cells {
-    /// The rows `rows` (all when `None`) of `ds` on the model's device. With
-    /// `skip_unknown`, cells whose condition the model cannot encode (a
-    /// perturbation or covariate value it never saw) are left out instead
-    /// of being an error (validation cells).
-    fn new(
-        model: &Model,
-        ds: &Dataset,
-        rows: Option<&[usize]>,
-        skip_unknown: bool,
-    ) -> Result<Cells> {
-        let device = model.device();
-        let units = ds.units();
-        let mut unit_ok = vec![true; units.len()];
-        if skip_unknown {
-            for (ok, u) in unit_ok.iter_mut().zip(units) {
-                *ok = model.vocab.encode(&u.condition()).is_ok();
-            }
-        }
-        let rows: Vec<usize> = match rows {
-            Some(r) => r.to_vec(),
-            None => (0..ds.n_cells()).collect(),
-        };
-        let rows: Vec<usize> = rows
-            .into_iter()
-            .filter(|&r| unit_ok[ds.cell_units()[r]])
-            .collect();
-        let m = ds.n_genes();
-        let mut flat = Vec::with_capacity(rows.len() * m);
-        for &r in &rows {
-            flat.extend(ds.x.row(r).iter().copied());
-        }
-        let x = Tensor::f_from_slice(&flat)?
-            .f_reshape([rows.len() as i64, m as i64])?
-            .f_to_device(device)?; // [n, m]
-                                   // Units the model cannot encode get a null row; no kept cell uses it.
-        let mut enc = vec![0f32; units.len() * model.cond_dim()];
-        for ((u, ok), chunk) in units
-            .iter()
-            .zip(&unit_ok)
-            .zip(enc.chunks_mut(model.cond_dim().max(1)))
-        {
-            if *ok {
-                model
-                    .vocab
-                    .encode_into(&u.condition(), chunk)
-                    .map_err(|e| {
-                        Error::invalid(
-                            "training data",
-                            format!(
-                                "{} cannot be encoded with the model's vocabulary: {e}",
-                                ds.source_name()
-                            ),
-                        )
-                    })?;
-            }
-        }
-        let unit_cond = Tensor::f_from_slice(&enc)?
-            .f_reshape([units.len() as i64, model.cond_dim() as i64])?
-            .f_to_device(device)?; // [U, n_c]
-        let cu: Vec<i64> = rows.iter().map(|&r| ds.cell_units()[r] as i64).collect();
-        let cell_unit = Tensor::f_from_slice(&cu)?.f_to_device(device)?; // [n]
-        Ok(Cells {
-            x,
-            unit_cond,
-            cell_unit,
-        })
-    }
-
-    fn len(&self) -> i64 {
-        self.x.size().first().copied().unwrap_or(0)
-    }
-
-    /// Expression `[b, m]` and condition encodings `[b, n_c]` of `idx`.
-    fn batch(&self, idx: &[i64]) -> Result<(Tensor, Tensor)> {
-        let it = Tensor::f_from_slice(idx)?.f_to_device(self.x.device())?; // [b]
-        let x1 = self.x.f_index_select(0, &it)?; // [b, m]
-        let units = self.cell_unit.f_index_select(0, &it)?; // [b]
-        let cond = self.unit_cond.f_index_select(0, &units)?; // [b, n_c]
-        Ok((x1, cond))
-    }
 }
 
 /// A fingerprint of a dataset's genes and cells (names and units), to check
@@ -193,6 +109,7 @@ impl Trainer {
             resume: Some(Resume {
                 state: ck.state,
                 optimizer: ck.optimizer,
+                ema: ck.ema,
                 history: ck.history,
                 dir: ck.dir,
             }),
@@ -245,10 +162,18 @@ impl Trainer {
                 format!("{} has no training cells", train.source_name()),
             ));
         }
+        if !model.has_stats() {
+            model.fit_stats(train, cfg.control_cells, cfg.seed)?;
+        }
         let path = cfg.flow_path()?;
-        let cells = Cells::new(model, train, None, false)?;
+        let flow = model.config.family() == Family::Flow;
+        let cells = if flow {
+            Cells::new(model, train, None, false)?
+        } else {
+            Cells::empty()
+        };
         let val_cells = match (val, cfg.val_every) {
-            (Some(v), Some(_)) if v.n_cells() > 0 => {
+            (Some(v), Some(_)) if flow && v.n_cells() > 0 => {
                 let mut rows: Vec<usize> = (0..v.n_cells()).collect();
                 rows.shuffle(&mut ChaCha8Rng::seed_from_u64(derive_seed(
                     cfg.seed,
@@ -261,13 +186,21 @@ impl Trainer {
             _ => None,
         };
         let fingerprint = data_fingerprint(train);
+        let params = model.named_parameters();
         let mut opt = AdamW::new(
-            model.named_parameters(),
+            params
+                .iter()
+                .map(|(n, t)| (n.clone(), t.shallow_clone()))
+                .collect(),
             cfg.beta1,
             cfg.beta2,
             cfg.adam_eps,
             cfg.weight_decay,
         )?;
+        let mut ema = match cfg.ema_decay {
+            Some(d) => Some(Ema::new(&params, d)?),
+            None => None,
+        };
         let mut state = TrainState {
             step: 0,
             optimizer_steps: 0,
@@ -295,14 +228,24 @@ impl Trainer {
                 &r.optimizer,
                 r.state.optimizer_steps,
             )?;
+            if let (Some(e), Some(stored)) = (ema.as_mut(), r.ema.as_ref()) {
+                e.load(&r.dir.join(EMA_STATE_FILE), stored)?;
+            }
             state = r.state;
             history = r.history;
         }
         history.interrupted = false;
         history.stopped_early = false;
         crate::progress::clear_interrupt();
+        if !flow {
+            // The floors have no weights: their statistics are the model.
+            if let Some(out) = out {
+                save_checkpoint(out, model, &cfg, &state, &opt, ema.as_ref(), &history)?;
+            }
+            return Ok(history);
+        }
 
-        let (b, m) = (cfg.batch_size, model.n_genes() as i64);
+        let (b, m) = (cfg.batch_size, model.flow_dim() as i64);
         let mut sampler = BatchSampler::new(cells.len() as usize, cfg.seed);
         let bar = crate::progress::bar(cfg.steps as u64, "train");
         bar.set_position(state.step as u64);
@@ -339,6 +282,9 @@ impl Trainer {
                 let _ = opt.clip_grad_norm(cfg.grad_clip)?;
             }
             opt.step(lr)?;
+            if let Some(e) = ema.as_mut() {
+                e.update(&params)?;
+            }
             state.step = step;
             state.optimizer_steps = opt.steps_taken();
             history.final_step = step;
@@ -399,7 +345,7 @@ impl Trainer {
                     || stop
                     || step == cfg.steps
                 {
-                    save_checkpoint(out, model, &cfg, &state, &opt, &history)?;
+                    save_checkpoint(out, model, &cfg, &state, &opt, ema.as_ref(), &history)?;
                 }
             }
             if stop {
@@ -407,6 +353,10 @@ impl Trainer {
             }
         }
         bar.finish_and_clear();
+        // Sampling uses the averaged weights (the checkpoints hold both).
+        if let Some(e) = &ema {
+            e.copy_to(&params)?;
+        }
         Ok(history)
     }
 }
@@ -433,7 +383,7 @@ fn validation_loss(
         let seed = derive_seed(cfg.seed, &[tags::VAL, k]);
         let noise = FlowNoise::draw(
             end - start,
-            model.n_genes() as i64,
+            model.flow_dim() as i64,
             path.sigma() > 0.0,
             0.0,
             model.device(),

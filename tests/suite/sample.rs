@@ -377,7 +377,7 @@ fn train_tiny_unet(
         },
         log_every: 10,
         checkpoint_every: 0,
-        ..TrainConfig::preset("tiny").unwrap()
+        ..TrainConfig::preset("unet", "tiny").unwrap()
     };
     let t0 = std::time::Instant::now();
     let h = Trainer::new(cfg)

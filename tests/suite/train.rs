@@ -146,6 +146,10 @@ fn mlp_parameter_count_names_and_shapes() {
     let cfg = MlpConfig {
         hidden_dim: 32,
         time_embed_dim: 16,
+        n_layers_gene_expression: 2,
+        n_layers_conditions: 2,
+        n_layers_time: 2,
+        n_layers_decoding: 3,
         ..MlpConfig::default()
     };
     let net = MlpVelocity::new(&vs.root(), &cfg, 50, 7).unwrap();

@@ -56,6 +56,9 @@ pub struct UNetConfig {
     pub conv_resample: bool,
     /// GroupNorm groups (model.md: 32); must divide every channel count.
     pub norm_groups: usize,
+    /// The data space the flow runs in: `log1p` (the paper) or
+    /// `standardized` (per-gene z-scores; see [`crate::model::DataSpace`]).
+    pub space: crate::model::DataSpace,
 }
 
 impl Default for UNetConfig {
@@ -87,6 +90,7 @@ impl UNetConfig {
             use_scale_shift_norm: true,
             conv_resample: true,
             norm_groups: 32,
+            space: crate::model::DataSpace::Log1p,
         }
     }
 

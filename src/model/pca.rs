@@ -1,0 +1,106 @@
+//! FM PCA (model.md, "Ablations and baselines"; paper Tables 14-15): the
+//! PRiMeFlow MLP velocity field in PCA space. The PCA is fitted on the
+//! training cells (`n_components` components, (choice) 50) and travels in
+//! the checkpoint ([`DataStats`](super::stats::DataStats)); training maps
+//! cells to `z = (x - mu) V` `[B, k]`, sampling integrates in `[B, k]` and
+//! decodes `x = z V^T + mu` `[B, m]`, so predictions carry the training genes.
+//!
+//! FM PCA OT (Tables 14-17) is the same network and space with a different
+//! source: control cells of the same covariate, paired with the targets by a
+//! mini-batch optimal-transport plan.
+
+use serde::{Deserialize, Serialize};
+
+use crate::error::{Error, Result};
+use crate::model::mlp::MlpConfig;
+
+/// Hyperparameters of FM PCA: the PCA width and the MLP velocity field.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct PcaFlowConfig {
+    /// Principal components k of the flow space (choice: 50; the paper
+    /// does not state it).
+    pub n_components: usize,
+    /// The velocity field over `k` inputs (Tables 14-15).
+    pub velocity: MlpConfig,
+}
+
+impl Default for PcaFlowConfig {
+    /// The Srivatsan20 preset (Table 14).
+    fn default() -> Self {
+        PcaFlowConfig {
+            n_components: 50,
+            velocity: MlpConfig {
+                hidden_dim: 3072,
+                dropout: 0.2,
+                n_layers_gene_expression: 2,
+                n_layers_conditions: 3,
+                n_layers_time: 4,
+                n_layers_decoding: 4,
+                ..MlpConfig::default()
+            },
+        }
+    }
+}
+
+impl PcaFlowConfig {
+    /// Preset names, smallest first.
+    pub const PRESETS: [&'static str; 4] = ["tiny", "small", "norman19", "srivatsan20"];
+
+    /// `srivatsan20` (Table 14: H 3072, dropout 0.2, layers
+    /// gene/condition/time/decoding 2/3/4/4), `norman19` (Table 15: H 1792,
+    /// dropout 0.2, layers 4/2/2/4) and the CPU sizes `tiny` (H 64, k 20) and
+    /// `small` (H 256, k 30) with Norman19's layer counts.
+    pub fn preset(name: &str) -> Result<PcaFlowConfig> {
+        let norman = PcaFlowConfig {
+            n_components: 50,
+            velocity: MlpConfig {
+                hidden_dim: 1792,
+                dropout: 0.2,
+                n_layers_gene_expression: 4,
+                n_layers_conditions: 2,
+                n_layers_time: 2,
+                n_layers_decoding: 4,
+                ..MlpConfig::default()
+            },
+        };
+        Ok(match name.trim().to_ascii_lowercase().as_str() {
+            "tiny" => PcaFlowConfig {
+                n_components: 20,
+                velocity: MlpConfig {
+                    hidden_dim: 64,
+                    time_embed_dim: 32,
+                    ..norman.velocity
+                },
+            },
+            "small" => PcaFlowConfig {
+                n_components: 30,
+                velocity: MlpConfig {
+                    hidden_dim: 256,
+                    time_embed_dim: 64,
+                    ..norman.velocity
+                },
+            },
+            "norman19" => norman,
+            "srivatsan20" => PcaFlowConfig::default(),
+            other => return Err(Error::unknown("FM PCA preset", other, &Self::PRESETS)),
+        })
+    }
+
+    /// Checks the values.
+    pub fn validate(&self) -> Result<()> {
+        if self.n_components == 0 {
+            return Err(Error::invalid(
+                "FM PCA config 'n_components'",
+                "must be at least 1",
+            ));
+        }
+        if self.velocity.space != crate::model::DataSpace::Log1p {
+            return Err(Error::invalid(
+                "FM PCA config 'velocity.space'",
+                "FM PCA flows in PCA space; leave 'space' at log1p",
+            ));
+        }
+        self.velocity.validate()
+    }
+}

@@ -1,0 +1,444 @@
+//! `DataStats`: what a model keeps from its training cells besides its
+//! weights, fitted once before training and saved beside the weights
+//! (`stats.json` + `stats.safetensors`):
+//!
+//! * per-gene mean `mu [m]` and standard deviation `sd [m]` of the training
+//!   cells (the `standardized` data space: `z = (x - mu) / sd`, undone at
+//!   sampling);
+//! * a PCA basis (mean `[m]`, components `[m, k]`) for the models that flow
+//!   in PCA space (FM PCA, FM PCA OT), fitted on every training cell with
+//!   [`crate::metrics::pca::Pca`] (covariance eigenvectors, f64, signs fixed);
+//! * a reservoir of control cells per covariate key (at most
+//!   `control_cells` of them, a seeded random subset): the cells that
+//!   PerturBench-style baselines map to their perturbed counterparts, that
+//!   FM PCA OT starts its flow from, and that the `control` floor returns
+//!   (PerturBench's `max_control_cells_per_covariate`, 1000);
+//! * the mean shift of every single perturbation `p` in covariate key `k`:
+//!   `shift(p, k) = mean(cells of p in k) - mean(control cells of k)` `[m]`,
+//!   from which the `additive` floor predicts a condition
+//!   `{p_1, ..., p_j} @ k` as control cells of `k` plus
+//!   `sum_i shift(p_i, k)`, where `shift(p_i, k)` is replaced by the mean of
+//!   `shift(p_i, k')` over the keys `k'` where `p_i` was measured when `p_i`
+//!   has no cells in `k` (covariate transfer).
+//!
+//! All tensors live on the CPU in f32; callers move what they need.
+
+use std::collections::BTreeMap;
+use std::path::Path;
+
+use rand::SeedableRng;
+use rand_chacha::ChaCha8Rng;
+use serde::{Deserialize, Serialize};
+use tch::{Device, Kind, Tensor};
+
+use crate::data::{Condition, Dataset};
+use crate::error::{Error, Result};
+use crate::model::model::{read_tensors, write_tensors};
+
+/// File with the stats' index (keys, counts).
+pub const STATS_JSON: &str = "stats.json";
+/// File with the stats' tensors.
+pub const STATS_TENSORS: &str = "stats.safetensors";
+
+/// Smallest standard deviation used to standardise a gene: a gene that is
+/// (nearly) constant in training would otherwise blow up to huge z-scores.
+pub const MIN_STD: f64 = 1e-2;
+
+/// What to fit.
+#[derive(Debug, Clone, PartialEq)]
+pub struct StatsOptions {
+    /// At most this many control cells kept per covariate key.
+    pub control_cells: usize,
+    /// Fit a PCA with this many components.
+    pub pca_components: Option<usize>,
+    /// Seed of the control-cell reservoir.
+    pub seed: u64,
+}
+
+/// The control cells kept for one covariate key.
+#[derive(Debug)]
+pub struct ControlSet {
+    /// Covariate values (vocabulary column order).
+    pub covariates: Vec<String>,
+    /// `[r, m]` f32 expression.
+    pub cells: Tensor,
+    /// Control cells of this key in the training data (before the
+    /// reservoir cut).
+    pub n_train: usize,
+}
+
+/// The mean shift of one single perturbation in one covariate key.
+#[derive(Debug)]
+pub struct MeanShift {
+    pub perturbation: String,
+    pub covariates: Vec<String>,
+    /// Cells of the perturbation in this key.
+    pub n_cells: usize,
+    /// `[m]` perturbed mean minus control mean.
+    pub shift: Tensor,
+}
+
+/// A PCA basis.
+#[derive(Debug)]
+pub struct PcaBasis {
+    /// `[m]` mean of the training cells.
+    pub mean: Tensor,
+    /// `[m, k]` orthonormal loadings, descending variance.
+    pub components: Tensor,
+    /// `[k]` variance along each component (ddof 1).
+    pub variance: Vec<f64>,
+}
+
+/// Everything a model keeps from its training data besides the weights.
+#[derive(Debug)]
+pub struct DataStats {
+    /// `[m]` per-gene mean of the training cells.
+    pub gene_mean: Tensor,
+    /// `[m]` per-gene standard deviation (at least [`MIN_STD`]).
+    pub gene_std: Tensor,
+    pub pca: Option<PcaBasis>,
+    pub controls: Vec<ControlSet>,
+    pub shifts: Vec<MeanShift>,
+    /// Training cells the stats were fitted on.
+    pub n_cells: usize,
+}
+
+/// The JSON index of a stats file.
+#[derive(Debug, Serialize, Deserialize)]
+struct StatsIndex {
+    n_cells: usize,
+    pca_variance: Option<Vec<f64>>,
+    controls: Vec<ControlEntry>,
+    shifts: Vec<ShiftEntry>,
+}
+
+#[derive(Debug, Serialize, Deserialize)]
+struct ControlEntry {
+    covariates: Vec<String>,
+    n_kept: usize,
+    n_train: usize,
+}
+
+#[derive(Debug, Serialize, Deserialize)]
+struct ShiftEntry {
+    perturbation: String,
+    covariates: Vec<String>,
+    n_cells: usize,
+}
+
+/// Rows `rows` of `ds.x` as a `[rows.len(), m]` f32 CPU tensor.
+pub fn rows_tensor(ds: &Dataset, rows: &[usize]) -> Result<Tensor> {
+    let m = ds.n_genes();
+    let mut flat = Vec::with_capacity(rows.len() * m);
+    for &r in rows {
+        flat.extend(ds.x.row(r).iter().copied());
+    }
+    Ok(Tensor::f_from_slice(&flat)?.f_reshape([rows.len() as i64, m as i64])?)
+}
+
+fn mean_tensor(ds: &Dataset, rows: &[usize]) -> Result<Tensor> {
+    Ok(Tensor::f_from_slice(&ds.mean_of(rows))?)
+}
+
+impl DataStats {
+    /// Fits the stats on every cell of `ds` (the training cells).
+    pub fn fit(ds: &Dataset, opts: &StatsOptions) -> Result<DataStats> {
+        let (n, m) = (ds.n_cells(), ds.n_genes());
+        if n == 0 {
+            return Err(Error::invalid(
+                "training data",
+                format!("{} has no cells", ds.source_name()),
+            ));
+        }
+        // Per-gene moments in f64.
+        let mut sum = vec![0f64; m];
+        let mut sq = vec![0f64; m];
+        for row in ds.x.rows() {
+            for ((s, q), &v) in sum.iter_mut().zip(sq.iter_mut()).zip(row.iter()) {
+                let v = v as f64;
+                *s += v;
+                *q += v * v;
+            }
+        }
+        let nf = n as f64;
+        let mean: Vec<f32> = sum.iter().map(|s| (s / nf) as f32).collect();
+        let std: Vec<f32> = sum
+            .iter()
+            .zip(&sq)
+            .map(|(s, q)| {
+                let mu = s / nf;
+                let var = if n > 1 {
+                    ((q - nf * mu * mu) / (nf - 1.0)).max(0.0)
+                } else {
+                    0.0
+                };
+                var.sqrt().max(MIN_STD) as f32
+            })
+            .collect();
+        let pca = match opts.pca_components {
+            Some(k) => {
+                let rows: Vec<usize> = (0..n).collect();
+                let p = crate::metrics::pca::Pca::fit(&ds.x, &rows, k, Kind::Double, Device::Cpu)?;
+                Some(PcaBasis {
+                    mean: p.mean.f_to_kind(Kind::Float)?,
+                    components: p.components.f_to_kind(Kind::Float)?.f_contiguous()?,
+                    variance: p.explained_variance.clone(),
+                })
+            }
+            None => None,
+        };
+        let mut controls = Vec::new();
+        let mut control_mean: BTreeMap<String, Tensor> = BTreeMap::new();
+        for key in ds.cov_keys() {
+            let cells = ds.control_cells(&key);
+            if cells.is_empty() {
+                continue;
+            }
+            let Some(unit) = ds
+                .units()
+                .iter()
+                .find(|u| u.is_control() && u.cov_key == key)
+            else {
+                continue;
+            };
+            control_mean.insert(key.clone(), mean_tensor(ds, &cells)?);
+            let kept: Vec<usize> = if cells.len() > opts.control_cells {
+                let mut rng = ChaCha8Rng::seed_from_u64(crate::train::derive_seed(
+                    opts.seed,
+                    &[0x00c0_47a0, controls.len() as u64],
+                ));
+                let mut idx =
+                    rand::seq::index::sample(&mut rng, cells.len(), opts.control_cells).into_vec();
+                idx.sort_unstable();
+                idx.into_iter().map(|i| cells[i]).collect()
+            } else {
+                cells.clone()
+            };
+            controls.push(ControlSet {
+                covariates: unit.covariates.clone(),
+                cells: rows_tensor(ds, &kept)?,
+                n_train: cells.len(),
+            });
+        }
+        let mut shifts = Vec::new();
+        for u in ds.units() {
+            if u.perturbations.len() != 1 {
+                continue;
+            }
+            let Some(base) = control_mean.get(&u.cov_key) else {
+                continue;
+            };
+            shifts.push(MeanShift {
+                perturbation: u.perturbations[0].clone(),
+                covariates: u.covariates.clone(),
+                n_cells: u.cells.len(),
+                shift: mean_tensor(ds, &u.cells)?.f_sub(base)?,
+            });
+        }
+        Ok(DataStats {
+            gene_mean: Tensor::f_from_slice(&mean)?,
+            gene_std: Tensor::f_from_slice(&std)?,
+            pca,
+            controls,
+            shifts,
+            n_cells: n,
+        })
+    }
+
+    /// Number of genes `m`.
+    pub fn n_genes(&self) -> usize {
+        self.gene_mean.size().first().copied().unwrap_or(0) as usize
+    }
+
+    /// The control set of `covariates`; an error names the keys that have
+    /// control cells.
+    pub fn control_set(&self, covariates: &[String]) -> Result<&ControlSet> {
+        self.controls
+            .iter()
+            .find(|c| c.covariates == covariates)
+            .ok_or_else(|| {
+                let known: Vec<String> = self
+                    .controls
+                    .iter()
+                    .map(|c| c.covariates.join("_"))
+                    .collect();
+                Error::unknown(
+                    "covariate value (no control cells of it in the training data)",
+                    covariates.join("_").as_str(),
+                    &known,
+                )
+            })
+    }
+
+    /// `n` control cells `[n, m]` of the covariates of `cond`, drawn from
+    /// the reservoir by a seeded permutation (without replacement while it
+    /// lasts, then the next permutation), so they depend only on
+    /// `(seed, cond)`.
+    pub fn draw_controls(&self, cond: &Condition, n: usize, seed: u64) -> Result<Tensor> {
+        let set = self.control_set(&cond.covariates)?;
+        let r = set.cells.size().first().copied().unwrap_or(0) as usize;
+        if r == 0 {
+            return Err(Error::invalid(
+                "control cells",
+                format!("none kept for '{}'", cond.covariates.join("_")),
+            ));
+        }
+        let mut rng = ChaCha8Rng::seed_from_u64(seed);
+        let mut idx: Vec<i64> = Vec::with_capacity(n);
+        while idx.len() < n {
+            let mut perm: Vec<i64> = (0..r as i64).collect();
+            rand::seq::SliceRandom::shuffle(perm.as_mut_slice(), &mut rng);
+            idx.extend(perm.into_iter().take(n - idx.len()));
+        }
+        Ok(set.cells.f_index_select(0, &Tensor::f_from_slice(&idx)?)?)
+    }
+
+    /// The additive floor's shift `[m]` of `cond` (see the module docs).
+    /// A perturbation without single-perturbation cells in training is an
+    /// error naming it.
+    pub fn additive_shift(&self, cond: &Condition) -> Result<Tensor> {
+        let mut total = Tensor::f_zeros([self.n_genes() as i64], (Kind::Float, Device::Cpu))?;
+        for p in &cond.perturbations {
+            let here = self
+                .shifts
+                .iter()
+                .find(|s| &s.perturbation == p && s.covariates == cond.covariates);
+            let shift = match here {
+                Some(s) => s.shift.shallow_clone(),
+                None => {
+                    let all: Vec<&MeanShift> = self
+                        .shifts
+                        .iter()
+                        .filter(|s| &s.perturbation == p)
+                        .collect();
+                    if all.is_empty() {
+                        return Err(Error::invalid(
+                            "additive",
+                            format!(
+                                "perturbation '{p}' of '{cond}' has no single-perturbation cells in the training data, so its mean shift is unknown"
+                            ),
+                        ));
+                    }
+                    let stacked: Vec<Tensor> =
+                        all.iter().map(|s| s.shift.shallow_clone()).collect();
+                    Tensor::f_stack(&stacked, 0)?.f_mean_dim(
+                        Some(&[0i64][..]),
+                        false,
+                        Kind::Float,
+                    )?
+                }
+            };
+            total = total.f_add(&shift)?;
+        }
+        Ok(total)
+    }
+
+    /// Writes `stats.json` and `stats.safetensors` into `dir` atomically.
+    pub fn save(&self, dir: &Path) -> Result<()> {
+        let mut tensors: Vec<(String, Tensor)> = vec![
+            ("gene_mean".into(), self.gene_mean.shallow_clone()),
+            ("gene_std".into(), self.gene_std.shallow_clone()),
+        ];
+        if let Some(p) = &self.pca {
+            tensors.push(("pca.mean".into(), p.mean.shallow_clone()));
+            tensors.push(("pca.components".into(), p.components.shallow_clone()));
+        }
+        for (i, c) in self.controls.iter().enumerate() {
+            tensors.push((format!("controls.{i}"), c.cells.shallow_clone()));
+        }
+        for (i, s) in self.shifts.iter().enumerate() {
+            tensors.push((format!("shifts.{i}"), s.shift.shallow_clone()));
+        }
+        write_tensors(&dir.join(STATS_TENSORS), &tensors)?;
+        let index = StatsIndex {
+            n_cells: self.n_cells,
+            pca_variance: self.pca.as_ref().map(|p| p.variance.clone()),
+            controls: self
+                .controls
+                .iter()
+                .map(|c| ControlEntry {
+                    covariates: c.covariates.clone(),
+                    n_kept: c.cells.size().first().copied().unwrap_or(0) as usize,
+                    n_train: c.n_train,
+                })
+                .collect(),
+            shifts: self
+                .shifts
+                .iter()
+                .map(|s| ShiftEntry {
+                    perturbation: s.perturbation.clone(),
+                    covariates: s.covariates.clone(),
+                    n_cells: s.n_cells,
+                })
+                .collect(),
+        };
+        crate::atomic::write_json(&dir.join(STATS_JSON), &index)
+    }
+
+    /// Reads the stats of a model folder, or `None` when it has none (a
+    /// model saved before stats existed). Shapes are checked against `m`
+    /// genes; the error names the file and tensor.
+    pub fn load(dir: &Path, m: usize) -> Result<Option<DataStats>> {
+        let json = dir.join(STATS_JSON);
+        if !json.is_file() {
+            return Ok(None);
+        }
+        let index: StatsIndex = crate::atomic::read_json(&json)?;
+        let path = dir.join(STATS_TENSORS);
+        let mut t = read_tensors(&path)?;
+        let mut take = |name: &str, shape: &[Option<i64>]| -> Result<Tensor> {
+            let v = t.remove(name).ok_or_else(|| {
+                Error::format(&path, name, "missing (the file does not match stats.json)")
+            })?;
+            let s = v.size();
+            let ok = s.len() == shape.len()
+                && s.iter()
+                    .zip(shape)
+                    .all(|(a, b)| b.map_or(true, |b| *a == b));
+            if !ok {
+                return Err(Error::format(
+                    &path,
+                    name,
+                    format!("shape {s:?}, expected {shape:?} (None: any) for {m} genes"),
+                ));
+            }
+            Ok(v.f_to_kind(Kind::Float)?)
+        };
+        let mi = Some(m as i64);
+        let gene_mean = take("gene_mean", &[mi])?;
+        let gene_std = take("gene_std", &[mi])?;
+        let pca = match &index.pca_variance {
+            Some(v) => Some(PcaBasis {
+                mean: take("pca.mean", &[mi])?,
+                components: take("pca.components", &[mi, Some(v.len() as i64)])?,
+                variance: v.clone(),
+            }),
+            None => None,
+        };
+        let mut controls = Vec::new();
+        for (i, c) in index.controls.iter().enumerate() {
+            controls.push(ControlSet {
+                covariates: c.covariates.clone(),
+                cells: take(&format!("controls.{i}"), &[Some(c.n_kept as i64), mi])?,
+                n_train: c.n_train,
+            });
+        }
+        let mut shifts = Vec::new();
+        for (i, s) in index.shifts.iter().enumerate() {
+            shifts.push(MeanShift {
+                perturbation: s.perturbation.clone(),
+                covariates: s.covariates.clone(),
+                n_cells: s.n_cells,
+                shift: take(&format!("shifts.{i}"), &[mi])?,
+            });
+        }
+        Ok(Some(DataStats {
+            gene_mean,
+            gene_std,
+            pca,
+            controls,
+            shifts,
+            n_cells: index.n_cells,
+        }))
+    }
+}

@@ -1,0 +1,127 @@
+//! `Cells`: the training (or validation) cells of a run on the model's
+//! device, in the model's flow space: expression `[n, d]`, the condition
+//! encoding of each unit `[U, n_c]` and each cell's unit `[n]`.
+
+use tch::Tensor;
+
+use crate::data::Dataset;
+use crate::error::{Error, Result};
+use crate::model::Model;
+
+/// A dataset's cells on a device, in flow space.
+pub struct Cells {
+    /// `[n, d]` flow-space coordinates.
+    pub x: Tensor,
+    /// `[U, n_c]` condition encoding of each unit of the source dataset.
+    pub unit_cond: Tensor,
+    /// `[n]` i64 unit of each cell.
+    pub cell_unit: Tensor,
+}
+
+impl Cells {
+    /// The rows `rows` (all when `None`) of `ds` on the model's device,
+    /// mapped into the model's flow space. With `skip_unknown`, cells whose
+    /// condition the model cannot encode (a perturbation or covariate value
+    /// it never saw) are left out instead of being an error (validation
+    /// cells).
+    pub fn new(
+        model: &Model,
+        ds: &Dataset,
+        rows: Option<&[usize]>,
+        skip_unknown: bool,
+    ) -> Result<Cells> {
+        let device = model.device();
+        let units = ds.units();
+        let mut unit_ok = vec![true; units.len()];
+        if skip_unknown {
+            for (ok, u) in unit_ok.iter_mut().zip(units) {
+                *ok = model.vocab.encode(&u.condition()).is_ok();
+            }
+        }
+        let rows: Vec<usize> = match rows {
+            Some(r) => r.to_vec(),
+            None => (0..ds.n_cells()).collect(),
+        };
+        let rows: Vec<usize> = rows
+            .into_iter()
+            .filter(|&r| unit_ok[ds.cell_units()[r]])
+            .collect();
+        let space = model.flow_space()?;
+        // Encode in chunks so a PCA space never holds the gene-space copy of
+        // every cell at once on the device.
+        let mut parts = Vec::new();
+        for chunk in rows.chunks(8192) {
+            let x = crate::model::stats::rows_tensor(ds, chunk)?.f_to_device(device)?; // [c, m]
+            parts.push(space.encode(&x)?); // [c, d]
+        }
+        let x = if parts.is_empty() {
+            Tensor::f_zeros([0, model.flow_dim() as i64], (tch::Kind::Float, device))?
+        } else {
+            Tensor::f_cat(&parts, 0)?
+        }; // [n, d]
+           // Units the model cannot encode get a null row; no kept cell uses it.
+        let mut enc = vec![0f32; units.len() * model.cond_dim()];
+        for ((u, ok), chunk) in units
+            .iter()
+            .zip(&unit_ok)
+            .zip(enc.chunks_mut(model.cond_dim().max(1)))
+        {
+            if *ok {
+                model
+                    .vocab
+                    .encode_into(&u.condition(), chunk)
+                    .map_err(|e| {
+                        Error::invalid(
+                            "training data",
+                            format!(
+                                "{} cannot be encoded with the model's vocabulary: {e}",
+                                ds.source_name()
+                            ),
+                        )
+                    })?;
+            }
+        }
+        let unit_cond = Tensor::f_from_slice(&enc)?
+            .f_reshape([units.len() as i64, model.cond_dim() as i64])?
+            .f_to_device(device)?; // [U, n_c]
+        let cu: Vec<i64> = rows.iter().map(|&r| ds.cell_units()[r] as i64).collect();
+        let cell_unit = Tensor::f_from_slice(&cu)?.f_to_device(device)?; // [n]
+        Ok(Cells {
+            x,
+            unit_cond,
+            cell_unit,
+        })
+    }
+
+    /// No cells (models without a flow).
+    pub fn empty() -> Cells {
+        Cells {
+            x: Tensor::new(),
+            unit_cond: Tensor::new(),
+            cell_unit: Tensor::new(),
+        }
+    }
+
+    /// Number of cells.
+    pub fn len(&self) -> i64 {
+        if !self.x.defined() {
+            return 0;
+        }
+        self.x.size().first().copied().unwrap_or(0)
+    }
+
+    /// True when there are no cells.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// Flow-space coordinates `[b, d]` and condition encodings `[b, n_c]`
+    /// of the cells `idx`.
+    pub fn batch(&self, idx: &[i64]) -> Result<(Tensor, Tensor)> {
+        let it = Tensor::f_from_slice(idx)?.f_to_device(self.x.device())?; // [b]
+        let x1 = self.x.f_index_select(0, &it)?; // [b, d]
+        let units = self.cell_unit.f_index_select(0, &it)?; // [b]
+        let cond = self.unit_cond.f_index_select(0, &units)?; // [b, n_c]
+        Ok((x1, cond))
+    }
+}
