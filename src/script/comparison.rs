@@ -70,17 +70,6 @@ pub fn compare_map(groups: &Map) -> RhaiResult<ComparisonHandle> {
     Ok(ComparisonHandle(Rc::new(compare(&runs))))
 }
 
-/// `mean ± sd` (4 decimals; the mean alone with one run; `-` when none).
-fn stat_cell(s: Stat) -> String {
-    if s.mean.is_nan() {
-        "-".into()
-    } else if s.sd.is_nan() {
-        format!("{:.4}", s.mean)
-    } else {
-        format!("{:.4} ± {:.4}", s.mean, s.sd)
-    }
-}
-
 fn nan_stat() -> Stat {
     crate::metrics::compare::stat(&[])
 }
@@ -88,44 +77,12 @@ fn nan_stat() -> Stat {
 impl ComparisonHandle {
     /// Header and rows (model, runs, one `mean ± sd` cell per metric).
     pub fn cells(&self) -> (Vec<String>, Vec<Vec<String>>) {
-        let c = &self.0;
-        let mut header = vec!["model".to_string(), "runs".to_string()];
-        header.extend(c.metrics.iter().cloned());
-        let rows = c
-            .rows
-            .iter()
-            .map(|r| {
-                let mut row = vec![r.model.clone(), r.seeds.len().to_string()];
-                row.extend(
-                    c.metrics
-                        .iter()
-                        .map(|m| stat_cell(r.values.get(m).copied().unwrap_or_else(nan_stat))),
-                );
-                row
-            })
-            .collect();
-        (header, rows)
+        self.0.cells(|c| c)
     }
 
-    /// The comparison as a Markdown table.
+    /// The comparison as a Markdown table (best per column in bold).
     pub fn markdown(&self) -> String {
-        let (header, rows) = self.cells();
-        let line = |cells: &[String]| {
-            format!(
-                "| {} |\n",
-                cells
-                    .iter()
-                    .map(|c| c.replace('|', "\\|"))
-                    .collect::<Vec<_>>()
-                    .join(" | ")
-            )
-        };
-        let mut s = line(&header);
-        s.push_str(&format!("|{}\n", "---|".repeat(header.len())));
-        for r in &rows {
-            s.push_str(&line(r));
-        }
-        s
+        self.0.markdown()
     }
 
     /// One bar per (model, metric) with its sd.
@@ -148,10 +105,12 @@ impl ComparisonHandle {
         out
     }
 
-    /// The comparison as an HTML table (notebooks).
+    /// The comparison as an HTML table (notebooks), the best of each
+    /// column in bold.
     pub fn html(&self) -> Html {
-        let (header, rows) = self.cells();
-        Html::table(&header, &rows)
+        let (header, rows) = self.0.cells(|c| format!("\u{1}{c}\u{2}"));
+        let Html(table) = Html::table(&header, &rows);
+        Html(table.replace('\u{1}', "<b>").replace('\u{2}', "</b>"))
     }
 }
 
