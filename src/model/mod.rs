@@ -6,6 +6,7 @@
 //! * [`model`]: [`Model`], a velocity field with its weights, genes and
 //!   condition vocabulary (what a checkpoint holds).
 
+pub mod baselines;
 pub mod config;
 pub mod mlp;
 #[allow(clippy::module_inception)]
