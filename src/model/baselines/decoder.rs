@@ -295,6 +295,7 @@ mod tests {
     /// 29,168,592.
     #[test]
     fn parameter_count_matches_perturbench() {
+        let _rng = lock();
         let (vs, _) = build(&DecoderOnlyConfig::preset("paper").unwrap(), 2000, 105, 1);
         assert_eq!(n_params(&vs), 25_355_216);
         let (vs, _) = build(
@@ -338,21 +339,23 @@ mod tests {
         assert!(a.equal(&b));
     }
 
-    /// With one fixed control profile, the shifted targets depend on the
-    /// perturbations only, which the decoder can learn: Adam (300 steps,
-    /// tiny preset) cuts the held-out MSE by well over 10x.
+    /// Controls are a per-covariate profile plus noise, so the target
+    /// `profile_c + sum_k p_k d_k` is a function of the condition, which the
+    /// decoder sees: Adam (300 steps, tiny preset) brings the held-out MSE
+    /// down towards the noise floor 0.01.
     #[test]
     fn adam_learns_an_additive_shift() {
         let _rng = lock();
         tch::manual_seed(4);
         let (vs, net) = build(&DecoderOnlyConfig::preset("tiny").unwrap(), 8, 4, 2);
-        let (before, after) = fit_shift(&vs, &net, 8, 4, 2, 300, true);
+        let (before, after) = fit_shift(&vs, &net, 8, 4, 2, 300);
         println!("decoder-only shift fit: MSE {before:.4} -> {after:.6}");
         assert!(after < 0.05 && after < before / 10.0, "{before} -> {after}");
     }
 
     #[test]
     fn presets_validation_and_serde() {
+        let _rng = lock();
         let e = DecoderOnlyConfig::preset("huge").unwrap_err().to_string();
         assert!(
             e.contains("huge") && e.contains("small") && e.contains("paper"),

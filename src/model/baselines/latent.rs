@@ -322,6 +322,7 @@ mod tests {
     /// 23,118,928.
     #[test]
     fn parameter_count_matches_perturbench() {
+        let _rng = lock();
         let (vs, _) = build(
             &LatentAdditiveConfig::preset("paper").unwrap(),
             2000,
@@ -371,13 +372,14 @@ mod tests {
         let _rng = lock();
         tch::manual_seed(4);
         let (vs, net) = build(&LatentAdditiveConfig::preset("tiny").unwrap(), 8, 4, 2);
-        let (before, after) = fit_shift(&vs, &net, 8, 4, 2, 300, false);
+        let (before, after) = fit_shift(&vs, &net, 8, 4, 2, 300);
         println!("latent additive shift fit: MSE {before:.4} -> {after:.6}");
         assert!(after < 0.05 && after < before / 10.0, "{before} -> {after}");
     }
 
     #[test]
     fn presets_validation_and_serde() {
+        let _rng = lock();
         let e = LatentAdditiveConfig::preset("huge")
             .unwrap_err()
             .to_string();

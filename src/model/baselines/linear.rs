@@ -221,6 +221,7 @@ mod tests {
     /// without covariates `nn.Linear(105, 2000)` has 212,000.
     #[test]
     fn parameter_count_matches_perturbench() {
+        let _rng = lock();
         let (vs, _) = build(
             &LinearAdditiveConfig::preset("paper").unwrap(),
             2000,
@@ -246,7 +247,7 @@ mod tests {
                 softplus_output: softplus,
                 ..Default::default()
             };
-            let (_vs, net) = build(&cfg, 7, 3, 2);
+            let (_vs, mut net) = build(&cfg, 7, 3, 2);
             tch::no_grad(|| {
                 let _ = net.fc_pert.weight.zero_();
                 let _ = net.fc_pert.bias.zero_();
@@ -292,7 +293,7 @@ mod tests {
             ..Default::default()
         };
         let (vs, net) = build(&cfg, 8, 4, 2);
-        let (before, after) = fit_shift(&vs, &net, 8, 4, 2, 300, false);
+        let (before, after) = fit_shift(&vs, &net, 8, 4, 2, 300);
         println!("linear additive shift fit: MSE {before:.4} -> {after:.6}");
         assert!(
             after < 1e-3 && after < before / 100.0,
@@ -302,6 +303,7 @@ mod tests {
 
     #[test]
     fn presets_sizes_and_serde() {
+        let _rng = lock();
         let e = LinearAdditiveConfig::preset("huge")
             .unwrap_err()
             .to_string();

@@ -157,6 +157,7 @@ impl Mlp {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::model::baselines::test_support::lock;
     use tch::{nn::VarStore, Device, Kind};
 
     fn names(vs: &VarStore) -> Vec<(String, Vec<i64>)> {
@@ -175,6 +176,7 @@ mod tests {
     /// `dropout=None` (0, 3, output at 6).
     #[test]
     fn parameter_names_follow_pytorch_sequential_numbering() {
+        let _rng = lock();
         let vs = VarStore::new(Device::Cpu);
         Mlp::new(&(vs.root() / "enc"), 5, 7, 3, 2, Some(0.1)).unwrap();
         let want = vec![
@@ -205,6 +207,7 @@ mod tests {
 
     #[test]
     fn init_is_uniform_within_pytorch_bound() {
+        let _rng = lock();
         let vs = VarStore::new(Device::Cpu);
         let m = Mlp::new(&vs.root(), 100, 50, 4, 1, None).unwrap();
         let bound = 1.0 / 100f64.sqrt();
@@ -224,8 +227,9 @@ mod tests {
     /// the output layer set to the identity the result is `relu(LN(.))`.
     #[test]
     fn hidden_block_is_linear_layernorm_relu() {
+        let _rng = lock();
         let vs = VarStore::new(Device::Cpu);
-        let m = Mlp::new(&vs.root(), 3, 4, 4, 1, None).unwrap();
+        let mut m = Mlp::new(&vs.root(), 3, 4, 4, 1, None).unwrap();
         tch::no_grad(|| {
             m.output
                 .weight
@@ -244,6 +248,7 @@ mod tests {
 
     #[test]
     fn rejects_zero_sizes_and_bad_dropout() {
+        let _rng = lock();
         let vs = VarStore::new(Device::Cpu);
         let e = Mlp::new(&vs.root(), 0, 4, 4, 1, None)
             .unwrap_err()
