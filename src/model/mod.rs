@@ -13,6 +13,7 @@
 //! * [`model`]: [`Model`], a model with its weights, genes, condition
 //!   vocabulary and statistics (what a checkpoint holds).
 
+pub mod baselines;
 pub mod config;
 pub mod floor;
 pub mod mlp;
