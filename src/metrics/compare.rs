@@ -166,7 +166,11 @@ impl Comparison {
                 let mut row = vec![r.model.clone(), r.seeds.len().to_string()];
                 for m in &self.metrics {
                     let c = stat_cell(r.values.get(m).copied().unwrap_or(stat(&[])));
-                    row.push(if self.is_best(&r.model, m) { mark(c) } else { c });
+                    row.push(if self.is_best(&r.model, m) {
+                        mark(c)
+                    } else {
+                        c
+                    });
                 }
                 row
             })

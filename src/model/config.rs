@@ -9,12 +9,16 @@
 //! | `unet` | PRiMeFlow U-Net velocity field (Tables 10-11) | CFM | noise |
 //! | `mlp` | PRiMeFlow MLP velocity field (Tables 12-13) | CFM | noise |
 //! | `pca` | FM PCA: the MLP in PCA space (Tables 14-15) | CFM | noise |
+//! | `linear` | PerturBench's Linear Additive | MSE on (control, perturbed) pairs | control cells |
+//! | `latent` | PerturBench's Latent Additive | MSE on (control, perturbed) pairs | control cells |
+//! | `decoder` | PerturBench's Decoder-only | MSE on (control, perturbed) pairs | the condition |
 //! | `control` | control cells of the covariate (floor) | statistics | control cells |
 //! | `additive` | control cells + summed single-perturbation shifts (floor) | statistics | control cells |
 
 use serde::{Deserialize, Serialize};
 
 use crate::error::{Error, Result};
+use crate::model::baselines::{DecoderOnlyConfig, LatentAdditiveConfig, LinearAdditiveConfig};
 use crate::model::floor::FloorConfig;
 use crate::model::mlp::MlpConfig;
 use crate::model::pca::PcaFlowConfig;
@@ -31,6 +35,12 @@ pub enum ModelConfig {
     Mlp(MlpConfig),
     /// FM PCA: the MLP velocity field in PCA space.
     Pca(PcaFlowConfig),
+    /// PerturBench's Linear Additive baseline.
+    Linear(LinearAdditiveConfig),
+    /// PerturBench's Latent Additive baseline.
+    Latent(LatentAdditiveConfig),
+    /// PerturBench's Decoder-only baseline.
+    Decoder(DecoderOnlyConfig),
     /// The `control` floor.
     Control(FloorConfig),
     /// The `additive` floor.
@@ -43,6 +53,9 @@ pub enum Family {
     /// A velocity field trained by conditional flow matching from Gaussian
     /// noise.
     Flow,
+    /// A network mapping a control cell to its perturbed counterpart,
+    /// trained by mean squared error (PerturBench's baselines).
+    Response,
     /// No weights: statistics of the training cells (the floors).
     Floor,
 }
@@ -58,7 +71,9 @@ pub enum SpaceKind {
 
 impl ModelConfig {
     /// Model kinds, as `--model` spells them.
-    pub const KINDS: [&'static str; 5] = ["unet", "mlp", "pca", "control", "additive"];
+    pub const KINDS: [&'static str; 8] = [
+        "unet", "mlp", "pca", "linear", "latent", "decoder", "control", "additive",
+    ];
 
     /// The preset `preset` of model kind `model`: `tiny`, `small` (CPU
     /// sizes), `norman19`, `srivatsan20` (the paper's tables for that kind).
@@ -69,6 +84,9 @@ impl ModelConfig {
             "unet" => Ok(ModelConfig::Unet(UNetConfig::preset(&p)?)),
             "mlp" => Ok(ModelConfig::Mlp(MlpConfig::preset(&p)?)),
             "pca" => Ok(ModelConfig::Pca(PcaFlowConfig::preset(&p)?)),
+            "linear" => Ok(ModelConfig::Linear(LinearAdditiveConfig::preset(&p)?)),
+            "latent" => Ok(ModelConfig::Latent(LatentAdditiveConfig::preset(&p)?)),
+            "decoder" => Ok(ModelConfig::Decoder(DecoderOnlyConfig::preset(&p)?)),
             kind @ ("control" | "additive") => {
                 if !UNetConfig::PRESETS.contains(&p.as_str()) {
                     return Err(Error::unknown("preset", p.as_str(), UNetConfig::PRESETS));
@@ -89,6 +107,9 @@ impl ModelConfig {
             ModelConfig::Unet(_) => "unet",
             ModelConfig::Mlp(_) => "mlp",
             ModelConfig::Pca(_) => "pca",
+            ModelConfig::Linear(_) => "linear",
+            ModelConfig::Latent(_) => "latent",
+            ModelConfig::Decoder(_) => "decoder",
             ModelConfig::Control(_) => "control",
             ModelConfig::Additive(_) => "additive",
         }
@@ -100,6 +121,9 @@ impl ModelConfig {
             ModelConfig::Unet(_) => "PRiMeFlow U-Net",
             ModelConfig::Mlp(_) => "PRiMeFlow MLP",
             ModelConfig::Pca(_) => "FM PCA",
+            ModelConfig::Linear(_) => "Linear Additive",
+            ModelConfig::Latent(_) => "Latent Additive",
+            ModelConfig::Decoder(_) => "Decoder-only",
             ModelConfig::Control(_) => "Control",
             ModelConfig::Additive(_) => "Additive",
         }
@@ -109,6 +133,9 @@ impl ModelConfig {
     pub fn family(&self) -> Family {
         match self {
             ModelConfig::Unet(_) | ModelConfig::Mlp(_) | ModelConfig::Pca(_) => Family::Flow,
+            ModelConfig::Linear(_) | ModelConfig::Latent(_) | ModelConfig::Decoder(_) => {
+                Family::Response
+            }
             ModelConfig::Control(_) | ModelConfig::Additive(_) => Family::Floor,
         }
     }
@@ -142,6 +169,9 @@ impl ModelConfig {
             ModelConfig::Unet(c) => c.validate(),
             ModelConfig::Mlp(c) => c.validate(),
             ModelConfig::Pca(c) => c.validate(),
+            ModelConfig::Linear(c) => c.validate(),
+            ModelConfig::Latent(c) => c.validate(),
+            ModelConfig::Decoder(c) => c.validate(),
             ModelConfig::Control(_) | ModelConfig::Additive(_) => Ok(()),
         }
     }
@@ -152,13 +182,30 @@ impl ModelConfig {
             ModelConfig::Unet(c) => c.dropout,
             ModelConfig::Mlp(c) => c.dropout,
             ModelConfig::Pca(c) => c.velocity.dropout,
+            ModelConfig::Latent(c) => c.dropout.unwrap_or(0.0),
+            ModelConfig::Linear(_) | ModelConfig::Decoder(_) => 0.0,
             ModelConfig::Control(_) | ModelConfig::Additive(_) => 0.0,
+        }
+    }
+
+    /// Forward FLOPs per cell of a response baseline with `n_perts`
+    /// perturbations and `n_covs` covariate one-hot slots (0 for the other
+    /// kinds; see [`flops_per_cell`](Self::flops_per_cell)).
+    pub fn response_flops(&self, n_genes: usize, n_perts: usize, n_covs: usize) -> f64 {
+        match self {
+            ModelConfig::Linear(c) => c.flops_per_cell(n_genes, n_perts, n_covs),
+            ModelConfig::Latent(c) => c.flops_per_cell(n_genes, n_perts, n_covs),
+            ModelConfig::Decoder(c) => c.flops_per_cell(n_genes, n_perts, n_covs),
+            _ => 0.0,
         }
     }
 
     /// Forward FLOPs per cell for `n_genes` genes and condition width
     /// `cond_dim` (U-Net: counted block by block; MLPs: 2 x their
-    /// multiply-accumulates; floors: 0). Forward+backward is about 3x.
+    /// multiply-accumulates; floors: 0; response baselines: counted as if
+    /// the whole condition were perturbations, see
+    /// [`response_flops`](Self::response_flops)). Forward+backward is about
+    /// 3x.
     pub fn flops_per_cell(&self, n_genes: usize, cond_dim: usize) -> f64 {
         match self {
             ModelConfig::Unet(c) => {
@@ -166,6 +213,9 @@ impl ModelConfig {
             }
             ModelConfig::Mlp(c) => c.flops_per_cell(n_genes, cond_dim),
             ModelConfig::Pca(c) => c.velocity.flops_per_cell(c.n_components, cond_dim),
+            ModelConfig::Linear(_) | ModelConfig::Latent(_) | ModelConfig::Decoder(_) => {
+                self.response_flops(n_genes, cond_dim, 0)
+            }
             ModelConfig::Control(_) | ModelConfig::Additive(_) => 0.0,
         }
     }

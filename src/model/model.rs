@@ -23,6 +23,7 @@ use tch::{nn, Device, Tensor};
 
 use crate::data::{Condition, ConditionVocab, Dataset};
 use crate::error::{Error, Result};
+use crate::model::baselines::{DecoderOnly, LatentAdditive, LinearAdditive, ResponseModel};
 use crate::model::config::{Family, ModelConfig, SpaceKind};
 use crate::model::mlp::MlpVelocity;
 use crate::model::space::{DataSpace, FlowSpace};
@@ -47,6 +48,8 @@ pub const LATEST_FILE: &str = "latest";
 enum Net {
     /// A velocity field over the flow space.
     Flow(Box<dyn VelocityField>),
+    /// A control-to-perturbed network (PerturBench's baselines).
+    Response(Box<dyn ResponseModel>),
     /// No network (the floors).
     Floor,
 }
@@ -137,6 +140,18 @@ impl Model {
                     c.n_components,
                     n_c,
                 )?))
+            }
+            ModelConfig::Linear(c) => {
+                let (p, k) = vocab_split(&vocab);
+                Net::Response(Box::new(LinearAdditive::new(&root, c, m, p, k)?))
+            }
+            ModelConfig::Latent(c) => {
+                let (p, k) = vocab_split(&vocab);
+                Net::Response(Box::new(LatentAdditive::new(&root, c, m, p, k)?))
+            }
+            ModelConfig::Decoder(c) => {
+                let (p, k) = vocab_split(&vocab);
+                Net::Response(Box::new(DecoderOnly::new(&root, c, m, p, k)?))
             }
             ModelConfig::Control(_) | ModelConfig::Additive(_) => Net::Floor,
         };
@@ -253,12 +268,28 @@ impl Model {
         Model::new(config, ds.genes.clone(), ds.vocab(), device, seed)
     }
 
+    /// A response baseline's prediction `[B, m]` for control cells
+    /// `control` `[B, m]` under condition encodings `cond` `[B, n_c]` (split
+    /// into the perturbation multi-hot and the covariate one-hots).
+    pub fn predict_response(&self, control: &Tensor, cond: &Tensor, train: bool) -> Result<Tensor> {
+        let Net::Response(net) = &self.net else {
+            return Err(Error::invalid(
+                "model",
+                format!("{} does not map control cells", self.config.display_name()),
+            ));
+        };
+        let (p, k) = vocab_split(&self.vocab);
+        let perts = cond.f_narrow(1, 0, p as i64)?; // [B, n_p]
+        let covs = cond.f_narrow(1, p as i64, k as i64)?; // [B, n_cov]
+        net.predict(control, &perts, &covs, train)
+    }
+
     /// The velocity `[B, d]` at `x_t` `[B, d]` (flow space), `t` `[B]` under
     /// condition encodings `cond` `[B, n_c]`; `train` switches dropout on.
     pub fn velocity(&self, x_t: &Tensor, t: &Tensor, cond: &Tensor, train: bool) -> Result<Tensor> {
         match &self.net {
             Net::Flow(net) => net.velocity(x_t, t, cond, train),
-            Net::Floor => Err(Error::invalid(
+            Net::Floor | Net::Response(_) => Err(Error::invalid(
                 "model",
                 format!("{} has no velocity field", self.config.display_name()),
             )),
@@ -437,6 +468,13 @@ impl VelocityField for Model {
     fn velocity(&self, x_t: &Tensor, t: &Tensor, cond: &Tensor, train: bool) -> Result<Tensor> {
         Model::velocity(self, x_t, t, cond, train)
     }
+}
+
+/// Widths of the perturbation multi-hot and of the covariate one-hots in
+/// the condition encoding.
+fn vocab_split(vocab: &ConditionVocab) -> (usize, usize) {
+    let p = vocab.perturbations.len();
+    (p, vocab.width() - p)
 }
 
 /// `dir` itself when it holds `model.json`; else the folder named by its

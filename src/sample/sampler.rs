@@ -219,14 +219,17 @@ impl Sampler {
         self.config.validate()?;
         match model.config.family() {
             Family::Flow => self.sample_flow(model, conds, n_each),
-            Family::Floor => self.sample_floor(model, conds, n_each),
+            Family::Floor | Family::Response => self.sample_from_controls(model, conds, n_each),
         }
     }
 
-    /// The floors: control cells of each condition's covariate (drawn with
-    /// a seed from `(seed, condition)`), moved by the additive shift for
-    /// `additive` -> `[conds.len() * n_each, m]`.
-    fn sample_floor(
+    /// The models that start from control cells of each condition's
+    /// covariate (drawn from the model's reservoir with a seed from
+    /// `(seed, condition)`, as PerturBench maps up to 1000 control cells per
+    /// covariate): the `control` floor returns them, `additive` adds the
+    /// summed single-perturbation shifts, the response baselines map them
+    /// through their network -> `[conds.len() * n_each, m]`.
+    fn sample_from_controls(
         &self,
         model: &Model,
         conds: &[Condition],
@@ -242,15 +245,39 @@ impl Sampler {
                 ),
             ));
         }
-        let _ = model.encode(conds)?; // unknown perturbations / covariates
+        let enc = model.encode(conds)?; // [C, n_c]; unknown perturbations / covariates
         let stats = model.stats()?;
         let m = model.n_genes();
         let mut out = Array2::<f32>::zeros((conds.len() * n_each, m));
+        let _guard = tch::no_grad_guard();
         for (i, c) in conds.iter().enumerate() {
+            if crate::progress::interrupted() {
+                return Err(Error::Interrupted);
+            }
             let seed = derive_seed(self.config.seed, &[condition_hash(c), tags::CONTROLS]);
             let mut x = stats.draw_controls(c, n_each, seed)?; // [n, m]
-            if matches!(model.config, ModelConfig::Additive(_)) {
-                x = x.f_add(&stats.additive_shift(c)?.f_unsqueeze(0)?)?;
+            match model.config.family() {
+                Family::Response => {
+                    let row = enc.f_narrow(0, i as i64, 1)?; // [1, n_c]
+                    let mut parts = Vec::new();
+                    for start in (0..n_each).step_by(self.config.max_batch) {
+                        let len = self.config.max_batch.min(n_each - start) as i64;
+                        let xb = x
+                            .f_narrow(0, start as i64, len)?
+                            .f_to_device(model.device())?;
+                        let cb = row.f_expand([len, row.size()[1]], false)?; // [b, n_c]
+                        parts.push(
+                            model
+                                .predict_response(&xb, &cb, false)?
+                                .f_to_device(Device::Cpu)?,
+                        );
+                    }
+                    x = Tensor::f_cat(&parts, 0)?; // [n, m]
+                }
+                _ if matches!(model.config, ModelConfig::Additive(_)) => {
+                    x = x.f_add(&stats.additive_shift(c)?.f_unsqueeze(0)?)?;
+                }
+                _ => {}
             }
             if self.config.clip_negative {
                 x = x.f_clamp_min(0.0)?;

@@ -1,7 +1,11 @@
 //! `Cells`: the training (or validation) cells of a run on the model's
-//! device, in the model's flow space: expression `[n, d]`, the condition
-//! encoding of each unit `[U, n_c]` and each cell's unit `[n]`.
+//! device, in the model's flow space (gene space for models without a
+//! flow): expression `[n, d]`, the condition encoding of each unit
+//! `[U, n_c]`, each cell's unit `[n]`, and which cells are controls of which
+//! covariate key (for objectives that pair a cell with a control cell).
 
+use rand::{Rng, SeedableRng};
+use rand_chacha::ChaCha8Rng;
 use tch::Tensor;
 
 use crate::data::Dataset;
@@ -16,6 +20,14 @@ pub struct Cells {
     pub unit_cond: Tensor,
     /// `[n]` i64 unit of each cell.
     pub cell_unit: Tensor,
+    /// Covariate-key index of each cell (CPU).
+    pub cell_cov: Vec<usize>,
+    /// Per covariate key, the positions of its control cells.
+    pub controls_by_cov: Vec<Vec<i64>>,
+    /// Positions of the perturbed (non-control) cells.
+    pub perturbed: Vec<i64>,
+    /// The covariate keys, in index order.
+    pub cov_keys: Vec<String>,
 }
 
 impl Cells {
@@ -46,7 +58,12 @@ impl Cells {
             .into_iter()
             .filter(|&r| unit_ok[ds.cell_units()[r]])
             .collect();
-        let space = model.flow_space()?;
+        let genes = crate::model::FlowSpace::Genes;
+        let space = if model.config.family() == crate::model::Family::Flow {
+            model.flow_space()?
+        } else {
+            &genes
+        };
         // Encode in chunks so a PCA space never holds the gene-space copy of
         // every cell at once on the device.
         let mut parts = Vec::new();
@@ -86,10 +103,28 @@ impl Cells {
             .f_to_device(device)?; // [U, n_c]
         let cu: Vec<i64> = rows.iter().map(|&r| ds.cell_units()[r] as i64).collect();
         let cell_unit = Tensor::f_from_slice(&cu)?.f_to_device(device)?; // [n]
+        let cov_keys = ds.cov_keys();
+        let mut controls_by_cov = vec![Vec::new(); cov_keys.len()];
+        let mut perturbed = Vec::new();
+        let mut cell_cov = Vec::with_capacity(rows.len());
+        for (pos, &r) in rows.iter().enumerate() {
+            let u = ds.unit_of(r);
+            let k = cov_keys.binary_search(&u.cov_key).unwrap_or(0);
+            cell_cov.push(k);
+            if u.is_control() {
+                controls_by_cov[k].push(pos as i64);
+            } else {
+                perturbed.push(pos as i64);
+            }
+        }
         Ok(Cells {
             x,
             unit_cond,
             cell_unit,
+            cell_cov,
+            controls_by_cov,
+            perturbed,
+            cov_keys,
         })
     }
 
@@ -99,6 +134,10 @@ impl Cells {
             x: Tensor::new(),
             unit_cond: Tensor::new(),
             cell_unit: Tensor::new(),
+            cell_cov: Vec::new(),
+            controls_by_cov: Vec::new(),
+            perturbed: Vec::new(),
+            cov_keys: Vec::new(),
         }
     }
 
@@ -123,5 +162,36 @@ impl Cells {
         let units = self.cell_unit.f_index_select(0, &it)?; // [b]
         let cond = self.unit_cond.f_index_select(0, &units)?; // [b, n_c]
         Ok((x1, cond))
+    }
+
+    /// One control cell of the same covariate key for each cell of `idx`,
+    /// drawn uniformly with replacement from a ChaCha8 stream seeded with
+    /// `seed` (PerturBench's pairing: a fresh random control partner every
+    /// time a cell is used). A key without control cells is an error naming
+    /// it.
+    pub fn control_partners(&self, idx: &[i64], seed: u64) -> Result<Vec<i64>> {
+        let mut rng = ChaCha8Rng::seed_from_u64(seed);
+        idx.iter()
+            .map(|&i| {
+                let k = self.cell_cov[i as usize];
+                let pool = &self.controls_by_cov[k];
+                if pool.is_empty() {
+                    return Err(Error::invalid(
+                        "training data",
+                        format!(
+                            "covariate '{}' has perturbed cells but no control cells to pair them with",
+                            self.cov_keys[k]
+                        ),
+                    ));
+                }
+                Ok(pool[rng.gen_range(0..pool.len())])
+            })
+            .collect()
+    }
+
+    /// Expression of the cells `idx` `[b, d]`.
+    pub fn rows(&self, idx: &[i64]) -> Result<Tensor> {
+        let it = Tensor::f_from_slice(idx)?.f_to_device(self.x.device())?; // [b]
+        Ok(self.x.f_index_select(0, &it)?)
     }
 }

@@ -18,6 +18,7 @@ pub mod config;
 pub mod data;
 pub mod ema;
 pub mod history;
+pub mod objective;
 pub mod optimizer;
 pub mod presets;
 pub mod trainer;

@@ -1,5 +1,8 @@
 //! The `Trainer`: conditional flow matching with classifier-free guidance
-//! (model.md, "Flow matching"; paper Alg. 1), one optimizer step at a time:
+//! (model.md, "Flow matching"; paper Alg. 1) for the flow models, mean
+//! squared error on (control, perturbed) pairs for PerturBench's baselines
+//! ([`Objective`]), statistics only for the floors; one optimizer step at a
+//! time:
 //!
 //! ```text
 //! for step in 1..=steps:
@@ -30,8 +33,6 @@ use tch::{Device, Kind, Tensor};
 
 use crate::data::Dataset;
 use crate::error::{Error, Result};
-use crate::flow::{cfm_loss_with, FlowNoise, Path as FlowPath};
-use crate::model::Family;
 use crate::model::Model;
 use crate::train::batches::{derive_seed, tags, BatchSampler};
 use crate::train::cells::Cells;
@@ -41,6 +42,7 @@ use crate::train::checkpoint::{
 use crate::train::config::{Precision, TrainConfig};
 use crate::train::ema::Ema;
 use crate::train::history::{History, HistoryRow};
+use crate::train::objective::Objective;
 use crate::train::optimizer::AdamW;
 
 /// Where a resumed run picks up.
@@ -165,8 +167,8 @@ impl Trainer {
         if !model.has_stats() {
             model.fit_stats(train, cfg.control_cells, cfg.seed)?;
         }
-        let path = cfg.flow_path()?;
-        let flow = model.config.family() == Family::Flow;
+        let objective = Objective::for_model(model, cfg.flow_path()?);
+        let flow = objective.is_some();
         let cells = if flow {
             Cells::new(model, train, None, false)?
         } else {
@@ -237,16 +239,26 @@ impl Trainer {
         history.interrupted = false;
         history.stopped_early = false;
         crate::progress::clear_interrupt();
-        if !flow {
+        let Some(objective) = objective else {
             // The floors have no weights: their statistics are the model.
             if let Some(out) = out {
                 save_checkpoint(out, model, &cfg, &state, &opt, ema.as_ref(), &history)?;
             }
             return Ok(history);
+        };
+        let examples = objective.examples(&cells);
+        if examples.is_empty() {
+            return Err(Error::invalid(
+                "training data",
+                format!(
+                    "{} has no training examples for {} (it trains on perturbed cells)",
+                    train.source_name(),
+                    model.config.display_name()
+                ),
+            ));
         }
-
-        let (b, m) = (cfg.batch_size, model.flow_dim() as i64);
-        let mut sampler = BatchSampler::new(cells.len() as usize, cfg.seed);
+        let b = cfg.batch_size;
+        let mut sampler = BatchSampler::new(examples.len(), cfg.seed);
         let bar = crate::progress::bar(cfg.steps as u64, "train");
         bar.set_position(state.step as u64);
         let mut loss_sum = Tensor::f_zeros([], (Kind::Float, device))?;
@@ -259,21 +271,18 @@ impl Trainer {
                 let idx: Vec<i64> = sampler
                     .batch(micro, b)
                     .into_iter()
-                    .map(|i| i as i64)
+                    .map(|i| examples[i])
                     .collect();
-                let (x1, cond) = cells.batch(&idx)?;
                 let seed = derive_seed(cfg.seed, &[tags::STEP, step as u64, a as u64]);
-                let noise = FlowNoise::draw(
-                    b as i64,
-                    m,
-                    path.sigma() > 0.0,
-                    cfg.prob_unconditional,
-                    device,
+                let loss = objective.loss(
+                    model,
+                    &cells,
+                    &idx,
                     seed,
+                    cfg.prob_unconditional,
+                    true,
+                    autocast,
                 )?;
-                let loss = tch::autocast(autocast, || {
-                    cfm_loss_with(&*model, &path, &x1, &cond, &noise, true)
-                })?;
                 loss.f_div_scalar(cfg.grad_accum as f64)?.f_backward()?;
                 let _guard = tch::no_grad_guard();
                 let _ = loss_sum.f_add_(&loss.f_detach()?)?;
@@ -303,7 +312,7 @@ impl Trainer {
                     ));
                 }
                 let val_loss = match (&val_cells, validate) {
-                    (Some(v), true) => Some(validation_loss(model, &path, v, &cfg, autocast)?),
+                    (Some(v), true) => Some(validation_loss(model, &objective, v, &cfg, autocast)?),
                     _ => None,
                 };
                 let secs = t_since.elapsed().as_secs_f64().max(1e-9);
@@ -361,41 +370,32 @@ impl Trainer {
     }
 }
 
-/// Mean conditional CFM loss over the validation cells (no dropout, no
-/// condition dropout, fixed noise so evaluations are comparable).
+/// Mean loss over the validation examples (no dropout, no condition
+/// dropout, fixed draws so evaluations are comparable).
 fn validation_loss(
     model: &Model,
-    path: &FlowPath,
+    objective: &Objective,
     cells: &Cells,
     cfg: &TrainConfig,
     autocast: bool,
 ) -> Result<f64> {
     let _guard = tch::no_grad_guard();
-    let n = cells.len();
-    let b = cfg.batch_size as i64;
-    let (mut total, mut count) = (0f64, 0i64);
-    let mut start = 0i64;
-    let mut k = 0u64;
-    while start < n {
-        let end = (start + b).min(n);
-        let idx: Vec<i64> = (start..end).collect();
-        let (x1, cond) = cells.batch(&idx)?;
-        let seed = derive_seed(cfg.seed, &[tags::VAL, k]);
-        let noise = FlowNoise::draw(
-            end - start,
-            model.flow_dim() as i64,
-            path.sigma() > 0.0,
-            0.0,
-            model.device(),
-            seed,
-        )?;
-        let loss = tch::autocast(autocast, || {
-            cfm_loss_with(model, path, &x1, &cond, &noise, false)
-        })?;
-        total += loss.f_double_value(&[])? * (end - start) as f64;
-        count += end - start;
-        start = end;
-        k += 1;
+    // Validation cells of a covariate without validation controls cannot
+    // be paired; they are left out.
+    let examples: Vec<i64> = objective
+        .examples(cells)
+        .into_iter()
+        .filter(|&i| {
+            !matches!(objective, Objective::Response)
+                || !cells.controls_by_cov[cells.cell_cov[i as usize]].is_empty()
+        })
+        .collect();
+    let (mut total, mut count) = (0f64, 0usize);
+    for (k, idx) in examples.chunks(cfg.batch_size.max(1)).enumerate() {
+        let seed = derive_seed(cfg.seed, &[tags::VAL, k as u64]);
+        let loss = objective.loss(model, cells, idx, seed, 0.0, false, autocast)?;
+        total += loss.f_double_value(&[])? * idx.len() as f64;
+        count += idx.len();
     }
     Ok(total / count.max(1) as f64)
 }
