@@ -3,6 +3,8 @@
 
 pub mod config;
 pub mod cost;
+pub mod sinkhorn;
 
 pub use config::{OtConfig, ScaleCost};
 pub use cost::{cost_scale, sq_euclidean};
+pub use sinkhorn::{sinkhorn, SinkhornOutput};
