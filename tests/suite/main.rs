@@ -10,6 +10,7 @@ mod export;
 mod flow;
 mod metrics;
 mod model;
+mod ot;
 mod sample;
 mod script;
 mod sim;
