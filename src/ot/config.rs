@@ -55,7 +55,7 @@ pub struct OtConfig {
     /// Sinkhorn iterations at most (>= 1).
     pub max_iter: usize,
     /// Stop a condition once its marginal error (ott's criterion, see
-    /// [`crate::ot::sinkhorn`]) is at most this (>= 0; 0 runs `max_iter`).
+    /// [`mod@crate::ot::sinkhorn`]) is at most this (>= 0; 0 runs `max_iter`).
     pub tol: f64,
     /// Cost scaling per condition.
     pub scale_cost: ScaleCost,

@@ -21,7 +21,7 @@
 //! (entropic unbalanced OT with KL marginal penalties: Chizat, Peyre,
 //! Schmitzer & Vialard 2018, "Scaling algorithms for unbalanced optimal
 //! transport problems"; `rho` as in ott-jax's `LinearProblem`), solved by
-//! the log-domain form of their scaling iterations in [`sinkhorn`]:
+//! the log-domain form of their scaling iterations in [`mod@sinkhorn`]:
 //! `P_ij = exp((f_i + g_j - C_ij) / eps)` with
 //!
 //! ```text
