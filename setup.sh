@@ -4,7 +4,8 @@
 #
 #   ./setup.sh            core set-up (HDF5, libtorch)
 #   ./setup.sh --python   also the Python packages the test suite and the
-#                         benchmarks compare against (anndata, scanpy, scipy)
+#                         benchmarks compare against (anndata, scanpy, scipy,
+#                         POT for the optimal-transport tests)
 #
 # The torch virtual environment lives in a per-user cache shared by every
 # clone (PRIMEFLOW_CACHE, default ~/.cache/primeflow), and the project links to
@@ -56,9 +57,9 @@ ln -sfn "$TORCH_DIR" .libtorch
 
 # 3. Python packages used by the interoperability tests and benchmarks.
 if [ "$want_python" -eq 1 ]; then
-  if ! "$PY" -c "import anndata, scanpy, scipy, h5py" >/dev/null 2>&1; then
-    say "installing anndata, scanpy and scipy into $VENV (about 30 s)"
-    "$VENV/bin/pip" install -q --disable-pip-version-check anndata scanpy scipy h5py
+  if ! "$PY" -c "import anndata, scanpy, scipy, h5py, ot" >/dev/null 2>&1; then
+    say "installing anndata, scanpy, scipy and POT into $VENV (about 30 s)"
+    "$VENV/bin/pip" install -q --disable-pip-version-check anndata scanpy scipy h5py pot
   fi
 fi
 say "ready: libtorch at $TORCH_DIR"

@@ -10,6 +10,7 @@
 //! * [`sim`]: the seeded Perturb-seq simulator (the embedded default data).
 //! * [`model`]: velocity fields (`UNetVelocity`, `MlpVelocity`).
 //! * [`flow`]: probability paths and the CFM loss.
+//! * [`ot`]: mini-batch (unbalanced) entropic OT couplings for FM PCA OT.
 //! * [`train`]: the `Trainer`, its config and checkpoints.
 //! * [`sample`]: the `Sampler` (Euler/Heun, guidance).
 //! * [`metrics`]: PerturBench's metrics and evaluation reports.
@@ -25,6 +26,7 @@ pub mod export;
 pub mod flow;
 pub mod metrics;
 pub mod model;
+pub mod ot;
 pub mod overlay;
 pub mod progress;
 pub mod sample;

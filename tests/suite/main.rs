@@ -11,6 +11,7 @@ mod floors;
 mod flow;
 mod metrics;
 mod model;
+mod ot;
 mod presets;
 mod sample;
 mod script;
