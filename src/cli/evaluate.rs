@@ -1,10 +1,16 @@
 //! `primeflow evaluate`: score predicted cells against reference cells with
-//! PerturBench's metrics (metrics.md) and print the summary table.
+//! PerturBench's metrics (metrics.md) and print the summary table. The
+//! reference is a file (`--ref test.h5ad`) or one part of a split of a file
+//! (`--ref data.h5ad --split split.csv --which test`, optionally after
+//! `--filter COL=VALUE`), so the output of `primeflow split` and `sample`
+//! can be scored without writing the test cells out first.
 
 use std::path::PathBuf;
 
-use primeflow::data::{Dataset, LoadOptions, ObsColumns};
+use primeflow::data::{Dataset, LoadOptions, ObsColumns, Part};
 use primeflow::metrics::{Metrics, MetricsConfig};
+use primeflow::train::data::parse_filter;
+use primeflow::train::{DataSpec, SplitSpec};
 
 /// Arguments.
 #[derive(Debug, clap::Args)]
@@ -14,9 +20,21 @@ pub struct Args {
     /// reference's.
     #[arg(long)]
     pub pred: PathBuf,
-    /// Reference cells (.h5ad), e.g. the test split, with its control cells.
+    /// Reference cells (.h5ad), e.g. the test split, with its control
+    /// cells; with --split, the file the split was made of.
     #[arg(long = "ref")]
     pub reference: PathBuf,
+    /// A split CSV of the reference file (`primeflow split`): score against
+    /// its --which part only (its perturbed units and control cells).
+    #[arg(long, value_name = "SPLIT.csv")]
+    pub split: Option<PathBuf>,
+    /// Which part of --split is the reference: train, val or test.
+    #[arg(long, default_value = "test", requires = "split")]
+    pub which: String,
+    /// Keep only reference cells with obs COL == VALUE (repeatable), as the
+    /// split was made (e.g. dataset=norman19).
+    #[arg(long = "filter", value_name = "COL=VALUE")]
+    pub filters: Vec<String>,
     /// obs column with the perturbation labels.
     #[arg(long = "perturbation-col", default_value = "condition")]
     pub perturbation_col: String,
@@ -68,6 +86,48 @@ pub struct Args {
     pub quiet: bool,
 }
 
+/// The reference cells: the file, filtered, and the --which part of
+/// --split.
+fn reference(args: &Args, opts: &LoadOptions) -> anyhow::Result<Dataset> {
+    let spec = DataSpec {
+        path: args.reference.clone(),
+        columns: opts.columns.clone(),
+        layer: None,
+        filters: args
+            .filters
+            .iter()
+            .map(|f| parse_filter(f))
+            .collect::<primeflow::Result<_>>()?,
+        split: match &args.split {
+            Some(p) => SplitSpec::File {
+                path: p.clone(),
+                seed: 42,
+            },
+            None => SplitSpec::None,
+        },
+    };
+    let ds = spec.load()?;
+    match spec.split(&ds)? {
+        None => Ok(ds),
+        Some(split) => {
+            let part = Part::parse(&args.which)?;
+            let rows = split.cells(part);
+            if rows.is_empty() {
+                return Err(primeflow::Error::invalid(
+                    "--which",
+                    format!(
+                        "the {} part of {} is empty",
+                        part.as_str(),
+                        args.reference.display()
+                    ),
+                )
+                .into());
+            }
+            Ok(ds.subset(&rows)?)
+        }
+    }
+}
+
 /// Runs the subcommand.
 pub fn run(args: Args) -> anyhow::Result<()> {
     primeflow::progress::install_ctrlc();
@@ -110,8 +170,8 @@ pub fn run(args: Args) -> anyhow::Result<()> {
     // The reference must be log1p expression; predictions are scored as
     // generated (flow models produce some small negative values, which the
     // report counts).
-    let reference = Dataset::load(&args.reference, &opts)?;
-    let pred = if args.pred == args.reference {
+    let reference = reference(&args, &opts)?;
+    let pred = if args.pred == args.reference && args.split.is_none() && args.filters.is_empty() {
         reference.clone()
     } else {
         Dataset::load(

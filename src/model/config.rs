@@ -9,6 +9,7 @@
 //! | `unet` | PRiMeFlow U-Net velocity field (Tables 10-11) | CFM | noise |
 //! | `mlp` | PRiMeFlow MLP velocity field (Tables 12-13) | CFM | noise |
 //! | `pca` | FM PCA: the MLP in PCA space (Tables 14-15) | CFM | noise |
+//! | `pca-ot` | FM PCA OT (Tables 14-17) | CFM, OT-paired controls | control cells |
 //! | `linear` | PerturBench's Linear Additive | MSE on (control, perturbed) pairs | control cells |
 //! | `latent` | PerturBench's Latent Additive | MSE on (control, perturbed) pairs | control cells |
 //! | `decoder` | PerturBench's Decoder-only | MSE on (control, perturbed) pairs | the condition |
@@ -21,13 +22,13 @@ use crate::error::{Error, Result};
 use crate::model::baselines::{DecoderOnlyConfig, LatentAdditiveConfig, LinearAdditiveConfig};
 use crate::model::floor::FloorConfig;
 use crate::model::mlp::MlpConfig;
-use crate::model::pca::PcaFlowConfig;
+use crate::model::pca::{PcaFlowConfig, PcaOtConfig};
 use crate::model::space::DataSpace;
 use crate::model::unet::UNetConfig;
 
 /// A model, tagged by `kind`.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(tag = "kind", rename_all = "lowercase")]
+#[serde(tag = "kind", rename_all = "kebab-case")]
 pub enum ModelConfig {
     /// The PRiMeFlow U-Net (model.md, "The U-Net velocity field").
     Unet(UNetConfig),
@@ -35,6 +36,8 @@ pub enum ModelConfig {
     Mlp(MlpConfig),
     /// FM PCA: the MLP velocity field in PCA space.
     Pca(PcaFlowConfig),
+    /// FM PCA OT: FM PCA from OT-paired control cells.
+    PcaOt(PcaOtConfig),
     /// PerturBench's Linear Additive baseline.
     Linear(LinearAdditiveConfig),
     /// PerturBench's Latent Additive baseline.
@@ -71,8 +74,8 @@ pub enum SpaceKind {
 
 impl ModelConfig {
     /// Model kinds, as `--model` spells them.
-    pub const KINDS: [&'static str; 8] = [
-        "unet", "mlp", "pca", "linear", "latent", "decoder", "control", "additive",
+    pub const KINDS: [&'static str; 9] = [
+        "unet", "mlp", "pca", "pca-ot", "linear", "latent", "decoder", "control", "additive",
     ];
 
     /// The preset `preset` of model kind `model`: `tiny`, `small` (CPU
@@ -84,6 +87,7 @@ impl ModelConfig {
             "unet" => Ok(ModelConfig::Unet(UNetConfig::preset(&p)?)),
             "mlp" => Ok(ModelConfig::Mlp(MlpConfig::preset(&p)?)),
             "pca" => Ok(ModelConfig::Pca(PcaFlowConfig::preset(&p)?)),
+            "pca-ot" => Ok(ModelConfig::PcaOt(PcaOtConfig::preset(&p)?)),
             "linear" => Ok(ModelConfig::Linear(LinearAdditiveConfig::preset(&p)?)),
             "latent" => Ok(ModelConfig::Latent(LatentAdditiveConfig::preset(&p)?)),
             "decoder" => Ok(ModelConfig::Decoder(DecoderOnlyConfig::preset(&p)?)),
@@ -107,6 +111,7 @@ impl ModelConfig {
             ModelConfig::Unet(_) => "unet",
             ModelConfig::Mlp(_) => "mlp",
             ModelConfig::Pca(_) => "pca",
+            ModelConfig::PcaOt(_) => "pca-ot",
             ModelConfig::Linear(_) => "linear",
             ModelConfig::Latent(_) => "latent",
             ModelConfig::Decoder(_) => "decoder",
@@ -121,6 +126,7 @@ impl ModelConfig {
             ModelConfig::Unet(_) => "PRiMeFlow U-Net",
             ModelConfig::Mlp(_) => "PRiMeFlow MLP",
             ModelConfig::Pca(_) => "FM PCA",
+            ModelConfig::PcaOt(_) => "FM PCA OT",
             ModelConfig::Linear(_) => "Linear Additive",
             ModelConfig::Latent(_) => "Latent Additive",
             ModelConfig::Decoder(_) => "Decoder-only",
@@ -132,11 +138,23 @@ impl ModelConfig {
     /// How the model is trained and sampled.
     pub fn family(&self) -> Family {
         match self {
-            ModelConfig::Unet(_) | ModelConfig::Mlp(_) | ModelConfig::Pca(_) => Family::Flow,
+            ModelConfig::Unet(_)
+            | ModelConfig::Mlp(_)
+            | ModelConfig::Pca(_)
+            | ModelConfig::PcaOt(_) => Family::Flow,
             ModelConfig::Linear(_) | ModelConfig::Latent(_) | ModelConfig::Decoder(_) => {
                 Family::Response
             }
             ModelConfig::Control(_) | ModelConfig::Additive(_) => Family::Floor,
+        }
+    }
+
+    /// The OT coupling settings (FM PCA OT only): its flow starts from
+    /// control cells, not noise.
+    pub fn ot(&self) -> Option<&crate::ot::OtConfig> {
+        match self {
+            ModelConfig::PcaOt(c) => Some(&c.ot),
+            _ => None,
         }
     }
 
@@ -146,6 +164,7 @@ impl ModelConfig {
             ModelConfig::Unet(c) => Some(SpaceKind::Genes(c.space)),
             ModelConfig::Mlp(c) => Some(SpaceKind::Genes(c.space)),
             ModelConfig::Pca(c) => Some(SpaceKind::Pca(c.n_components)),
+            ModelConfig::PcaOt(c) => Some(SpaceKind::Pca(c.n_components)),
             _ => None,
         }
     }
@@ -169,6 +188,7 @@ impl ModelConfig {
             ModelConfig::Unet(c) => c.validate(),
             ModelConfig::Mlp(c) => c.validate(),
             ModelConfig::Pca(c) => c.validate(),
+            ModelConfig::PcaOt(c) => c.validate(),
             ModelConfig::Linear(c) => c.validate(),
             ModelConfig::Latent(c) => c.validate(),
             ModelConfig::Decoder(c) => c.validate(),
@@ -182,6 +202,7 @@ impl ModelConfig {
             ModelConfig::Unet(c) => c.dropout,
             ModelConfig::Mlp(c) => c.dropout,
             ModelConfig::Pca(c) => c.velocity.dropout,
+            ModelConfig::PcaOt(c) => c.velocity.dropout,
             ModelConfig::Latent(c) => c.dropout.unwrap_or(0.0),
             ModelConfig::Linear(_) | ModelConfig::Decoder(_) => 0.0,
             ModelConfig::Control(_) | ModelConfig::Additive(_) => 0.0,
@@ -213,6 +234,7 @@ impl ModelConfig {
             }
             ModelConfig::Mlp(c) => c.flops_per_cell(n_genes, cond_dim),
             ModelConfig::Pca(c) => c.velocity.flops_per_cell(c.n_components, cond_dim),
+            ModelConfig::PcaOt(c) => c.velocity.flops_per_cell(c.n_components, cond_dim),
             ModelConfig::Linear(_) | ModelConfig::Latent(_) | ModelConfig::Decoder(_) => {
                 self.response_flops(n_genes, cond_dim, 0)
             }
@@ -255,6 +277,7 @@ pub fn normalize_kind(kind: &str) -> Result<String> {
     let k = match k.as_str() {
         "u-net" => "unet".to_string(),
         "fm-pca" => "pca".to_string(),
+        "fm-pca-ot" | "pcaot" => "pca-ot".to_string(),
         _ => k,
     };
     if ModelConfig::KINDS.contains(&k.as_str()) {

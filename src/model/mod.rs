@@ -27,7 +27,7 @@ pub use config::{Family, ModelConfig};
 pub use floor::FloorConfig;
 pub use mlp::{MlpConfig, MlpVelocity};
 pub use model::Model;
-pub use pca::PcaFlowConfig;
+pub use pca::{PcaFlowConfig, PcaOtConfig};
 pub use space::{DataSpace, FlowSpace};
 pub use stats::DataStats;
 

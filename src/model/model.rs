@@ -124,6 +124,23 @@ impl Model {
         let net = match &config {
             ModelConfig::Unet(c) => Net::Flow(Box::new(UNetVelocity::new(&root, c, m, n_c)?)),
             ModelConfig::Mlp(c) => Net::Flow(Box::new(MlpVelocity::new(&root, c, m, n_c)?)),
+            ModelConfig::PcaOt(c) => {
+                if c.n_components > m {
+                    return Err(Error::invalid(
+                        "FM PCA OT config 'n_components'",
+                        format!(
+                            "{} components, but the data has only {m} genes",
+                            c.n_components
+                        ),
+                    ));
+                }
+                Net::Flow(Box::new(MlpVelocity::new(
+                    &root,
+                    &c.velocity,
+                    c.n_components,
+                    n_c,
+                )?))
+            }
             ModelConfig::Pca(c) => {
                 if c.n_components > m {
                     return Err(Error::invalid(

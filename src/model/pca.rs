@@ -5,9 +5,11 @@
 //! cells to `z = (x - mu) V` `[B, k]`, sampling integrates in `[B, k]` and
 //! decodes `x = z V^T + mu` `[B, m]`, so predictions carry the training genes.
 //!
-//! FM PCA OT (Tables 14-17) is the same network and space with a different
-//! source: control cells of the same covariate, paired with the targets by a
-//! mini-batch optimal-transport plan.
+//! FM PCA OT (Tables 14-17, [`PcaOtConfig`]) is the same network and space
+//! with a different source: control cells of the same covariate, paired with
+//! the target cells by a mini-batch optimal-transport plan per condition
+//! ([`crate::ot`]); sampling starts from control cells of the requested
+//! covariate instead of noise.
 
 use serde::{Deserialize, Serialize};
 
@@ -102,5 +104,63 @@ impl PcaFlowConfig {
             ));
         }
         self.velocity.validate()
+    }
+}
+
+/// Hyperparameters of FM PCA OT: FM PCA's (Tables 14-15) plus the
+/// mini-batch OT coupling (Tables 16-17).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct PcaOtConfig {
+    /// Principal components k of the flow space (choice: 50).
+    pub n_components: usize,
+    /// The velocity field over `k` inputs (Tables 14-15).
+    pub velocity: MlpConfig,
+    /// The coupling: epsilon, tau_a, tau_b, cells per condition
+    /// (Tables 16-17), Sinkhorn iterations and tolerance.
+    pub ot: crate::ot::OtConfig,
+}
+
+impl Default for PcaOtConfig {
+    /// The Srivatsan20 preset (Tables 14 and 16).
+    fn default() -> Self {
+        let base = PcaFlowConfig::default();
+        PcaOtConfig {
+            n_components: base.n_components,
+            velocity: base.velocity,
+            ot: crate::ot::OtConfig::default(),
+        }
+    }
+}
+
+impl PcaOtConfig {
+    /// FM PCA's preset of the same name with the OT settings of Table 16
+    /// (`srivatsan20`: 128 cells per condition) or 17 (`norman19`: 256);
+    /// `tiny` and `small` couple 64 cells per condition.
+    pub fn preset(name: &str) -> Result<PcaOtConfig> {
+        let p = PcaFlowConfig::preset(name)?;
+        let n = name.trim().to_ascii_lowercase();
+        let ot = match n.as_str() {
+            "norman19" | "srivatsan20" => crate::ot::OtConfig::preset(&n)?,
+            _ => crate::ot::OtConfig {
+                num_samples_per_condition: 64,
+                ..crate::ot::OtConfig::default()
+            },
+        };
+        Ok(PcaOtConfig {
+            n_components: p.n_components,
+            velocity: p.velocity,
+            ot,
+        })
+    }
+
+    /// Checks the values.
+    pub fn validate(&self) -> Result<()> {
+        PcaFlowConfig {
+            n_components: self.n_components,
+            velocity: self.velocity.clone(),
+        }
+        .validate()?;
+        self.ot.validate()
     }
 }

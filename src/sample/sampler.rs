@@ -159,6 +159,23 @@ impl Sampler {
         Ok(Tensor::f_from_slice(&v)?.f_reshape([n as i64, m as i64])?) // [n, m]
     }
 
+    /// Where the flow of `cond` starts: `[n, d]` on the CPU — Gaussian
+    /// noise ([`source_noise`](Self::source_noise)), or for FM PCA OT control
+    /// cells of the condition's covariate in flow space (drawn from the
+    /// model's reservoir with a seed from `(seed, cond)`).
+    pub fn source(&self, model: &Model, cond: &Condition, n: usize, d: usize) -> Result<Tensor> {
+        if model.config.ot().is_none() {
+            return self.source_noise(cond, n, d);
+        }
+        let seed = derive_seed(self.config.seed, &[condition_hash(cond), tags::CONTROLS]);
+        let x = model.stats()?.draw_controls(cond, n, seed)?; // [n, m]
+        let _guard = tch::no_grad_guard();
+        let z = model
+            .flow_space()?
+            .encode(&x.f_to_device(model.device())?)?; // [n, d]
+        Ok(z.f_to_device(Device::Cpu)?)
+    }
+
     /// The guided velocity of `net` at `x` `[b, m]`, time `t`, condition
     /// encodings `cond` `[b, n_c]` and null conditions `null` `[b, n_c]`
     /// -> `[b, m]`.
@@ -330,7 +347,7 @@ impl Sampler {
                 let ci = r / n_each;
                 let stop = ((ci + 1) * n_each).min(end);
                 if cached.as_ref().map(|(c, _)| *c) != Some(ci) {
-                    cached = Some((ci, self.source_noise(&conds[ci], n_each, d)?));
+                    cached = Some((ci, self.source(model, &conds[ci], n_each, d)?));
                 }
                 if let Some((_, noise)) = &cached {
                     parts.push(noise.f_narrow(0, (r - ci * n_each) as i64, (stop - r) as i64)?);

@@ -28,6 +28,10 @@ pub struct Cells {
     pub perturbed: Vec<i64>,
     /// The covariate keys, in index order.
     pub cov_keys: Vec<String>,
+    /// Per unit of the source dataset, the positions of its cells.
+    pub unit_cells: Vec<Vec<i64>>,
+    /// Per unit, its covariate-key index.
+    pub unit_cov: Vec<usize>,
 }
 
 impl Cells {
@@ -107,8 +111,14 @@ impl Cells {
         let mut controls_by_cov = vec![Vec::new(); cov_keys.len()];
         let mut perturbed = Vec::new();
         let mut cell_cov = Vec::with_capacity(rows.len());
+        let mut unit_cells = vec![Vec::new(); units.len()];
+        let unit_cov: Vec<usize> = units
+            .iter()
+            .map(|u| cov_keys.binary_search(&u.cov_key).unwrap_or(0))
+            .collect();
         for (pos, &r) in rows.iter().enumerate() {
             let u = ds.unit_of(r);
+            unit_cells[ds.cell_units()[r]].push(pos as i64);
             let k = cov_keys.binary_search(&u.cov_key).unwrap_or(0);
             cell_cov.push(k);
             if u.is_control() {
@@ -125,6 +135,8 @@ impl Cells {
             controls_by_cov,
             perturbed,
             cov_keys,
+            unit_cells,
+            unit_cov,
         })
     }
 
@@ -138,6 +150,8 @@ impl Cells {
             controls_by_cov: Vec::new(),
             perturbed: Vec::new(),
             cov_keys: Vec::new(),
+            unit_cells: Vec::new(),
+            unit_cov: Vec::new(),
         }
     }
 
@@ -185,6 +199,19 @@ impl Cells {
                     ));
                 }
                 Ok(pool[rng.gen_range(0..pool.len())])
+            })
+            .collect()
+    }
+
+    /// Units with cells here whose covariate key has control cells here
+    /// (the conditions an OT coupling can pair), excluding control units.
+    pub fn pairable_units(&self) -> Vec<usize> {
+        (0..self.unit_cells.len())
+            .filter(|&u| {
+                let cells = &self.unit_cells[u];
+                !cells.is_empty()
+                    && !self.controls_by_cov[self.unit_cov[u]].is_empty()
+                    && self.perturbed.binary_search(&cells[0]).is_ok()
             })
             .collect()
     }

@@ -3,6 +3,14 @@
 //! * flow models: the conditional flow-matching loss from Gaussian noise
 //!   (paper Alg. 1, [`crate::flow::cfm_loss_with`]) over every training
 //!   cell, controls included;
+//! * FM PCA OT: the same loss with the source `x0` replaced by control cells
+//!   of the condition's covariate, paired with its cells by a mini-batch
+//!   OT plan (CellFlow-style; [`crate::ot`]): each micro-batch draws
+//!   `batch_size / num_samples_per_condition` conditions (uniformly over the
+//!   training units), `num_samples_per_condition` cells of each and as many
+//!   control cells of its covariate (without replacement while they last),
+//!   solves one entropic plan per condition (batched) and draws the pairs
+//!   from it;
 //! * PerturBench's baselines: `MSE(f(x_ctrl, c), x)` over the perturbed
 //!   training cells, each paired with a control cell of its covariate drawn
 //!   afresh every time it is used (PerturBench's
@@ -12,6 +20,9 @@
 //! dropout masks) comes from the seed the trainer derives from
 //! `(run seed, step, micro-batch)`, so resumed runs stay bit-identical.
 
+use rand::seq::SliceRandom;
+use rand::{Rng, SeedableRng};
+use rand_chacha::ChaCha8Rng;
 use tch::{Kind, Tensor};
 
 use crate::error::{Error, Result};
@@ -24,6 +35,8 @@ use crate::train::cells::Cells;
 pub enum Objective {
     /// Conditional flow matching along `path`.
     Cfm(FlowPath),
+    /// Conditional flow matching from OT-paired control cells.
+    CfmOt(FlowPath, crate::ot::OtConfig),
     /// Mean squared error of a control-to-perturbed prediction.
     Response,
 }
@@ -33,7 +46,10 @@ impl Objective {
     /// weights).
     pub fn for_model(model: &Model, path: FlowPath) -> Option<Objective> {
         match model.config.family() {
-            Family::Flow => Some(Objective::Cfm(path)),
+            Family::Flow => Some(match model.config.ot() {
+                Some(ot) => Objective::CfmOt(path, ot.clone()),
+                None => Objective::Cfm(path),
+            }),
             Family::Response => Some(Objective::Response),
             Family::Floor => None,
         }
@@ -44,12 +60,22 @@ impl Objective {
         match self {
             Objective::Cfm(_) => (0..cells.len()).collect(),
             Objective::Response => cells.perturbed.clone(),
+            // Draws its own conditions; the perturbed cells only size the
+            // trainer's batches.
+            Objective::CfmOt(..) => {
+                if cells.pairable_units().is_empty() {
+                    Vec::new()
+                } else {
+                    cells.perturbed.clone()
+                }
+            }
         }
     }
 
-    /// The mean loss of the examples `idx` (positions in `cells`), with
-    /// every draw from `seed`; condition dropout with probability
-    /// `prob_unconditional` (flows only); `train` switches dropout on.
+    /// The mean loss of the examples `idx` (positions in `cells`; for
+    /// [`Objective::CfmOt`] only their number matters), with every draw from
+    /// `seed`; condition dropout with probability `prob_unconditional`
+    /// (flows only); `train` switches dropout on.
     #[allow(clippy::too_many_arguments)]
     pub fn loss(
         &self,
@@ -61,9 +87,9 @@ impl Objective {
         train: bool,
         autocast: bool,
     ) -> Result<Tensor> {
-        let (x1, cond) = cells.batch(idx)?; // [b, d], [b, n_c]
         match self {
             Objective::Cfm(path) => {
+                let (x1, cond) = cells.batch(idx)?; // [b, d], [b, n_c]
                 let noise = FlowNoise::draw(
                     idx.len() as i64,
                     model.flow_dim() as i64,
@@ -76,9 +102,25 @@ impl Objective {
                     cfm_loss_with(model, path, &x1, &cond, &noise, train)
                 })
             }
+            Objective::CfmOt(path, ot) => {
+                let (x0, x1, cond) = ot_batch(cells, ot, idx.len(), seed)?; // [b, d] x2, [b, n_c]
+                let mut noise = FlowNoise::draw(
+                    x0.size()[0],
+                    model.flow_dim() as i64,
+                    path.sigma() > 0.0,
+                    prob_unconditional,
+                    model.device(),
+                    seed,
+                )?;
+                noise.x0 = x0;
+                tch::autocast(autocast, || {
+                    cfm_loss_with(model, path, &x1, &cond, &noise, train)
+                })
+            }
             Objective::Response => {
                 // Seed libtorch too: dropout inside the network draws from it.
                 let _rng = crate::device::rng_guard(Some(seed));
+                let (x1, cond) = cells.batch(idx)?; // [b, m], [b, n_c]
                 let partners = cells.control_partners(idx, seed)?;
                 let ctrl = cells.rows(&partners)?; // [b, m]
                 let pred = tch::autocast(autocast, || model.predict_response(&ctrl, &cond, train))?;
@@ -97,4 +139,56 @@ impl Objective {
             }
         }
     }
+}
+
+/// `k` of `pool`, seeded: without replacement while the pool lasts (a
+/// shuffled prefix), cycling through fresh shuffles beyond it.
+fn draw(pool: &[i64], k: usize, rng: &mut ChaCha8Rng) -> Vec<i64> {
+    let mut out = Vec::with_capacity(k);
+    while out.len() < k {
+        let mut p = pool.to_vec();
+        p.shuffle(rng);
+        out.extend(p.into_iter().take(k - out.len()));
+    }
+    out
+}
+
+/// One FM PCA OT micro-batch of about `b` pairs: `(x0, x1, cond)`, source
+/// controls `[C s, d]`, their OT-paired target cells `[C s, d]` and the
+/// targets' condition encodings `[C s, n_c]` (see the module docs).
+fn ot_batch(
+    cells: &Cells,
+    ot: &crate::ot::OtConfig,
+    b: usize,
+    seed: u64,
+) -> Result<(Tensor, Tensor, Tensor)> {
+    let units = cells.pairable_units();
+    if units.is_empty() {
+        return Err(Error::invalid(
+            "training data",
+            "FM PCA OT needs perturbed cells whose covariate has control cells",
+        ));
+    }
+    let s = ot.num_samples_per_condition;
+    let n_cond = (b / s).max(1);
+    let mut rng = ChaCha8Rng::seed_from_u64(crate::train::derive_seed(seed, &[0x07]));
+    let (mut src, mut tgt, mut unit_rows) = (Vec::new(), Vec::new(), Vec::new());
+    for _ in 0..n_cond {
+        let u = units[rng.gen_range(0..units.len())];
+        tgt.extend(draw(&cells.unit_cells[u], s, &mut rng));
+        src.extend(draw(&cells.controls_by_cov[cells.unit_cov[u]], s, &mut rng));
+        unit_rows.extend(std::iter::repeat(u as i64).take(s));
+    }
+    let d = cells.x.size().get(1).copied().unwrap_or(0);
+    let (c, s) = (n_cond as i64, s as i64);
+    let x_src = cells.rows(&src)?.f_reshape([c, s, d])?; // [C, s, d]
+    let x_tgt = cells.rows(&tgt)?.f_reshape([c, s, d])?; // [C, s, d]
+    let pairs = {
+        let _g = tch::no_grad_guard();
+        crate::ot::ot_pairs(&x_src, &x_tgt, ot, crate::train::derive_seed(seed, &[0x08]))?
+    };
+    let (x0, x1) = pairs.gather(&x_src, &x_tgt)?; // [C, s, d] each
+    let units_t = Tensor::f_from_slice(&unit_rows)?.f_to_device(cells.x.device())?; // [C s]
+    let cond = cells.unit_cond.f_index_select(0, &units_t)?; // [C s, n_c]
+    Ok((x0.f_reshape([c * s, d])?, x1.f_reshape([c * s, d])?, cond))
 }

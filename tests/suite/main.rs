@@ -9,6 +9,7 @@ mod data;
 mod export;
 mod floors;
 mod flow;
+mod kinds;
 mod metrics;
 mod model;
 mod ot;

@@ -214,3 +214,89 @@ fn presets_are_per_kind_and_unknown_names_list_the_valid_ones() {
         .to_string();
     assert!(e.contains("hidden_dim"), "{e}");
 }
+
+#[test]
+fn fm_pca_ot_presets_are_tables_14_to_17() {
+    for (preset, fm, cells) in [("srivatsan20", 14, 128), ("norman19", 15, 256)] {
+        let ModelConfig::PcaOt(c) = ModelConfig::preset("pca-ot", preset).unwrap() else {
+            panic!("not FM PCA OT")
+        };
+        // FM PCA's table of the same data set (Table 14 or 15) ...
+        let ModelConfig::Pca(p) = ModelConfig::preset("pca", preset).unwrap() else {
+            panic!("not FM PCA")
+        };
+        assert_eq!(c.velocity, p.velocity, "Table {fm}");
+        assert_eq!(c.n_components, p.n_components);
+        assert_eq!(
+            TrainConfig::preset("pca-ot", preset).unwrap(),
+            TrainConfig::preset("pca", preset).unwrap(),
+            "Table {fm}"
+        );
+        // ... plus Table 16 or 17.
+        assert_eq!(c.ot.num_samples_per_condition, cells, "{preset}");
+        assert_eq!((c.ot.tau_a, c.ot.tau_b), (1.0, 1.0), "{preset}");
+        assert!(
+            c.ot.is_balanced(),
+            "solver_type unbalanced with tau 1 is balanced"
+        );
+    }
+}
+
+#[test]
+fn perturbench_baseline_presets_take_perturbench_settings() {
+    // configs/model/{linear_additive,latent_additive,decoder_only}.yaml and
+    // the neurips2024 best-params yamls (see src/model/baselines/*.rs).
+    use primeflow::model::baselines::{decoder, latent, linear};
+    for (kind, preset, lr, wd) in [
+        (
+            "linear",
+            "norman19",
+            linear::NORMAN19_LR,
+            linear::NORMAN19_WD,
+        ),
+        (
+            "linear",
+            "srivatsan20",
+            linear::SRIVATSAN20_LR,
+            linear::SRIVATSAN20_WD,
+        ),
+        (
+            "latent",
+            "norman19",
+            latent::NORMAN19_LR,
+            latent::NORMAN19_WD,
+        ),
+        (
+            "latent",
+            "srivatsan20",
+            latent::SRIVATSAN20_LR,
+            latent::SRIVATSAN20_WD,
+        ),
+        (
+            "decoder",
+            "norman19",
+            decoder::NORMAN19_LR,
+            decoder::NORMAN19_WD,
+        ),
+        (
+            "decoder",
+            "srivatsan20",
+            decoder::SRIVATSAN20_LR,
+            decoder::SRIVATSAN20_WD,
+        ),
+    ] {
+        let c = TrainConfig::preset(kind, preset).unwrap();
+        assert_eq!(
+            (c.lr, c.weight_decay, c.batch_size),
+            (lr, wd, 4000),
+            "{kind}/{preset}"
+        );
+        assert_eq!(c.prob_unconditional, 0.0);
+    }
+    assert_eq!(latent::PAPER_LR, 6.72106935566634e-05);
+    assert_eq!(linear::PAPER_WD, 1e-4);
+    let ModelConfig::Latent(l) = ModelConfig::preset("latent", "norman19").unwrap() else {
+        panic!()
+    };
+    assert_eq!((l.n_layers, l.encoder_width, l.latent_dim), (1, 5376, 64));
+}
