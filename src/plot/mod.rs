@@ -12,6 +12,7 @@ pub mod bars;
 pub mod loss;
 pub mod pca;
 pub mod pca_view;
+pub mod report;
 
 use std::path::Path;
 
@@ -23,6 +24,7 @@ pub use bars::{metric_bars, BarRow};
 pub use loss::{loss_curves, LossSeries};
 pub use pca::Pca;
 pub use pca_view::{pca_view, PcaViewOptions};
+pub use report::{Block, Report};
 
 /// Colours for models, in order (grey and green are the reference's).
 pub const PALETTE: [&str; 8] = [
@@ -96,11 +98,11 @@ impl Figure {
 }
 
 /// JSON that can sit inside a `<script>` element (`</` escaped).
-fn safe_json(v: &Value) -> String {
+pub(crate) fn safe_json(v: &Value) -> String {
     v.to_string().replace("</", "<\\/")
 }
 
-fn html_escape(s: &str) -> String {
+pub(crate) fn html_escape(s: &str) -> String {
     s.replace('&', "&amp;")
         .replace('<', "&lt;")
         .replace('>', "&gt;")

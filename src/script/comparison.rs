@@ -55,14 +55,41 @@ fn tables_of(name: &str, v: &Dynamic) -> RhaiResult<Vec<Rc<Evaluation>>> {
 /// `Metrics().compare(...)` on a map name -> table(s); runs are numbered
 /// 0, 1, ... in array order.
 pub fn compare_map(groups: &Map) -> RhaiResult<ComparisonHandle> {
+    let order: Vec<String> = groups.keys().map(|k| k.to_string()).collect();
+    compare_ordered(groups, &order)
+}
+
+/// `Metrics().compare(groups, order)`: rows in the order of `order` (every
+/// key of `groups` must be listed once).
+pub fn compare_ordered(groups: &Map, order: &[String]) -> RhaiResult<ComparisonHandle> {
     if groups.is_empty() {
         return Err(invalid(
             "compare",
             "the map is empty; give #{model: table or [tables], ...}",
         ));
     }
+    let missing: Vec<String> = groups
+        .keys()
+        .map(|k| k.to_string())
+        .filter(|k| !order.contains(k))
+        .collect();
+    if !missing.is_empty() || order.len() != groups.len() {
+        return Err(invalid(
+            "compare",
+            format!(
+                "the order must list every model once; groups: [{}], order: [{}]",
+                groups
+                    .keys()
+                    .map(|k| k.to_string())
+                    .collect::<Vec<_>>()
+                    .join(", "),
+                order.join(", ")
+            ),
+        ));
+    }
     let mut runs = Vec::new();
-    for (name, v) in groups {
+    for name in order {
+        let v = &groups[name.as_str()];
         for (i, t) in tables_of(name, v)?.into_iter().enumerate() {
             runs.push((name.to_string(), i as u64, (*t).clone()));
         }

@@ -165,6 +165,22 @@ pub mod metrics_api {
         compare_map(&groups)
     }
 
+    /// As `compare`, with the rows in the order of `order` (an array of
+    /// the map's keys; maps iterate in sorted order).
+    /// ```rhai
+    /// let cmp = Metrics().compare(#{"U-Net": [t0], "MLP": [t1]}, ["U-Net", "MLP"]);
+    /// ```
+    #[rhai_fn(name = "compare", pure, return_raw)]
+    pub fn compare_in_order(
+        metrics: &mut Metrics,
+        groups: Map,
+        order: Array,
+    ) -> RhaiResult<ComparisonHandle> {
+        let _ = metrics;
+        let order: Vec<String> = order.iter().map(|v| v.to_string()).collect();
+        super::super::comparison::compare_ordered(&groups, &order)
+    }
+
     /// The metric names this evaluator computes, in order.
     /// ```rhai
     /// Metrics().metrics

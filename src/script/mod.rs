@@ -28,6 +28,7 @@ pub mod model;
 pub mod notebook;
 pub mod plot;
 pub mod repl;
+pub mod report;
 pub mod runner;
 pub mod sampler;
 pub mod split;
@@ -56,6 +57,7 @@ pub fn register_objects(engine: &mut rhai::Engine) {
     metrics::register(engine);
     comparison::register(engine);
     plot::register(engine);
+    report::register(engine);
     util::register(engine);
 }
 

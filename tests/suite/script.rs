@@ -400,13 +400,7 @@ fn quickstart_runs_end_to_end_with_the_tiny_preset() {
     );
     assert!(stdout.contains("mmd_pca_rank"), "{stdout}");
     // Every report file exists and its path is printed.
-    for f in [
-        "metrics.csv",
-        "metrics.md",
-        "metrics.html",
-        "loss.html",
-        "pca.html",
-    ] {
+    for f in ["metrics.csv", "metrics.md", "report.html"] {
         let p = out.join(f);
         assert!(p.exists(), "{} is missing", p.display());
         assert!(
@@ -427,6 +421,11 @@ fn quickstart_runs_end_to_end_with_the_tiny_preset() {
     assert!(rmse.is_finite() && rmse > 0.0, "{csv}");
     // Per-run tables read back through Metrics::load.
     assert!(out.join("runs/PRiMeFlow_U_Net_w_3.0_seed0.json").exists());
-    let pca = std::fs::read_to_string(out.join("pca.html")).unwrap();
-    assert!(!primeflow::plot::has_external_script(&pca));
+    // One report page: every figure, plotly.js inlined once.
+    let page = std::fs::read_to_string(out.join("report.html")).unwrap();
+    assert!(!primeflow::plot::has_external_script(&page));
+    assert!(
+        page.matches("Plotly.newPlot").count() >= 3,
+        "PCA view, loss, bars"
+    );
 }
