@@ -134,3 +134,27 @@ mod tests {
         assert_eq!(a, b);
     }
 }
+
+/// The machine's available memory in bytes (`MemAvailable` of
+/// `/proc/meminfo`, capped by a cgroup v2 `memory.max`), when known.
+pub fn available_memory() -> Option<u64> {
+    let info = std::fs::read_to_string("/proc/meminfo").ok()?;
+    let kb: u64 = info
+        .lines()
+        .find(|l| l.starts_with("MemAvailable:"))?
+        .split_whitespace()
+        .nth(1)?
+        .parse()
+        .ok()?;
+    let mut bytes = kb * 1024;
+    if let Ok(max) = std::fs::read_to_string("/sys/fs/cgroup/memory.max") {
+        if let Ok(limit) = max.trim().parse::<u64>() {
+            let used = std::fs::read_to_string("/sys/fs/cgroup/memory.current")
+                .ok()
+                .and_then(|s| s.trim().parse::<u64>().ok())
+                .unwrap_or(0);
+            bytes = bytes.min(limit.saturating_sub(used));
+        }
+    }
+    Some(bytes)
+}

@@ -56,15 +56,26 @@ pub struct Args {
     /// ODE steps.
     #[arg(long, value_name = "N", default_value_t = 100)]
     pub steps: usize,
-    /// euler or heun.
+    /// euler (the paper), midpoint, heun, or dopri5 (adaptive; --rtol/--atol).
     #[arg(long, default_value = "euler")]
     pub solver: String,
+    /// Relative tolerance of dopri5.
+    #[arg(long, default_value_t = 1e-3)]
+    pub rtol: f64,
+    /// Absolute tolerance of dopri5.
+    #[arg(long, default_value_t = 1e-3)]
+    pub atol: f64,
+    /// Activation memory one forward pass may use (e.g. 4G, 512M); the
+    /// batch is sized from it [default: a quarter of the available memory,
+    /// at most 8G; 4G on CUDA].
+    #[arg(long, value_name = "BYTES")]
+    pub memory: Option<String>,
     /// Seed of the source noise.
     #[arg(long, value_name = "S", default_value_t = 0)]
     pub seed: u64,
-    /// At most this many rows per forward pass.
-    #[arg(long, value_name = "N", default_value_t = 4096)]
-    pub max_batch: usize,
+    /// At most this many rows per forward pass (a cap below --memory).
+    #[arg(long, value_name = "N")]
+    pub max_batch: Option<usize>,
     /// Clamp generated values at 0 (by default they are written as
     /// generated; clamping biases the means of sparse genes upwards).
     #[arg(long)]
@@ -168,6 +179,13 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         guidance: args.guidance,
         cells_per_unit: args.cells_per_unit,
         max_batch: args.max_batch,
+        memory: args
+            .memory
+            .as_deref()
+            .map(primeflow::sample::sampler::parse_bytes)
+            .transpose()?,
+        rtol: args.rtol,
+        atol: args.atol,
         seed: args.seed,
         clip_negative: args.clip,
     })?;
@@ -210,14 +228,15 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         },
     )?;
     println!(
-        "Sampled {} cells x {} genes for {} ({} per unit; guidance w = {}, {} {} steps, seed {}) in {:.1} s -> {}",
+        "Sampled {} cells x {} genes for {} ({} per unit; guidance w = {}, {}, {:.0} velocity evaluations per batch, {} cells per batch, seed {}) in {:.1} s -> {}",
         ad.n_obs(),
         ad.n_vars(),
         what,
         args.cells_per_unit,
         args.guidance,
-        args.steps,
         args.solver,
+        sampler.mean_nfe(),
+        sampler.config.chunk_cells(&model),
         args.seed,
         started.elapsed().as_secs_f64(),
         args.out.display()

@@ -265,6 +265,23 @@ impl Model {
         }
     }
 
+    /// Estimated peak activation bytes of one row of a no-grad forward (for
+    /// sizing batches by memory; see
+    /// [`UNetVelocity::activation_bytes_per_row`]).
+    pub fn activation_bytes_per_row(&self) -> f64 {
+        let m = self.n_genes() as f64;
+        let wide = |h: usize| 4.0 * (3.0 * m + 8.0 * h as f64);
+        match &self.config {
+            ModelConfig::Unet(c) => UNetVelocity::activation_bytes_per_row(c, self.n_genes()),
+            ModelConfig::Mlp(c) => wide(c.hidden_dim),
+            ModelConfig::Pca(c) => wide(c.velocity.hidden_dim),
+            ModelConfig::PcaOt(c) => wide(c.velocity.hidden_dim),
+            ModelConfig::Latent(c) => wide(c.encoder_width),
+            ModelConfig::Decoder(c) => wide(c.encoder_width),
+            ModelConfig::Linear(_) | ModelConfig::Control(_) | ModelConfig::Additive(_) => wide(0),
+        }
+    }
+
     /// Width `d` of the flow space: `m` in gene space, `k` in PCA space
     /// (0 for models without a flow).
     pub fn flow_dim(&self) -> usize {

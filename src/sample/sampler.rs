@@ -5,16 +5,22 @@
 //! x0 ~ N(0, I)                                   [n, m], seeded per condition
 //! v  = v_u + w (v_c - v_u)                        classifier-free guidance
 //!      v_c = v_theta(x, t, Enc(c)), v_u = v_theta(x, t, 0)
-//! x1 = ODE-solve(v, x0, t: 0 -> 1, steps)        Euler (default) or Heun
+//! x1 = ODE-solve(v, x0, t: 0 -> 1, steps)        Euler (default), midpoint,
+//!                                                  Heun or adaptive dopri5
 //! ```
 //!
 //! With `w = 1` only the conditional pass runs; otherwise the conditional and
 //! unconditional rows go through ONE forward of doubled batch. Everything
-//! runs under no-grad, in chunks of at most `max_batch` network rows.
+//! runs under no-grad, in chunks whose size comes from a memory budget: the
+//! model's estimated activation bytes per row (e.g.
+//! [`UNetVelocity::activation_bytes_per_row`](crate::model::UNetVelocity::activation_bytes_per_row)),
+//! doubled as a margin, into `memory` bytes (default: a quarter of the
+//! machine's available memory, at most 8 GiB, on the CPU; 4 GiB on CUDA),
+//! optionally capped at `max_batch` rows.
 //!
 //! Seeding: the noise of condition `c` is drawn on the CPU (ChaCha8) from
 //! `(seed, c)`, so a condition's cells do not depend on which other
-//! conditions are requested, on `max_batch`, or on the device. The solvers
+//! conditions are requested, on the batch size, or on the device. The solvers
 //! draw nothing from libtorch; sampling still holds
 //! [`rng_guard`](crate::device::rng_guard) (seeded with `seed`) so that a
 //! velocity field that did draw would reproduce too.
@@ -30,31 +36,38 @@ use crate::anndata::{AnnData, DataFrame};
 use crate::data::{obs_for_conditions, Condition, Dataset, ObsColumns, Part, Split};
 use crate::error::{Error, Result};
 use crate::model::{Family, Model, ModelConfig, VelocityField};
-use crate::sample::solver::Solver;
+use crate::sample::solver::{Integration, Solver, Tolerance};
 use crate::train::derive_seed;
 
 /// Sampling settings.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct SampleConfig {
-    /// ODE steps (paper: 100).
+    /// ODE steps (paper: 100); dopri5's first step is `1 / steps`.
     pub steps: usize,
-    /// `euler` (paper) or `heun`.
+    /// `euler` (paper), `midpoint`, `heun` or `dopri5`.
     pub solver: Solver,
+    /// Relative tolerance of dopri5.
+    pub rtol: f64,
+    /// Absolute tolerance of dopri5.
+    pub atol: f64,
     /// Guidance weight w (paper: 1, 3 or 5; 1 = purely conditional).
     pub guidance: f64,
     /// Cells generated per condition / unit (paper: 1000).
     pub cells_per_unit: usize,
+    /// Bytes of activations one forward pass may use; `null`: a quarter of
+    /// the available memory (at most 8 GiB) on the CPU, 4 GiB on CUDA.
+    pub memory: Option<u64>,
     /// At most this many rows per network forward (a guided row counts
-    /// twice).
-    pub max_batch: usize,
+    /// twice); `null`: no cap beyond `memory`.
+    pub max_batch: Option<usize>,
     /// Seed of the source noise.
     pub seed: u64,
     /// Clamp generated values at 0 (choice: false). Log1p expression is
     /// never negative, but on sparse data the flow spreads mostly-zero genes
     /// symmetrically around 0, and clamping inflates their means (devel.h5ad
-    /// norman19: mean 0.39 clamped vs 0.032 unclamped vs 0.035 true). Load
-    /// unclamped predictions with `allow_negative`.
+    /// norman19: mean 0.39 clamped vs 0.032 unclamped vs 0.035 true).
+    /// `evaluate` scores predictions as generated and counts negatives.
     pub clip_negative: bool,
 }
 
@@ -63,9 +76,12 @@ impl Default for SampleConfig {
         SampleConfig {
             steps: 100,
             solver: Solver::Euler,
+            rtol: 1e-3,
+            atol: 1e-3,
             guidance: 1.0,
             cells_per_unit: 1000,
-            max_batch: 4096,
+            memory: None,
+            max_batch: None,
             seed: 0,
             clip_negative: false,
         }
@@ -84,11 +100,25 @@ impl SampleConfig {
                 format!("{} is not a finite number", self.guidance),
             ));
         }
-        if self.max_batch < 2 {
+        if self.max_batch.is_some_and(|b| b < 2) {
             return Err(Error::invalid(
                 "max_batch",
-                format!("{} must be at least 2", self.max_batch),
+                format!("{:?} must be at least 2", self.max_batch),
             ));
+        }
+        if self.memory.is_some_and(|b| b < 1 << 20) {
+            return Err(Error::invalid(
+                "memory",
+                format!("{:?} bytes is below 1 MiB", self.memory),
+            ));
+        }
+        for (k, v) in [("rtol", self.rtol), ("atol", self.atol)] {
+            if !(v.is_finite() && v > 0.0) {
+                return Err(Error::invalid(
+                    format!("sampling '{k}'"),
+                    format!("{v} must be a positive number"),
+                ));
+            }
         }
         Ok(())
     }
@@ -97,12 +127,71 @@ impl SampleConfig {
     pub fn guided(&self) -> bool {
         self.guidance != 1.0
     }
+
+    /// The dopri5 tolerances.
+    pub fn tolerance(&self) -> Tolerance {
+        Tolerance {
+            rtol: self.rtol,
+            atol: self.atol,
+        }
+    }
+
+    /// The activation budget of one forward on `device` (see the field).
+    pub fn memory_budget(&self, device: Device) -> u64 {
+        if let Some(m) = self.memory {
+            return m;
+        }
+        if device.is_cuda() {
+            return 4 << 30;
+        }
+        let avail = crate::device::available_memory().unwrap_or(4 << 30);
+        (avail / 4).clamp(256 << 20, 8 << 30)
+    }
+
+    /// Cells integrated together for `model` on its device: the memory
+    /// budget over twice the estimated activation bytes of a row (a guided
+    /// cell is two rows), capped by `max_batch`, at least 1.
+    pub fn chunk_cells(&self, model: &Model) -> usize {
+        let per_row = model.activation_bytes_per_row().max(1.0);
+        let rows = (self.memory_budget(model.device()) as f64 / (2.0 * per_row)).floor() as usize;
+        let rows = match self.max_batch {
+            Some(b) => rows.min(b),
+            None => rows,
+        };
+        let cells = if self.guided() { rows / 2 } else { rows };
+        cells.max(1)
+    }
+}
+
+/// Parses a byte size: `4G`, `512M`, `1.5GiB`, `2000000` (bytes).
+pub fn parse_bytes(s: &str) -> Result<u64> {
+    let t = s.trim().to_ascii_lowercase();
+    let t = t.trim_end_matches('b').trim_end_matches('i');
+    let (num, mult) = match t.chars().last() {
+        Some('k') => (&t[..t.len() - 1], 1u64 << 10),
+        Some('m') => (&t[..t.len() - 1], 1 << 20),
+        Some('g') => (&t[..t.len() - 1], 1 << 30),
+        Some('t') => (&t[..t.len() - 1], 1 << 40),
+        _ => (t, 1),
+    };
+    match num.trim().parse::<f64>() {
+        Ok(v) if v.is_finite() && v > 0.0 => Ok((v * mult as f64) as u64),
+        _ => Err(Error::invalid(
+            "memory",
+            format!("'{s}' is not a size such as 4G, 512M or 2000000"),
+        )),
+    }
 }
 
 /// Generates cells from a trained [`Model`].
 #[derive(Debug, Clone)]
 pub struct Sampler {
     pub config: SampleConfig,
+    /// Velocity evaluations and steps of the integrations so far (summed
+    /// over batches).
+    pub cost: std::cell::Cell<Integration>,
+    /// Integrated batches so far.
+    pub batches: std::cell::Cell<usize>,
 }
 
 /// `x` `[n, m]` (any device/float kind) as an f32 array.
@@ -143,7 +232,11 @@ impl Sampler {
     /// A sampler with `config`.
     pub fn new(config: SampleConfig) -> Result<Sampler> {
         config.validate()?;
-        Ok(Sampler { config })
+        Ok(Sampler {
+            config,
+            cost: Default::default(),
+            batches: Default::default(),
+        })
     }
 
     /// The source noise of `cond`: `[n, d]` f32 on the CPU, from a ChaCha8
@@ -217,11 +310,26 @@ impl Sampler {
         let _rng = crate::device::rng_guard(Some(self.config.seed));
         let _guard = tch::no_grad_guard();
         let null = cond.f_zeros_like()?; // [b, n_c]
-        self.config
-            .solver
-            .integrate(x0.shallow_clone(), self.config.steps, |x, t| {
-                self.guided_velocity(net, x, t, cond, &null)
-            })
+        let (x, cost) = self.config.solver.integrate(
+            x0.shallow_clone(),
+            self.config.steps,
+            self.config.tolerance(),
+            |x, t| self.guided_velocity(net, x, t, cond, &null),
+        )?;
+        let sum = self.cost.get();
+        self.cost.set(Integration {
+            nfe: sum.nfe + cost.nfe,
+            steps: sum.steps + cost.steps,
+            rejected: sum.rejected + cost.rejected,
+        });
+        self.batches.set(self.batches.get() + 1);
+        Ok(x)
+    }
+
+    /// Mean velocity evaluations per integrated batch so far (0 before
+    /// any).
+    pub fn mean_nfe(&self) -> f64 {
+        self.cost.get().nfe as f64 / self.batches.get().max(1) as f64
     }
 
     /// Generates `n_each` cells for every condition in `conds` (in order):
@@ -277,8 +385,9 @@ impl Sampler {
                 Family::Response => {
                     let row = enc.f_narrow(0, i as i64, 1)?; // [1, n_c]
                     let mut parts = Vec::new();
-                    for start in (0..n_each).step_by(self.config.max_batch) {
-                        let len = self.config.max_batch.min(n_each - start) as i64;
+                    let chunk = self.config.chunk_cells(model);
+                    for start in (0..n_each).step_by(chunk) {
+                        let len = chunk.min(n_each - start) as i64;
                         let xb = x
                             .f_narrow(0, start as i64, len)?
                             .f_to_device(model.device())?;
@@ -322,12 +431,7 @@ impl Sampler {
         if total == 0 {
             return Ok(out);
         }
-        let chunk = if self.config.guided() {
-            self.config.max_batch / 2
-        } else {
-            self.config.max_batch
-        }
-        .max(1);
+        let chunk = self.config.chunk_cells(model);
         let _rng = crate::device::rng_guard(Some(self.config.seed));
         let _guard = tch::no_grad_guard();
         let bar = crate::progress::bar(total as u64, "sample");
@@ -403,6 +507,9 @@ impl Sampler {
             .map_err(|e| Error::invalid("sample config", e.to_string()))?;
         if let Some(o) = info.as_object_mut() {
             o.insert("cells_per_unit".into(), n_each.into());
+            o.insert("mean_nfe".into(), self.mean_nfe().into());
+            // .h5ad uns has no null: unset options are left out.
+            o.retain(|_, v| !v.is_null());
             o.insert(
                 "checkpoint".into(),
                 model

@@ -25,12 +25,15 @@ use crate::sample::{SampleConfig, Sampler, Solver};
 #[derive(Debug, Clone)]
 pub struct SamplerHandle(pub Rc<SampleConfig>);
 
-const KEYS: [&str; 7] = [
+const KEYS: [&str; 10] = [
     "cells",
     "guidance",
     "steps",
     "solver",
+    "rtol",
+    "atol",
     "seed",
+    "memory",
     "max_batch",
     "clip_negative",
 ];
@@ -55,7 +58,20 @@ fn apply(base: &SampleConfig, map: Map, what: &str) -> RhaiResult<SampleConfig> 
         c.seed = v;
     }
     if let Some(v) = o.count("max_batch")? {
-        c.max_batch = v;
+        c.max_batch = Some(v);
+    }
+    if let Some(v) = o.float("rtol")? {
+        c.rtol = v;
+    }
+    if let Some(v) = o.float("atol")? {
+        c.atol = v;
+    }
+    if let Some(v) = o.get("memory") {
+        c.memory = Some(if v.is_string() {
+            crate::sample::sampler::parse_bytes(&v.to_string()).map_err(to_rhai)?
+        } else {
+            o.count("memory")?.unwrap_or(0) as u64
+        });
     }
     if let Some(v) = o.bool("clip_negative")? {
         c.clip_negative = v;
@@ -135,7 +151,8 @@ pub mod sampler_api {
     }
 
     /// A sampler from settings: `cells` (per condition), `guidance`,
-    /// `steps`, `solver` (`euler`, `heun`), `seed`, `max_batch`,
+    /// `steps`, `solver` (`euler`, `midpoint`, `heun`, `dopri5` with `rtol`,
+    /// `atol`), `seed`, `memory` (bytes per forward, e.g. `"2G"`), `max_batch`,
     /// `clip_negative`.
     /// ```rhai
     /// let sampler = Sampler(#{cells: 500, guidance: 3.0, solver: "heun", seed: 1});

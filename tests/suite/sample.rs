@@ -100,7 +100,7 @@ fn samples_conditions_as_anndata() {
     let s = Sampler::new(SampleConfig {
         steps: 20,
         guidance: 3.0,
-        max_batch: 10,
+        max_batch: Some(10),
         seed: 5,
         clip_negative: true,
         ..SampleConfig::default()
@@ -129,7 +129,7 @@ fn samples_conditions_as_anndata() {
     // A condition's cells depend only on (seed, condition): not on the other
     // requested conditions nor on max_batch.
     let alone = Sampler::new(SampleConfig {
-        max_batch: 4096,
+        max_batch: Some(4096),
         ..s.config.clone()
     })
     .unwrap()

@@ -17,6 +17,7 @@ pub mod config;
 pub mod embed;
 mod flops;
 pub mod layers;
+mod memory;
 pub mod plan;
 pub mod resample;
 pub mod resblock;
