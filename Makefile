@@ -23,7 +23,7 @@ demo: build
 
 test: setup-python
 	$(CARGO) build --release
-	$(CARGO) test --release -- --test-threads=2
+	OMP_NUM_THREADS=1 $(CARGO) test --release -- --test-threads=2
 
 bench: setup-python
 	$(CARGO) build --release

@@ -14,7 +14,7 @@ use rhai::plugin::*;
 use rhai::{Dynamic, Map};
 
 use super::condition::conditions_arg;
-use super::convert::{from_json, Opts};
+use super::convert::{from_json, to_json};
 use super::dataset::DatasetHandle;
 use super::error::{guard, invalid, to_rhai, RhaiResult};
 use super::model::ModelHandle;
@@ -25,59 +25,36 @@ use crate::sample::{SampleConfig, Sampler, Solver};
 #[derive(Debug, Clone)]
 pub struct SamplerHandle(pub Rc<SampleConfig>);
 
-const KEYS: [&str; 10] = [
-    "cells",
-    "guidance",
-    "steps",
-    "solver",
-    "rtol",
-    "atol",
-    "seed",
-    "memory",
-    "max_batch",
-    "clip_negative",
-];
-
-/// `base` with the keys of `map` applied.
+/// `base` with the keys of `map` applied: the keys are `SampleConfig`'s
+/// field names (`cells_per_unit`, `guidance`, `steps`, `solver`, `rtol`,
+/// `atol`, `memory`, `max_batch`, `seed`, `clip_negative`), as in a
+/// `--config` file; `cells` is accepted for `cells_per_unit` and `memory`
+/// may be a size string (`"2G"`). Unknown keys are errors listing the valid
+/// ones.
 fn apply(base: &SampleConfig, map: Map, what: &str) -> RhaiResult<SampleConfig> {
-    let o = Opts::new(what, map, &KEYS)?;
-    let mut c = base.clone();
-    if let Some(v) = o.count("cells")? {
-        c.cells_per_unit = v;
+    let mut over = serde_json::Map::new();
+    for (k, v) in map {
+        let key = match k.as_str() {
+            "cells" => "cells_per_unit",
+            other => other,
+        };
+        let value = match key {
+            "memory" if v.is_string() => serde_json::json!(crate::sample::sampler::parse_bytes(
+                &v.to_string()
+            )
+            .map_err(to_rhai)?),
+            "solver" => serde_json::json!(Solver::parse(&v.to_string()).map_err(to_rhai)?),
+            _ => to_json(&v)?,
+        };
+        over.insert(key.to_string(), value);
     }
-    if let Some(v) = o.float("guidance")? {
-        c.guidance = v;
-    }
-    if let Some(v) = o.count("steps")? {
-        c.steps = v;
-    }
-    if let Some(v) = o.string("solver")? {
-        c.solver = Solver::parse(&v).map_err(to_rhai)?;
-    }
-    if let Some(v) = o.seed("seed")? {
-        c.seed = v;
-    }
-    if let Some(v) = o.count("max_batch")? {
-        c.max_batch = Some(v);
-    }
-    if let Some(v) = o.float("rtol")? {
-        c.rtol = v;
-    }
-    if let Some(v) = o.float("atol")? {
-        c.atol = v;
-    }
-    if let Some(v) = o.get("memory") {
-        c.memory = Some(if v.is_string() {
-            crate::sample::sampler::parse_bytes(&v.to_string()).map_err(to_rhai)?
-        } else {
-            o.count("memory")?.unwrap_or(0) as u64
-        });
-    }
-    if let Some(v) = o.bool("clip_negative")? {
-        c.clip_negative = v;
-    }
+    let c: SampleConfig =
+        crate::overlay::overlay(base, &serde_json::Value::Object(over), what).map_err(to_rhai)?;
     if c.cells_per_unit == 0 {
-        return Err(invalid(&format!("{what} 'cells'"), "must be at least 1"));
+        return Err(invalid(
+            &format!("{what} 'cells_per_unit'"),
+            "must be at least 1",
+        ));
     }
     c.validate().map_err(to_rhai)?;
     Ok(c)
