@@ -9,6 +9,7 @@ pub mod sample;
 pub mod simulate;
 pub mod split;
 pub mod train;
+pub mod train_settings;
 
 use clap::{Parser, Subcommand};
 

@@ -8,19 +8,16 @@
 //! then the explicit flags. `--resume` continues the run in `--out` with its
 //! saved settings and data set-up (only `--steps` may change).
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::time::Instant;
 
 use anyhow::Context;
-use primeflow::data::{ObsColumns, Task};
-use primeflow::model::config::normalize_kind;
-use primeflow::model::{Family, Model, ModelConfig};
-use primeflow::train::data::parse_filter;
-use primeflow::train::{DataSpec, Precision, SplitSpec, TrainConfig, Trainer};
+use primeflow::model::{Family, Model};
+use primeflow::train::{DataSpec, Trainer};
 use primeflow::Error;
 
 /// Arguments of `primeflow train`.
-#[derive(Debug, clap::Args)]
+#[derive(Debug, Clone, clap::Args)]
 pub struct Args {
     /// The training data (.h5ad, log1p expression). With --resume it
     /// defaults to the file the run was started on.
@@ -113,166 +110,6 @@ pub struct Args {
     pub quiet: bool,
 }
 
-/// Reads `{"model": {...}, "train": {...}}`.
-fn read_config(
-    path: &Path,
-) -> anyhow::Result<(Option<serde_json::Value>, Option<serde_json::Value>)> {
-    let v: serde_json::Value = primeflow::atomic::read_json(path)?;
-    let obj = v.as_object().ok_or_else(|| {
-        Error::format(
-            path,
-            "(top level)",
-            "must be a JSON object with keys 'model' and/or 'train'",
-        )
-    })?;
-    for k in obj.keys() {
-        if k != "model" && k != "train" {
-            return Err(Error::unknown(
-                format!("top-level key in {}", path.display()),
-                k.as_str(),
-                &["model", "train"],
-            )
-            .into());
-        }
-    }
-    Ok((obj.get("model").cloned(), obj.get("train").cloned()))
-}
-
-/// The model config of `kind`/`preset` with the file's overrides.
-fn model_config(
-    kind: &str,
-    preset: &str,
-    overrides: Option<&serde_json::Value>,
-    source: &str,
-) -> anyhow::Result<ModelConfig> {
-    let base = ModelConfig::preset(kind, preset)?;
-    Ok(match overrides {
-        Some(o) => base.merged(o, source)?,
-        None => base,
-    })
-}
-
-/// Applies the explicit flags over `cfg`.
-fn apply_flags(args: &Args, mut cfg: TrainConfig) -> anyhow::Result<TrainConfig> {
-    if let Some(v) = args.steps {
-        cfg.steps = v;
-    }
-    if let Some(v) = args.batch_size {
-        cfg.batch_size = v;
-    }
-    if let Some(v) = args.grad_accum {
-        cfg.grad_accum = v;
-    }
-    if let Some(v) = args.lr {
-        cfg.lr = v;
-    }
-    if let Some(v) = args.seed {
-        cfg.seed = v;
-    }
-    if let Some(p) = &args.precision {
-        cfg.precision = match p.to_ascii_lowercase().as_str() {
-            "fp32" | "f32" => Precision::Fp32,
-            "bf16" => Precision::Bf16,
-            other => return Err(Error::unknown("precision", other, &["fp32", "bf16"]).into()),
-        };
-    }
-    if let Some(v) = args.val_every {
-        cfg.val_every = Some(v);
-    }
-    if let Some(v) = args.checkpoint_every {
-        cfg.checkpoint_every = v;
-    }
-    if let Some(v) = args.log_every {
-        cfg.log_every = v;
-    }
-    cfg.validate()?;
-    Ok(cfg)
-}
-
-/// The data set-up of a fresh run from the flags.
-fn data_spec(args: &Args) -> anyhow::Result<DataSpec> {
-    let path = args
-        .data
-        .clone()
-        .ok_or_else(|| Error::invalid("--data", "the training data file is required"))?;
-    let defaults = ObsColumns::default();
-    let columns = ObsColumns {
-        perturbation: args
-            .perturbation_col
-            .clone()
-            .unwrap_or(defaults.perturbation),
-        covariates: if args.no_covariates {
-            Vec::new()
-        } else if args.covariate_cols.is_empty() {
-            defaults.covariates
-        } else {
-            args.covariate_cols.clone()
-        },
-        control: args.control.clone().unwrap_or(defaults.control),
-    };
-    let split = match (&args.split, &args.task) {
-        (Some(p), _) => SplitSpec::File {
-            path: p.clone(),
-            seed: args.split_seed,
-        },
-        (None, Some(t)) => SplitSpec::Task {
-            task: Task::parse(t)?,
-            seed: args.split_seed,
-            holdout_fraction: None,
-        },
-        (None, None) => SplitSpec::None,
-    };
-    Ok(DataSpec {
-        path,
-        columns,
-        layer: args.layer.clone(),
-        filters: args
-            .filters
-            .iter()
-            .map(|f| parse_filter(f))
-            .collect::<primeflow::Result<_>>()?,
-        split,
-    })
-}
-
-/// On --resume only --steps (and logging/checkpoint cadence, --data to
-/// point at a moved file) may be given.
-fn check_resume_flags(args: &Args) -> anyhow::Result<()> {
-    let fixed = [
-        ("--model", args.model.is_some()),
-        ("--preset", args.preset.is_some()),
-        ("--config", args.config.is_some()),
-        ("--split", args.split.is_some()),
-        ("--task", args.task.is_some()),
-        ("--batch-size", args.batch_size.is_some()),
-        ("--grad-accum", args.grad_accum.is_some()),
-        ("--lr", args.lr.is_some()),
-        ("--seed", args.seed.is_some()),
-        ("--precision", args.precision.is_some()),
-        ("--perturbation-col", args.perturbation_col.is_some()),
-        (
-            "--covariate-col",
-            !args.covariate_cols.is_empty() || args.no_covariates,
-        ),
-        ("--control", args.control.is_some()),
-        ("--layer", args.layer.is_some()),
-        ("--filter", !args.filters.is_empty()),
-    ];
-    let given: Vec<&str> = fixed.iter().filter(|(_, g)| *g).map(|(n, _)| *n).collect();
-    if !given.is_empty() {
-        return Err(Error::invalid(
-            "--resume",
-            format!(
-                "{} cannot change when resuming (the run's settings are in {}); only --steps, --val-every, --checkpoint-every, --log-every and --data may be given",
-                given.join(", "),
-                args.out.display()
-            ),
-        )
-        .into());
-    }
-    Ok(())
-}
-
 /// Runs the subcommand.
 pub fn run(args: Args) -> anyhow::Result<()> {
     primeflow::progress::set_quiet(args.quiet);
@@ -293,7 +130,6 @@ pub fn run(args: Args) -> anyhow::Result<()> {
 
 /// Continues the run in `--out` with its saved settings and data set-up.
 fn resume_run(args: &Args, device: tch::Device, started: Instant) -> anyhow::Result<()> {
-    check_resume_flags(args)?;
     let (mut trainer, mut model) = Trainer::resume(&args.out, device)
         .with_context(|| format!("resuming {}", args.out.display()))?;
     let mut spec = DataSpec::read(&args.out)?.ok_or_else(|| {
@@ -305,11 +141,12 @@ fn resume_run(args: &Args, device: tch::Device, started: Instant) -> anyhow::Res
             ),
         )
     })?;
+    super::train_settings::check_resume(args, &model.config, &trainer.config, &spec)?;
     if let Some(d) = &args.data {
         spec.path = d.clone();
     }
     let saved = trainer.config.clone();
-    trainer.config = apply_flags(args, saved)?;
+    trainer.config = super::train_settings::apply_flags(args, saved)?;
     println!(
         "Resuming {} at step {} of {}",
         args.out.display(),
@@ -339,29 +176,20 @@ fn fresh_run(args: &Args, device: tch::Device, started: Instant) -> anyhow::Resu
         )
         .into());
     }
-    let kind = normalize_kind(args.model.as_deref().unwrap_or("unet"))?;
-    let preset = args.preset.clone().unwrap_or_else(|| "small".into());
-    let (model_over, train_over) = match &args.config {
-        Some(p) => read_config(p)?,
-        None => (None, None),
-    };
-    let source = args
-        .config
-        .as_ref()
-        .map(|p| p.display().to_string())
-        .unwrap_or_default();
-    let mconf = model_config(&kind, &preset, model_over.as_ref(), &source)?;
-    let mut tconf = TrainConfig::preset(&kind, &preset)?;
-    if let Some(o) = &train_over {
-        tconf = tconf.merged(o, &source)?;
-    }
-    let mut trainer = Trainer::new(apply_flags(args, tconf)?)?;
-    let spec = data_spec(args)?;
+    let settings = super::train_settings::Settings::from_args(args)?;
+    let (mconf, preset) = (settings.model, settings.preset);
+    let mut trainer = Trainer::new(settings.train)?;
+    let spec = settings.data;
     let ds = spec.load()?;
     let (train, val) = spec.train_val(&ds)?;
     let mut model = Model::for_dataset(mconf, &train, device, trainer.config.seed)?;
     std::fs::create_dir_all(&args.out).map_err(|e| Error::io(&args.out, e))?;
     spec.save(&args.out)?;
+    super::train_settings::RunRecord {
+        kind: settings.kind.clone(),
+        preset: preset.clone(),
+    }
+    .save(&args.out)?;
     print!("{}", ds.summary());
     println!(
         "Model: {} '{}' ({} parameters, {:.3} GFLOP/cell forward), {} genes, condition width {}, device {}",

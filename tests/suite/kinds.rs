@@ -137,3 +137,60 @@ fn every_model_kind_trains_samples_and_evaluates_from_the_cli() {
     assert_eq!(code, 2);
     assert!(err.contains("guidance"), "{err}");
 }
+
+#[test]
+fn rerunning_a_train_command_with_resume_appended_continues_it() {
+    let dir = tmpdir("kinds_resume_repeat");
+    let p = |name: &str| dir.join(name).display().to_string();
+    run(&[
+        "simulate",
+        "--preset",
+        "tiny",
+        "--seed",
+        "4",
+        "--out",
+        &p("sim.h5ad"),
+    ]);
+    let base = [
+        "train",
+        "--data",
+        &p("sim.h5ad"),
+        "--model",
+        "mlp",
+        "--preset",
+        "tiny",
+        "--task",
+        "combination",
+        "--batch-size",
+        "16",
+        "--seed",
+        "1",
+        "--out",
+        &p("run"),
+        "--quiet",
+    ];
+    let mut first = base.to_vec();
+    first.extend(["--steps", "4"]);
+    run(&first);
+    // The same command with --resume appended (and more steps) continues.
+    let mut again = base.to_vec();
+    again.extend(["--steps", "8", "--resume"]);
+    let out = run(&again);
+    assert!(out.contains("Step 8"), "{out}");
+    // A changed setting is refused, naming the flag and both values.
+    let mut changed: Vec<&str> = base
+        .iter()
+        .map(|a| if *a == "1" { "2" } else { *a })
+        .collect();
+    changed.extend(["--steps", "10", "--resume", "--lr", "0.5"]);
+    let (code, _, err) = common::primeflow(&changed);
+    assert_eq!(code, 2, "{err}");
+    assert!(
+        err.contains("--lr") && err.contains("0.5") && err.contains("--seed"),
+        "{err}"
+    );
+    assert!(
+        !err.contains("--model") && !err.contains("--batch-size"),
+        "{err}"
+    );
+}

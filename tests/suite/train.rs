@@ -697,7 +697,7 @@ fn cli_train_errors_are_clear() {
     let (code, _, err) =
         crate::common::primeflow(&["train", "--data", d, "--model", "gan", "--out", o]);
     assert_eq!(code, 2);
-    assert!(err.contains("unet, mlp"), "{err}");
+    assert!(err.contains("unet, mlp, pca"), "{err}");
     let (code, _, err) = crate::common::primeflow(&[
         "train",
         "--data",
@@ -725,7 +725,10 @@ fn cli_train_errors_are_clear() {
     let (code, _, err) =
         crate::common::primeflow(&["train", "--resume", "--lr", "0.1", "--out", o]);
     assert_eq!(code, 2);
-    assert!(err.contains("--lr cannot change"), "{err}");
+    assert!(
+        err.contains("--lr: the run has 0.001, the command gives 0.1"),
+        "{err}"
+    );
 }
 
 /// Copies the files of `from` (one level of sub-folders) into `to`.

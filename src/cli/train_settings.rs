@@ -1,0 +1,387 @@
+//! The settings of a `primeflow train` run from its flags (preset, config
+//! file, explicit flags, data set-up), the run's record (`run.json`: model
+//! kind and preset), and the check that a repeated command with `--resume`
+//! appended changes nothing it may not: every flag given again must equal
+//! the run's value, and each that differs is named.
+
+use std::path::Path;
+
+use primeflow::data::{ObsColumns, Task};
+use primeflow::model::config::normalize_kind;
+use primeflow::model::ModelConfig;
+use primeflow::train::data::parse_filter;
+use primeflow::train::{DataSpec, Precision, SplitSpec, TrainConfig};
+use primeflow::Error;
+use serde::{Deserialize, Serialize};
+
+use super::train::Args;
+
+/// The record of how a run was started (`run.json` in its folder).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct RunRecord {
+    /// Model kind (`unet`, `mlp`, ...).
+    pub kind: String,
+    /// The preset name the run started from.
+    pub preset: String,
+}
+
+impl RunRecord {
+    const FILE: &'static str = "run.json";
+
+    /// Writes `run.json` into `dir`.
+    pub fn save(&self, dir: &Path) -> primeflow::Result<()> {
+        primeflow::atomic::write_json(&dir.join(Self::FILE), self)
+    }
+
+    /// Reads `dir/run.json` when present.
+    pub fn read(dir: &Path) -> primeflow::Result<Option<RunRecord>> {
+        let p = dir.join(Self::FILE);
+        if p.is_file() {
+            Ok(Some(primeflow::atomic::read_json(&p)?))
+        } else {
+            Ok(None)
+        }
+    }
+}
+
+/// Everything a fresh run is made of.
+#[derive(Debug)]
+pub struct Settings {
+    pub kind: String,
+    pub preset: String,
+    pub model: ModelConfig,
+    pub train: TrainConfig,
+    pub data: DataSpec,
+}
+
+impl Settings {
+    /// The settings of a fresh run: preset, then the config file, then the
+    /// flags.
+    pub fn from_args(args: &Args) -> anyhow::Result<Settings> {
+        let kind = normalize_kind(args.model.as_deref().unwrap_or("unet"))?;
+        let preset = args.preset.clone().unwrap_or_else(|| "small".into());
+        let (model_over, train_over) = match &args.config {
+            Some(p) => read_config(p)?,
+            None => (None, None),
+        };
+        let source = args
+            .config
+            .as_ref()
+            .map(|p| p.display().to_string())
+            .unwrap_or_default();
+        let model = model_config(&kind, &preset, model_over.as_ref(), &source)?;
+        let mut train = TrainConfig::preset(&kind, &preset)?;
+        if let Some(o) = &train_over {
+            train = train.merged(o, &source)?;
+        }
+        Ok(Settings {
+            train: apply_flags(args, train)?,
+            data: data_spec(args)?,
+            kind,
+            preset,
+            model,
+        })
+    }
+}
+
+/// On `--resume`, every flag given again must equal the run's value
+/// (`--steps`, `--val-every`, `--checkpoint-every`, `--log-every` and `--data`
+/// may change). The error names each flag that differs with both values.
+pub fn check_resume(
+    args: &Args,
+    model: &ModelConfig,
+    train: &TrainConfig,
+    spec: &DataSpec,
+) -> anyhow::Result<()> {
+    let mut diffs: Vec<String> = Vec::new();
+    fn differ(diffs: &mut Vec<String>, flag: &str, run: String, given: String) {
+        if run != given {
+            diffs.push(format!(
+                "{flag}: the run has {run}, the command gives {given}"
+            ));
+        }
+    }
+    let record = RunRecord::read(&args.out)?;
+    if let Some(k) = &args.model {
+        differ(
+            &mut diffs,
+            "--model",
+            model.kind().to_string(),
+            normalize_kind(k)?,
+        );
+    }
+    if let Some(p) = &args.preset {
+        match &record {
+            Some(r) => differ(
+                &mut diffs,
+                "--preset",
+                r.preset.clone(),
+                p.trim().to_ascii_lowercase(),
+            ),
+            None => diffs.push(format!(
+                "--preset: the run in {} has no run.json recording its preset; leave --preset out",
+                args.out.display()
+            )),
+        }
+    }
+    if let Some(path) = &args.config {
+        let (m, t) = read_config(path)?;
+        let saved_m = serde_json::to_value(model)?;
+        let saved_t = serde_json::to_value(train)?;
+        for (what, over, saved) in [("model", m, saved_m), ("train", t, saved_t)] {
+            let Some(over) = over else { continue };
+            let merged = {
+                let mut v = saved.clone();
+                primeflow::overlay::merge_into(&mut v, &over);
+                v
+            };
+            if let (Some(a), Some(b)) = (saved.as_object(), merged.as_object()) {
+                for (k, v) in b {
+                    if what == "train"
+                        && ["steps", "val_every", "checkpoint_every", "log_every"]
+                            .contains(&k.as_str())
+                    {
+                        continue;
+                    }
+                    if a.get(k) != Some(v) {
+                        differ(
+                            &mut diffs,
+                            &format!("--config {} ({what}.{k})", path.display()),
+                            a.get(k)
+                                .map(|x| x.to_string())
+                                .unwrap_or_else(|| "nothing".into()),
+                            v.to_string(),
+                        );
+                    }
+                }
+            }
+        }
+    }
+    let num = |x: f64| format!("{x}");
+    if let Some(v) = args.batch_size {
+        differ(
+            &mut diffs,
+            "--batch-size",
+            train.batch_size.to_string(),
+            v.to_string(),
+        );
+    }
+    if let Some(v) = args.grad_accum {
+        differ(
+            &mut diffs,
+            "--grad-accum",
+            train.grad_accum.to_string(),
+            v.to_string(),
+        );
+    }
+    if let Some(v) = args.lr {
+        differ(&mut diffs, "--lr", num(train.lr), num(v));
+    }
+    if let Some(v) = args.seed {
+        differ(&mut diffs, "--seed", train.seed.to_string(), v.to_string());
+    }
+    if let Some(p) = &args.precision {
+        differ(
+            &mut diffs,
+            "--precision",
+            format!("{:?}", train.precision).to_ascii_lowercase(),
+            p.to_ascii_lowercase(),
+        );
+    }
+    // The data set-up: compare the parts the flags give.
+    let given = DataSpec {
+        path: args.data.clone().unwrap_or_else(|| spec.path.clone()),
+        ..data_spec_parts(args, spec)?
+    };
+    if args.perturbation_col.is_some()
+        || !args.covariate_cols.is_empty()
+        || args.no_covariates
+        || args.control.is_some()
+    {
+        differ(
+            &mut diffs,
+            "--perturbation-col/--covariate-col/--control",
+            format!("{:?}", spec.columns),
+            format!("{:?}", given.columns),
+        );
+    }
+    if args.layer.is_some() {
+        differ(
+            &mut diffs,
+            "--layer",
+            format!("{:?}", spec.layer),
+            format!("{:?}", given.layer),
+        );
+    }
+    if !args.filters.is_empty() {
+        differ(
+            &mut diffs,
+            "--filter",
+            format!("{:?}", spec.filters),
+            format!("{:?}", given.filters),
+        );
+    }
+    if args.split.is_some() || args.task.is_some() {
+        differ(
+            &mut diffs,
+            "--split/--task/--split-seed",
+            format!("{:?}", spec.split),
+            format!("{:?}", given.split),
+        );
+    }
+    if !diffs.is_empty() {
+        return Err(Error::invalid(
+            "--resume",
+            format!(
+                "these settings differ from the run in {} (only --steps, --val-every, --checkpoint-every, --log-every and --data may change):\n  {}",
+                args.out.display(),
+                diffs.join("\n  ")
+            ),
+        )
+        .into());
+    }
+    Ok(())
+}
+
+/// The data set-up the flags describe, with `saved`'s values where a flag
+/// is absent (for comparison on resume).
+fn data_spec_parts(args: &Args, saved: &DataSpec) -> anyhow::Result<DataSpec> {
+    let mut a = args.clone();
+    if a.data.is_none() {
+        a.data = Some(saved.path.clone());
+    }
+    let mut spec = data_spec(&a)?;
+    if args.perturbation_col.is_none()
+        && args.covariate_cols.is_empty()
+        && !args.no_covariates
+        && args.control.is_none()
+    {
+        spec.columns = saved.columns.clone();
+    }
+    if args.split.is_none() && args.task.is_none() {
+        spec.split = saved.split.clone();
+    }
+    Ok(spec)
+}
+
+/// Reads `{"model": {...}, "train": {...}}`.
+pub(super) fn read_config(
+    path: &Path,
+) -> anyhow::Result<(Option<serde_json::Value>, Option<serde_json::Value>)> {
+    let v: serde_json::Value = primeflow::atomic::read_json(path)?;
+    let obj = v.as_object().ok_or_else(|| {
+        Error::format(
+            path,
+            "(top level)",
+            "must be a JSON object with keys 'model' and/or 'train'",
+        )
+    })?;
+    for k in obj.keys() {
+        if k != "model" && k != "train" {
+            return Err(Error::unknown(
+                format!("top-level key in {}", path.display()),
+                k.as_str(),
+                &["model", "train"],
+            )
+            .into());
+        }
+    }
+    Ok((obj.get("model").cloned(), obj.get("train").cloned()))
+}
+
+/// The model config of `kind`/`preset` with the file's overrides.
+pub(super) fn model_config(
+    kind: &str,
+    preset: &str,
+    overrides: Option<&serde_json::Value>,
+    source: &str,
+) -> anyhow::Result<ModelConfig> {
+    let base = ModelConfig::preset(kind, preset)?;
+    Ok(match overrides {
+        Some(o) => base.merged(o, source)?,
+        None => base,
+    })
+}
+
+/// Applies the explicit flags over `cfg`.
+pub(super) fn apply_flags(args: &Args, mut cfg: TrainConfig) -> anyhow::Result<TrainConfig> {
+    if let Some(v) = args.steps {
+        cfg.steps = v;
+    }
+    if let Some(v) = args.batch_size {
+        cfg.batch_size = v;
+    }
+    if let Some(v) = args.grad_accum {
+        cfg.grad_accum = v;
+    }
+    if let Some(v) = args.lr {
+        cfg.lr = v;
+    }
+    if let Some(v) = args.seed {
+        cfg.seed = v;
+    }
+    if let Some(p) = &args.precision {
+        cfg.precision = match p.to_ascii_lowercase().as_str() {
+            "fp32" | "f32" => Precision::Fp32,
+            "bf16" => Precision::Bf16,
+            other => return Err(Error::unknown("precision", other, &["fp32", "bf16"]).into()),
+        };
+    }
+    if let Some(v) = args.val_every {
+        cfg.val_every = Some(v);
+    }
+    if let Some(v) = args.checkpoint_every {
+        cfg.checkpoint_every = v;
+    }
+    if let Some(v) = args.log_every {
+        cfg.log_every = v;
+    }
+    cfg.validate()?;
+    Ok(cfg)
+}
+
+/// The data set-up of a fresh run from the flags.
+pub(super) fn data_spec(args: &Args) -> anyhow::Result<DataSpec> {
+    let path = args
+        .data
+        .clone()
+        .ok_or_else(|| Error::invalid("--data", "the training data file is required"))?;
+    let defaults = ObsColumns::default();
+    let columns = ObsColumns {
+        perturbation: args
+            .perturbation_col
+            .clone()
+            .unwrap_or(defaults.perturbation),
+        covariates: if args.no_covariates {
+            Vec::new()
+        } else if args.covariate_cols.is_empty() {
+            defaults.covariates
+        } else {
+            args.covariate_cols.clone()
+        },
+        control: args.control.clone().unwrap_or(defaults.control),
+    };
+    let split = match (&args.split, &args.task) {
+        (Some(p), _) => SplitSpec::File {
+            path: p.clone(),
+            seed: args.split_seed,
+        },
+        (None, Some(t)) => SplitSpec::Task {
+            task: Task::parse(t)?,
+            seed: args.split_seed,
+            holdout_fraction: None,
+        },
+        (None, None) => SplitSpec::None,
+    };
+    Ok(DataSpec {
+        path,
+        columns,
+        layer: args.layer.clone(),
+        filters: args
+            .filters
+            .iter()
+            .map(|f| parse_filter(f))
+            .collect::<primeflow::Result<_>>()?,
+        split,
+    })
+}
