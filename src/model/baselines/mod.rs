@@ -155,18 +155,16 @@ pub(crate) mod test_support {
     //! generator, parameter counting, a seeded additive-shift task and an
     //! Adam fit.
 
-    use std::sync::{Mutex, MutexGuard};
 
     use tch::nn::{OptimizerConfig, VarStore};
     use tch::{Device, Kind, Tensor};
 
     use super::ResponseModel;
 
-    static RNG: Mutex<()> = Mutex::new(());
-
-    /// Serialises tests that seed libtorch's global generator.
-    pub fn lock() -> MutexGuard<'static, ()> {
-        RNG.lock().unwrap_or_else(|e| e.into_inner())
+    /// Serialises tests that seed libtorch's global generator, through the
+    /// library's own guard (so they never interleave with other seeded code).
+    pub fn lock() -> crate::device::RngGuard {
+        crate::device::rng_guard(None)
     }
 
     /// Trainable parameters in `vs`.
