@@ -57,11 +57,14 @@ impl DistanceOptions {
     }
 }
 
-/// Cells prepared for distance products: the matrix in the product kind and
-/// its squared row norms.
+/// Cells prepared for distance products: the matrix in the product kind,
+/// the same times -2 (so each block is one `addmm` with no scaled copy),
+/// and its squared row norms.
 pub struct Points {
     /// `[n, D]` in the product kind.
     pub x: Tensor,
+    /// `-2 x`, `[n, D]`.
+    pub neg2x: Tensor,
     /// `[n]` squared norms (same kind).
     pub sq: Tensor,
     /// max of `sq` (for the rounding threshold).
@@ -86,7 +89,13 @@ impl Points {
         } else {
             sq.f_max()?.f_double_value(&[])?
         };
-        Ok(Points { x, sq, max_sq })
+        let neg2x = x.f_mul_scalar(-2.0)?;
+        Ok(Points {
+            x,
+            neg2x,
+            sq,
+            max_sq,
+        })
     }
 
     /// Number of cells.
@@ -99,41 +108,39 @@ impl Points {
         self.len() == 0
     }
 
-    fn narrow(&self, start: i64, len: i64) -> Result<(Tensor, Tensor)> {
-        Ok((
-            self.x.f_narrow(0, start, len)?,
-            self.sq.f_narrow(0, start, len)?,
-        ))
+    /// Rows `start..start+len` as points of their own (views, no copy).
+    fn rows(&self, start: i64, len: i64) -> Result<Points> {
+        Ok(Points {
+            x: self.x.f_narrow(0, start, len)?,
+            neg2x: self.neg2x.f_narrow(0, start, len)?,
+            sq: self.sq.f_narrow(0, start, len)?,
+            max_sq: self.max_sq,
+        })
     }
 }
 
 /// `[n, b]` distances between `a` (all rows) and rows `start..start+len` of
 /// `b`, floored as geomloss does.
 fn block(a: &Points, b: &Points, start: i64, len: i64, opts: &DistanceOptions) -> Result<Tensor> {
-    let (bx, bsq) = b.narrow(start, len)?;
-    distances(&a.x, &a.sq, &bx, &bsq, a.max_sq + b.max_sq, opts)
+    distances(a, &b.rows(start, len)?, a.max_sq + b.max_sq, opts)
 }
 
-/// `[n, m]` floored distances of the rows of `ax` (`[n, D]`, squared norms
-/// `asq`) to the rows of `bx` (`[m, D]`, `bsq`); `norm_scale` bounds
-/// `|a|^2 + |b|^2` for the rounding threshold.
-fn distances(
-    ax: &Tensor,
-    asq: &Tensor,
-    bx: &Tensor,
-    bsq: &Tensor,
-    norm_scale: f64,
-    opts: &DistanceOptions,
-) -> Result<Tensor> {
+/// `[n, m]` floored distances of the rows of `a` (`[n, D]`) to the rows of
+/// `b` (`[m, D]`); `norm_scale` bounds `|a|^2 + |b|^2` for the rounding
+/// threshold.
+fn distances(a: &Points, b: &Points, norm_scale: f64, opts: &DistanceOptions) -> Result<Tensor> {
+    let (ax, bx) = (&a.x, &b.x);
     // d2 = |a|^2 + |b|^2 - 2 a.b  (one GEMM, one broadcast add)
-    let mut d2 = asq
+    let mut d2 = a
+        .sq
         .f_unsqueeze(1)?
-        .f_addmm(&ax.f_mul_scalar(-2.0)?, &bx.f_transpose(0, 1)?)?;
-    let _ = d2.f_add_(&bsq.f_unsqueeze(0)?)?;
+        .f_addmm(&a.neg2x, &bx.f_transpose(0, 1)?)?;
+    let _ = d2.f_add_(&b.sq.f_unsqueeze(0)?)?;
     if opts.kind == Kind::Float {
         let thr = DEDUP_TOL * norm_scale;
-        let near = d2.f_lt(thr)?;
-        if near.f_any()?.f_int64_value(&[])? != 0 {
+        // One reduction decides whether any pair needs the exact form.
+        if d2.f_min()?.f_double_value(&[])? < thr {
+            let near = d2.f_lt(thr)?;
             let idx = near.f_nonzero()?; // [k, 2]
             let i = idx.f_select(1, 0)?;
             let j = idx.f_select(1, 1)?;
@@ -150,6 +157,13 @@ fn distances(
     let _ = d2.f_clamp_min_(SQ_DIST_FLOOR)?;
     let _ = d2.f_sqrt_()?;
     Ok(d2)
+}
+
+/// Columns per block so that a block of `rows` rows is about 1 MiB of f32
+/// (it stays in cache through the elementwise passes after the GEMM), at
+/// most `max` and at least 64.
+fn cache_block(rows: i64, max: i64) -> i64 {
+    ((1 << 18) / rows.max(1)).clamp(64, max.max(64))
 }
 
 /// Sums of `d(a_i, b_j)` over all `i` and over the `j` of each group of `b`.
@@ -174,7 +188,7 @@ pub fn cross_sums(
     if a.is_empty() {
         return Ok(acc);
     }
-    let step = opts.block.max(1);
+    let step = cache_block(a.len(), opts.block);
     for start in (0..m).step_by(step as usize) {
         let len = step.min(m - start);
         let d = block(a, b, start, len, opts)?;
@@ -195,14 +209,13 @@ pub fn self_sum(a: &Points, opts: &DistanceOptions) -> Result<f64> {
     let tile = SELF_TILE.min(opts.block.max(1));
     for r0 in (0..n).step_by(tile as usize) {
         let rows = tile.min(n - r0);
-        let (rx, rsq) = a.narrow(r0, rows)?;
+        let r = a.rows(r0, rows)?;
         // Columns from r0 on, in blocks: the diagonal tile counts once, the
         // tiles to its right twice (their mirror images below the diagonal).
-        let step = opts.block.max(tile);
+        let step = cache_block(rows, opts.block).max(tile);
         for c0 in (r0..n).step_by(step as usize) {
             let cols = step.min(n - c0);
-            let (cx, csq) = a.narrow(c0, cols)?;
-            let d = distances(&rx, &rsq, &cx, &csq, 2.0 * a.max_sq, opts)?;
+            let d = distances(&r, &a.rows(c0, cols)?, 2.0 * a.max_sq, opts)?;
             let all = d.f_sum(Kind::Double)?.f_double_value(&[])?;
             if c0 == r0 {
                 let diag = d
