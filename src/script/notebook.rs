@@ -15,8 +15,8 @@
 
 use rhai::Dynamic;
 
-use super::engine::{display_value, EngineOptions, OutputBuffer};
-use super::plot::PlotHandle;
+use super::display::bundle;
+use super::engine::{EngineOptions, OutputBuffer};
 use super::repl::Session;
 use crate::plot::Figure;
 
@@ -171,16 +171,19 @@ impl Notebook {
         let r = self.session.eval(code);
         let printed = std::mem::take(&mut *self.output.borrow_mut());
         match r {
-            Ok(v) => Cell {
+            Ok(v) if v.is_unit() => Cell {
                 printed,
-                text: if v.is_unit() {
-                    None
-                } else {
-                    Some(display_value(self.session.engine(), &v))
-                },
-                rich: rich(&v),
-                error: None,
+                ..Cell::default()
             },
+            Ok(v) => {
+                let b = bundle(self.session.engine(), &v);
+                Cell {
+                    printed,
+                    text: Some(b.plain),
+                    rich: b.html,
+                    error: None,
+                }
+            }
             Err(e) => Cell {
                 printed,
                 error: Some(e),
@@ -193,14 +196,6 @@ impl Notebook {
     pub fn var(&self, name: &str) -> Option<Dynamic> {
         self.session.var(name)
     }
-}
-
-/// The rich (HTML) form of a value, if it has one.
-fn rich(v: &Dynamic) -> Option<String> {
-    if let Some(p) = v.read_lock::<PlotHandle>() {
-        return Some(Html::figure(&p.0).0);
-    }
-    super::rich_html(v)
 }
 
 #[cfg(test)]
