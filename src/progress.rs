@@ -11,12 +11,13 @@
 //! [`ProgressSink`] (the kernel: its output stream), as text lines to it.
 
 use std::fmt;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, Once, RwLock};
 
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle, TermLike};
 
 static INTERRUPTED: AtomicBool = AtomicBool::new(false);
+static INTERRUPTS: AtomicU64 = AtomicU64::new(0);
 static INSTALL: Once = Once::new();
 static QUIET: AtomicBool = AtomicBool::new(false);
 static SECOND_EXITS: AtomicBool = AtomicBool::new(true);
@@ -29,6 +30,7 @@ pub fn install_ctrlc() {
     INSTALL.call_once(|| {
         let _ = ctrlc::set_handler(|| {
             let exits = SECOND_EXITS.load(Ordering::SeqCst);
+            INTERRUPTS.fetch_add(1, Ordering::SeqCst);
             if INTERRUPTED.swap(true, Ordering::SeqCst) && exits {
                 eprintln!("\nsecond Ctrl-C: exiting");
                 std::process::exit(130);
@@ -61,7 +63,15 @@ pub fn clear_interrupt() {
 
 /// Sets the interrupt flag programmatically (tests, embedding hosts).
 pub fn request_interrupt() {
+    INTERRUPTS.fetch_add(1, Ordering::SeqCst);
     INTERRUPTED.store(true, Ordering::SeqCst);
+}
+
+/// How many interrupts (Ctrl-C, SIGINT, [`request_interrupt`]) this process
+/// has seen: a host compares it before and after a call to learn whether
+/// the call was interrupted, even when the flag was cleared since.
+pub fn interrupt_count() -> u64 {
+    INTERRUPTS.load(Ordering::SeqCst)
 }
 
 /// Turns progress bars off (tests, notebooks) or on.

@@ -15,7 +15,8 @@
 //! resolver), [`error`] (core errors -> catchable Rhai errors), [`help`],
 //! [`repl`] (with [`block`] detection), [`runner`], [`display`] (a value's
 //! MIME bundle), [`kernel`] (`primeflow kernel`, the Jupyter kernel),
-//! [`notebook`] (the evcxr path), and one file per object.
+//! [`notebook`] and [`held_session`] (the evcxr path), and one file per
+//! object.
 //! The core library never depends on this module.
 
 pub mod block;
@@ -26,6 +27,7 @@ pub mod dataset;
 pub mod display;
 pub mod engine;
 pub mod error;
+pub mod held_session;
 pub mod help;
 pub mod imports;
 pub mod kernel;

@@ -65,6 +65,20 @@ fn reply_error(e: &EvalError) -> ReplyError {
     }
 }
 
+/// The error of a cell that finished although it was interrupted.
+fn interrupted() -> EvalError {
+    let message = "interrupted (the cell's value is not shown; the objects keep what \
+                   they did before the interrupt)"
+        .to_string();
+    EvalError {
+        kind: "interrupted".into(),
+        rendered: message.clone(),
+        message,
+        line: None,
+        column: None,
+    }
+}
+
 /// A MIME bundle as Jupyter's `data`.
 pub fn media(b: &MimeBundle) -> Media {
     let mut v = vec![MediaType::Plain(b.plain.clone())];
@@ -183,7 +197,14 @@ impl Executor {
             );
         }
         self.outbox.set_current(Some(parent.clone()));
-        let result = self.run_code(&req.code);
+        let interrupts = crate::progress::interrupt_count();
+        let mut result = self.run_code(&req.code);
+        if result.is_ok() && crate::progress::interrupt_count() != interrupts {
+            // `fit` returns normally when interrupted (the model keeps the
+            // weights of its last step); the cell still counts as
+            // interrupted, so the cells queued after it do not run.
+            result = Err(interrupted());
+        }
         self.streams.end_line();
         let ok = result.is_ok();
         let reply = match result {
