@@ -324,7 +324,9 @@ kc.stop_channels()
 time.sleep(0.5)
 kc = client(cf)
 interrupt(kc)
-time.sleep(0.5)
+# The old cell ends (interrupted) before the new client's cells run; cells
+# queued behind an interrupted cell are aborted, as after any error.
+wait_idle(kc, msg_id)
 check(value(kc, "`${x} ${t2.history.interrupted}`") == "40 true", "state after the client vanished")
 ok("vanished_client")
 
