@@ -38,7 +38,7 @@ if [ ! -x "$PY" ] || [ ! -d "$TORCH/lib" ]; then
     exit 2
 fi
 
-# Which notebooks, the Rhai one first, and which kernels they need.
+# Which notebooks: the Rhai one first.
 if [ $# -gt 0 ]; then
     books=()
     for n in "$@"; do books+=("notebooks/${n%.ipynb}.ipynb"); done
@@ -52,14 +52,6 @@ fi
 kernel_of() {
     "$PY" -c 'import json,sys; print(json.load(open(sys.argv[1]))["metadata"]["kernelspec"]["name"])' "$1"
 }
-need_rust=0
-need_rhai=0
-for nb in "${books[@]}"; do
-    case "$(kernel_of "$nb")" in
-        rust) need_rust=1 ;;
-        primeflow) need_rhai=1 ;;
-    esac
-done
 
 # 1. Headless Jupyter.
 if ! "$PY" -c "import nbclient, nbconvert, nbformat, jupyter_client" 2>/dev/null; then
@@ -67,18 +59,24 @@ if ! "$PY" -c "import nbclient, nbconvert, nbformat, jupyter_client" 2>/dev/null
     "$PY" -m pip install --quiet nbclient nbconvert nbformat jupyter_client
 fi
 
-# 2. The kernel specs.
+# 2. The kernel specs, each set up just before the first notebook that
+#    needs it (so the Rhai notebook runs before any evcxr install).
 export JUPYTER_PATH="$ROOT/target/jupyter"
 export JUPYTER_DATA_DIR="$JUPYTER_PATH"
 mkdir -p "$JUPYTER_PATH"
-if [ "$need_rhai" -eq 1 ]; then
+rhai_ready=0
+setup_rhai() {
+    [ "$rhai_ready" -eq 1 ] && return 0
     if [ ! -x "$ROOT/target/release/primeflow" ]; then
         echo "notebooks: target/release/primeflow is missing; run cargo build --release (make notebooks does)" >&2
         exit 2
     fi
     "$ROOT/target/release/primeflow" kernel install --user >/dev/null
-fi
-if [ "$need_rust" -eq 1 ]; then
+    rhai_ready=1
+}
+rust_ready=0
+setup_rust() {
+    [ "$rust_ready" -eq 1 ] && return 0
     export PATH="$HOME/.cargo/bin:$PATH"
     if ! cargo install --list | grep -q "^evcxr_jupyter v0\.22\.0"; then
         echo "notebooks: installing evcxr_jupyter 0.22.0 (about 9 minutes)"
@@ -108,14 +106,19 @@ k["env"] = {
 with open(spec, "w") as f:
     json.dump(k, f, indent=1)
 EOF
-fi
+    rust_ready=1
+}
 
 # 3. Execute.
 mkdir -p "$ROOT/target/notebooks"
 status=0
 for nb in "${books[@]}"; do
-    t0=$(date +%s)
     kernel="$(kernel_of "$nb")"
+    case "$kernel" in
+        primeflow) setup_rhai ;;
+        rust) setup_rust ;;
+    esac
+    t0=$(date +%s)
     echo "notebooks: executing $nb (kernel $kernel)"
     if "$VENV/bin/jupyter-nbconvert" --to notebook --execute "$nb" \
         --ExecutePreprocessor.kernel_name="$kernel" \

@@ -150,6 +150,7 @@ impl Executor {
                         ExecuteReply {
                             status: ReplyStatus::Error,
                             execution_count: ExecutionCount::new(self.count),
+                            user_expressions: Some(HashMap::new()),
                             error: Some(Box::new(err)),
                             ..ExecuteReply::default()
                         },
@@ -316,6 +317,7 @@ impl Executor {
                         ExecuteReply {
                             status: ReplyStatus::Aborted,
                             execution_count: ExecutionCount::new(self.count),
+                            user_expressions: Some(HashMap::new()),
                             ..ExecuteReply::default()
                         },
                     );
