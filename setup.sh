@@ -5,7 +5,9 @@
 #   ./setup.sh            core set-up (HDF5, libtorch)
 #   ./setup.sh --python   also the Python packages the test suite and the
 #                         benchmarks compare against (anndata, scanpy, scipy,
-#                         POT for the optimal-transport tests)
+#                         POT for the optimal-transport tests) and drive the
+#                         Jupyter kernel with (jupyter_client, nbclient,
+#                         nbconvert, nbformat)
 #
 # The torch virtual environment lives in a per-user cache shared by every
 # clone (PRIMEFLOW_CACHE, default ~/.cache/primeflow), and the project links to
@@ -60,6 +62,12 @@ if [ "$want_python" -eq 1 ]; then
   if ! "$PY" -c "import anndata, scanpy, scipy, h5py, ot" >/dev/null 2>&1; then
     say "installing anndata, scanpy, scipy and POT into $VENV (about 30 s)"
     "$VENV/bin/pip" install -q --disable-pip-version-check anndata scanpy scipy h5py pot
+  fi
+  # The kernel tests: jupyter_client drives `primeflow kernel`, nbconvert
+  # executes the Rhai notebook headless (no ipykernel needed).
+  if ! "$PY" -c "import jupyter_client, nbclient, nbconvert, nbformat, zmq" >/dev/null 2>&1; then
+    say "installing jupyter_client, nbclient, nbconvert and nbformat into $VENV (about 20 s)"
+    "$VENV/bin/pip" install -q --disable-pip-version-check jupyter_client nbclient nbconvert nbformat
   fi
 fi
 say "ready: libtorch at $TORCH_DIR"

@@ -3,6 +3,7 @@
 pub mod evaluate;
 pub mod export_vcc;
 pub mod info;
+pub mod kernel;
 pub mod repl;
 pub mod run;
 pub mod sample;
@@ -43,6 +44,8 @@ pub enum Command {
     Run(run::Args),
     /// Start the interactive Rhai REPL.
     Repl(repl::Args),
+    /// The Jupyter kernel for Rhai (`primeflow kernel install` registers it).
+    Kernel(kernel::Args),
 }
 
 /// Runs one subcommand.
@@ -57,6 +60,7 @@ pub fn dispatch(cli: Cli) -> anyhow::Result<()> {
         Command::ExportVcc(a) => export_vcc::run(a),
         Command::Run(a) => run::run(a),
         Command::Repl(a) => repl::run(a),
+        Command::Kernel(a) => kernel::run(a),
     }
 }
 

@@ -130,6 +130,37 @@ impl Params {
 /// Where `print` and `debug` output goes: stdout, or a buffer (tests).
 pub type OutputBuffer = Rc<RefCell<String>>;
 
+/// A callback that receives each `print`/`debug` line as it is printed,
+/// newline included (a kernel streams it to the notebook at once).
+#[derive(Clone)]
+pub struct PrintSink(pub Rc<dyn Fn(&str)>);
+
+impl std::fmt::Debug for PrintSink {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("PrintSink")
+    }
+}
+
+thread_local! {
+    static NOTICE: RefCell<Option<PrintSink>> = const { RefCell::new(None) };
+}
+
+/// Sends this thread's notices (see [`notice`]) to `sink` instead of stderr.
+pub fn set_notice_sink(sink: Option<PrintSink>) {
+    NOTICE.with(|n| *n.borrow_mut() = sink);
+}
+
+/// A message from a native function to the user that is not the value of
+/// the call (e.g. "training interrupted after step N"): to stderr, or to
+/// the host's notice sink (a kernel's stderr stream).
+pub fn notice(message: &str) {
+    let sink = NOTICE.with(|n| n.borrow().clone());
+    match sink {
+        Some(s) => (s.0)(&format!("{message}\n")),
+        None => eprintln!("{message}"),
+    }
+}
+
 /// Everything that varies between the REPL, the runner, tests and notebooks.
 #[derive(Debug, Clone, Default)]
 pub struct EngineOptions {
@@ -141,6 +172,9 @@ pub struct EngineOptions {
     pub script_dir: Option<PathBuf>,
     /// Capture `print`/`debug` here instead of stdout.
     pub output: Option<OutputBuffer>,
+    /// Or hand each printed line to this callback (takes precedence over
+    /// `output`).
+    pub print_sink: Option<PrintSink>,
 }
 
 /// The stdlib modules, embedded so the binary works from any folder.
@@ -166,7 +200,12 @@ pub fn build_engine(opts: &EngineOptions) -> Engine {
             None
         }
     });
-    if let Some(buf) = &opts.output {
+    if let Some(sink) = &opts.print_sink {
+        let p = sink.clone();
+        engine.on_print(move |s| (p.0)(&format!("{s}\n")));
+        let p = sink.clone();
+        engine.on_debug(move |s, _, _| (p.0)(&format!("{s}\n")));
+    } else if let Some(buf) = &opts.output {
         let b = buf.clone();
         engine.on_print(move |s| {
             let mut o = b.borrow_mut();

@@ -13,16 +13,24 @@
 //!
 //! Layout: [`engine`] (the builder, limits, `--set` params, the stdlib
 //! resolver), [`error`] (core errors -> catchable Rhai errors), [`help`],
-//! [`repl`], [`runner`], [`notebook`], and one file per object.
+//! [`repl`] (with [`block`] detection), [`runner`], [`display`] (a value's
+//! MIME bundle), [`kernel`] (`primeflow kernel`, the Jupyter kernel),
+//! [`notebook`] and [`held_session`] (the evcxr path), and one file per
+//! object.
 //! The core library never depends on this module.
 
+pub mod block;
 pub mod comparison;
 pub mod condition;
 pub mod convert;
 pub mod dataset;
+pub mod display;
 pub mod engine;
 pub mod error;
+pub mod held_session;
 pub mod help;
+pub mod imports;
+pub mod kernel;
 pub mod metrics;
 pub mod model;
 pub mod notebook;
@@ -36,12 +44,12 @@ pub mod trainer;
 pub mod util;
 
 pub use engine::{
-    build_engine, display_value, parse_set, parse_value, EngineOptions, Limits, OutputBuffer,
-    Params,
+    build_engine, display_value, notice, parse_set, parse_value, EngineOptions, Limits,
+    OutputBuffer, Params, PrintSink,
 };
 pub use error::{describe, guard, script_error, to_rhai, RhaiResult};
 pub use help::HelpIndex;
-pub use repl::{Outcome, Session};
+pub use repl::{EvalError, Outcome, Session};
 pub use rhai;
 pub use runner::{run_file, run_source, ScriptFailure};
 

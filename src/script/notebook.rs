@@ -8,16 +8,17 @@
 //! and loses every variable).
 //!
 //! ```ignore
-//! // In a notebook cell (Rust, evcxr):
+//! // In notebook cells (Rust, evcxr): the session persists across cells.
 //! let mut nb = primeflow::script::notebook::Notebook::new();
-//! nb.run(r#"let data = Dataset::simulate("tiny"); data.info()"#)
+//! nb.run(r#"let data = Dataset::simulate("tiny");"#);
+//! // a later cell
+//! nb.run("data.info()")
 //! ```
+//!
+//! The session itself is held by the library ([`super::held_session`]),
+//! not by the `Notebook` value: each evcxr cell runs its own copy of
+//! primeflow, and a Rhai session built by one copy crashed the next.
 
-use rhai::Dynamic;
-
-use super::engine::{display_value, EngineOptions, OutputBuffer};
-use super::plot::PlotHandle;
-use super::repl::Session;
 use crate::plot::Figure;
 
 /// An HTML fragment shown as `text/html`.
@@ -92,7 +93,7 @@ pub fn escape(s: &str) -> String {
 }
 
 /// What one Rhai cell produced: printed lines, the value, or an error.
-#[derive(Debug, Clone, Default, PartialEq)]
+#[derive(Debug, Clone, Default, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct Cell {
     /// Output of `print`/`debug`.
     pub printed: String,
@@ -137,70 +138,48 @@ impl Cell {
     }
 }
 
-/// A Rhai session for notebook cells: the same engine as the REPL and
-/// `primeflow run`, with variables kept between cells.
+/// A handle on the Rhai session the library holds for notebook cells
+/// ([`super::held_session`]): the same engine as the REPL and `primeflow
+/// run`, with variables, functions and imports kept between cells. The
+/// handle holds no Rhai value, so evcxr may keep it in a variable and use
+/// it in any later cell; every handle in the process shares the one
+/// session.
+#[derive(Debug, Clone, Copy, Default)]
 pub struct Notebook {
-    session: Session,
-    output: OutputBuffer,
-}
-
-impl Default for Notebook {
-    fn default() -> Self {
-        Self::new()
-    }
+    _private: (),
 }
 
 impl Notebook {
-    /// A fresh session (progress bars off: they would clutter the cell).
+    /// A handle on the held session (created at its first use).
     pub fn new() -> Notebook {
-        crate::progress::set_quiet(true);
-        let output = OutputBuffer::default();
-        let opts = EngineOptions {
-            output: Some(output.clone()),
-            ..EngineOptions::default()
-        };
-        Notebook {
-            session: Session::new(&opts),
-            output,
-        }
+        Notebook { _private: () }
+    }
+
+    /// A handle on a fresh session: the held one is ended first.
+    pub fn fresh() -> Notebook {
+        super::held_session::reset();
+        Notebook::new()
     }
 
     /// Runs one cell of Rhai code.
     pub fn run(&mut self, code: &str) -> Cell {
-        self.output.borrow_mut().clear();
-        let r = self.session.eval(code);
-        let printed = std::mem::take(&mut *self.output.borrow_mut());
-        match r {
-            Ok(v) => Cell {
-                printed,
-                text: if v.is_unit() {
-                    None
-                } else {
-                    Some(display_value(self.session.engine(), &v))
-                },
-                rich: rich(&v),
-                error: None,
-            },
-            Err(e) => Cell {
-                printed,
-                error: Some(e),
-                ..Cell::default()
-            },
-        }
+        super::held_session::run(code)
     }
 
-    /// The value of a variable of the session.
-    pub fn var(&self, name: &str) -> Option<Dynamic> {
-        self.session.var(name)
+    /// A variable of the session, as text (`None` when undefined).
+    pub fn value(&self, name: &str) -> Option<String> {
+        super::held_session::value(name)
     }
 }
 
-/// The rich (HTML) form of a value, if it has one.
-fn rich(v: &Dynamic) -> Option<String> {
-    if let Some(p) = v.read_lock::<PlotHandle>() {
-        return Some(Html::figure(&p.0).0);
-    }
-    super::rich_html(v)
+/// Runs one cell of Rhai code in the session the library holds: the same
+/// as `Notebook::new().run(code)`.
+/// ```ignore
+/// primeflow::script::notebook::rhai(r#"let data = Dataset::simulate("tiny");"#);
+/// primeflow::script::notebook::rhai("data.n_cells")   // a later cell
+/// ```
+pub fn rhai(code: &str) -> Cell {
+    super::held_session::run(code)
 }
 
 #[cfg(test)]
@@ -209,7 +188,7 @@ mod tests {
 
     #[test]
     fn cells_keep_variables_and_show_errors() {
-        let mut nb = Notebook::new();
+        let mut nb = Notebook::fresh();
         let c = nb.run("let x = 20; print(\"hi\"); x + 1");
         assert_eq!(c.printed, "hi\n");
         assert_eq!(c.text.as_deref(), Some("21"));

@@ -1,8 +1,8 @@
 //! `primeflow repl`: an interactive session over the shared engine.
 //!
 //! [`Session::eval_line`] is the whole REPL minus the terminal: it runs one
-//! input (several lines when a block is open), keeps variables and functions
-//! between inputs, handles `:help NAME`, `:functions [FILTER]`, `:vars` and
+//! input (several lines when a block is open), keeps variables, functions
+//! and imported modules ([`super::imports`]) between inputs, handles `:help NAME`, `:functions [FILTER]`, `:vars` and
 //! `:quit`, and returns what to print, errors with a caret under the failing
 //! position. Tests drive it directly; [`run_repl`] wraps it in rustyline
 //! (history file, multi-line input, tab completion).
@@ -19,6 +19,7 @@ use rustyline::hint::Hinter;
 use rustyline::validate::{ValidationContext, ValidationResult, Validator};
 use rustyline::{Context, Editor, Helper};
 
+pub use super::block::{block_state, BlockState};
 use super::engine::{build_engine, display_value, EngineOptions};
 use super::error::render_with_caret;
 use super::help::HelpIndex;
@@ -34,6 +35,22 @@ pub enum Outcome {
     Error(String),
     /// `:quit`.
     Quit,
+}
+
+/// A failed input, in parts (the kernel's `error` reply) and rendered.
+#[derive(Debug, Clone, PartialEq)]
+pub struct EvalError {
+    /// `syntax`, `script`, `limit`, `interrupted` or a core kind
+    /// (`invalid`, `unknown`, `io`, ...); see [`super::error::kind`].
+    pub kind: String,
+    /// The description without position (possibly several lines).
+    pub message: String,
+    /// 1-based line and column in the input, when known.
+    pub line: Option<usize>,
+    pub column: Option<usize>,
+    /// The failing line with a caret under the position, the message and
+    /// suggestions for unknown names: what the REPL prints.
+    pub rendered: String,
 }
 
 /// An interactive session: engine, persistent scope and script functions.
@@ -91,13 +108,37 @@ impl Session {
         }
     }
 
+    /// The help index (`:help`, completion).
+    pub fn help(&self) -> &HelpIndex {
+        &self.help
+    }
+
+    /// Names of the functions the session's inputs defined (`fn f(..)`).
+    pub fn script_functions(&self) -> Vec<String> {
+        let mut v: Vec<String> = self
+            .functions
+            .iter_functions()
+            .filter(|f| !f.name.starts_with("anon$"))
+            .map(|f| f.name.to_string())
+            .collect();
+        v.sort();
+        v.dedup();
+        v
+    }
+
     /// Evaluates Rhai code in the session's scope (no `:commands`) and
     /// returns its value, or the error rendered with a caret.
     pub fn eval(&mut self, input: &str) -> Result<Dynamic, String> {
+        self.eval_cell(input).map_err(|e| e.rendered)
+    }
+
+    /// [`Session::eval`] with the error in parts (kind, message, line,
+    /// column) beside its rendering.
+    pub fn eval_cell(&mut self, input: &str) -> Result<Dynamic, EvalError> {
         crate::progress::clear_interrupt();
         let ast = match self.engine.compile_with_scope(&self.scope, input) {
             Ok(a) => a,
-            Err(e) => return Err(self.explain(input, &EvalAltResult::from(e))),
+            Err(e) => return Err(self.failure(input, &EvalAltResult::from(e))),
         };
         let new_fns = ast.clone_functions_only();
         let run = self.functions.merge(&ast);
@@ -106,12 +147,26 @@ impl Session {
             .eval_ast_with_scope::<Dynamic>(&mut self.scope, &run);
         crate::progress::clear_interrupt();
         // Keep functions defined by this input for later inputs, even when
-        // a statement after them failed.
+        // a statement after them failed, and the modules it imported.
         self.functions = self.functions.merge(&new_fns);
-        result.map_err(|e| self.explain(input, &e))
+        super::imports::keep(&mut self.engine, input);
+        result.map_err(|e| self.failure(input, &e))
     }
 
-    fn command(&self, line: &str) -> Option<Outcome> {
+    fn failure(&self, input: &str, err: &EvalAltResult) -> EvalError {
+        let loc = super::error::location(err);
+        EvalError {
+            kind: super::error::kind(err),
+            message: super::error::describe(err),
+            line: loc.map(|l| l.0),
+            column: loc.map(|l| l.1),
+            rendered: self.explain(input, err),
+        }
+    }
+
+    /// A `:command` (`:help NAME`, `:functions`, `:vars`, `:quit`); `None`
+    /// when `line` is not one.
+    pub fn command(&self, line: &str) -> Option<Outcome> {
         let (cmd, arg) = match line.split_once(char::is_whitespace) {
             Some((c, a)) => (c, a.trim()),
             None => (line, ""),
@@ -198,39 +253,10 @@ impl Session {
     }
 
     /// False while `input` has an open bracket, brace, parenthesis or
-    /// string, or ends with `\` (the REPL then reads another line).
+    /// string, or ends with `\` (the REPL then reads another line); see
+    /// [`block_state`].
     pub fn is_complete(&self, input: &str) -> bool {
-        if input.trim_end().ends_with('\\') {
-            return false;
-        }
-        let mut depth: i64 = 0;
-        let mut chars = input.chars().peekable();
-        let mut in_str: Option<char> = None;
-        while let Some(c) = chars.next() {
-            match in_str {
-                Some(q) => {
-                    if c == '\\' && q == '"' {
-                        chars.next();
-                    } else if c == q {
-                        in_str = None;
-                    }
-                }
-                None => match c {
-                    '"' | '`' => in_str = Some(c),
-                    '/' if chars.peek() == Some(&'/') => {
-                        for n in chars.by_ref() {
-                            if n == '\n' {
-                                break;
-                            }
-                        }
-                    }
-                    '(' | '[' | '{' => depth += 1,
-                    ')' | ']' | '}' => depth -= 1,
-                    _ => {}
-                },
-            }
-        }
-        in_str.is_none() && depth <= 0
+        block_state(input) != BlockState::Incomplete
     }
 
     /// Tab completion at byte `pos` of `line`: the start of the word being
@@ -283,6 +309,11 @@ impl Session {
                 out.push(v.to_string());
             }
         }
+        out.extend(
+            self.script_functions()
+                .into_iter()
+                .filter(|n| n.starts_with(word)),
+        );
         out.extend(self.help.names().filter(|n| n.starts_with(word)).cloned());
         out.sort();
         out.dedup();

@@ -120,6 +120,7 @@ pub fn run_source(
         params: params.clone(),
         script_dir,
         output,
+        ..EngineOptions::default()
     };
     let engine = build_engine(&opts);
     let mut scope = Scope::new();

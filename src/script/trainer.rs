@@ -160,13 +160,13 @@ fn fit_impl(
     let (tr, va) = (train.0.clone(), val.map(|v| v.0.clone()));
     let h = guard(|| trainer.fit(m, &tr, va.as_deref(), out.as_deref()))?;
     if h.interrupted {
-        eprintln!(
+        super::engine::notice(&format!(
             "training interrupted after step {}; the model keeps the weights of that step{}",
             h.final_step,
             out.as_ref()
                 .map(|o| format!(" (checkpoint in {})", o.display()))
                 .unwrap_or_default()
-        );
+        ));
     }
     let handle = HistoryHandle(Rc::new(h));
     slot.history = Some(handle.clone());
