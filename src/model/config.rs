@@ -78,12 +78,22 @@ impl ModelConfig {
         "unet", "mlp", "pca", "pca-ot", "linear", "latent", "decoder", "control", "additive",
     ];
 
-    /// The preset `preset` of model kind `model`: `tiny`, `small` (CPU
-    /// sizes), `norman19`, `srivatsan20` (the paper's tables for that kind).
+    /// The preset `preset` of model kind `model`: `cpu` (the CPU recipe of
+    /// the U-Net and the MLP; `tiny` for the other kinds), `tiny`, `small`
+    /// (CPU sizes), `norman19`, `srivatsan20` (the paper's tables for that
+    /// kind).
     /// Floors accept any of them (they have no settings).
     pub fn preset(model: &str, preset: &str) -> Result<ModelConfig> {
         let p = preset.trim().to_ascii_lowercase();
-        match normalize_kind(model)?.as_str() {
+        let kind = normalize_kind(model)?;
+        // `cpu` (the CPU recipe) is its own preset for the gene-space flows;
+        // every other kind takes its `tiny` size under that name.
+        let p = if p == "cpu" && kind != "unet" && kind != "mlp" {
+            "tiny".to_string()
+        } else {
+            p
+        };
+        match kind.as_str() {
             "unet" => Ok(ModelConfig::Unet(UNetConfig::preset(&p)?)),
             "mlp" => Ok(ModelConfig::Mlp(MlpConfig::preset(&p)?)),
             "pca" => Ok(ModelConfig::Pca(PcaFlowConfig::preset(&p)?)),

@@ -75,13 +75,14 @@ impl Default for MlpConfig {
 
 impl MlpConfig {
     /// Preset names, smallest first.
-    pub const PRESETS: [&'static str; 4] = ["tiny", "small", "norman19", "srivatsan20"];
+    pub const PRESETS: [&'static str; 5] = ["cpu", "tiny", "small", "norman19", "srivatsan20"];
 
     /// A named preset: `srivatsan20` (Table 12: H 3072, layers
     /// gene/condition/time/decoding 1/1/3/2, dropout 0), `norman19`
     /// (Table 13: H 2048, layers 2/3/5/1, dropout 0.1), and the CPU sizes
     /// `tiny` (H 64) and `small` (H 256), which keep Norman19's layer
-    /// counts and dropout.
+    /// counts and dropout; `cpu` is `tiny` flowing in the `response` space
+    /// (the CPU recipe, docs/results/recipe.md).
     pub fn preset(name: &str) -> Result<MlpConfig> {
         let norman = MlpConfig {
             hidden_dim: 2048,
@@ -93,6 +94,12 @@ impl MlpConfig {
             ..MlpConfig::default()
         };
         Ok(match name.trim().to_ascii_lowercase().as_str() {
+            "cpu" => MlpConfig {
+                hidden_dim: 64,
+                time_embed_dim: 32,
+                space: crate::model::DataSpace::Response,
+                ..norman
+            },
             "tiny" => MlpConfig {
                 hidden_dim: 64,
                 time_embed_dim: 32,

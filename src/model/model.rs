@@ -220,6 +220,9 @@ impl Model {
             Some(SpaceKind::Genes(DataSpace::Standardized)) => {
                 Some(FlowSpace::standardized(&stats, device)?)
             }
+            Some(SpaceKind::Genes(DataSpace::Response)) => {
+                Some(FlowSpace::response(&stats, device)?)
+            }
             Some(SpaceKind::Pca(_)) => Some(FlowSpace::pca(&stats, device)?),
             None => None,
         };

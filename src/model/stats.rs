@@ -44,6 +44,10 @@ pub const STATS_TENSORS: &str = "stats.safetensors";
 /// (nearly) constant in training would otherwise blow up to huge z-scores.
 pub const MIN_STD: f64 = 1e-2;
 
+/// Floor of [`DataStats::response_std`]: genes that barely move are not
+/// blown up to unit scale (their noise would dominate the flow's loss).
+pub const RESPONSE_MIN_STD: f64 = 0.1;
+
 /// What to fit.
 #[derive(Debug, Clone, PartialEq)]
 pub struct StatsOptions {
@@ -65,6 +69,8 @@ pub struct ControlSet {
     /// Control cells of this key in the training data (before the
     /// reservoir cut).
     pub n_train: usize,
+    /// `[m]` mean of all `n_train` control cells (not just the kept ones).
+    pub mean: Tensor,
 }
 
 /// The mean shift of one single perturbation in one covariate key.
@@ -99,6 +105,11 @@ pub struct DataStats {
     pub pca: Option<PcaBasis>,
     pub controls: Vec<ControlSet>,
     pub shifts: Vec<MeanShift>,
+    /// `[m]` per-gene root mean square of each training cell's difference
+    /// from its covariate's mean control cell (at least
+    /// [`RESPONSE_MIN_STD`]; cells of covariates without controls left out):
+    /// the scale of the `response` data space.
+    pub response_std: Tensor,
     /// Training cells the stats were fitted on.
     pub n_cells: usize,
 }
@@ -138,6 +149,36 @@ pub fn rows_tensor(ds: &Dataset, rows: &[usize]) -> Result<Tensor> {
 
 fn mean_tensor(ds: &Dataset, rows: &[usize]) -> Result<Tensor> {
     Ok(Tensor::f_from_slice(&ds.mean_of(rows))?)
+}
+
+/// `[m]` per-gene root mean square of `x - control_mean[cov_key(x)]` over
+/// the cells of `ds` whose covariate key has a control mean, floored at
+/// [`RESPONSE_MIN_STD`].
+fn response_std(ds: &Dataset, control_mean: &BTreeMap<String, Tensor>) -> Result<Tensor> {
+    let m = ds.n_genes();
+    let means: BTreeMap<&str, Vec<f32>> = control_mean
+        .iter()
+        .map(|(k, t)| Ok((k.as_str(), Vec::<f32>::try_from(t)?)))
+        .collect::<Result<_>>()?;
+    let mut sq = vec![0f64; m];
+    let mut n = 0usize;
+    for u in ds.units() {
+        let Some(mu) = means.get(u.cov_key.as_str()) else {
+            continue;
+        };
+        for &c in &u.cells {
+            for ((q, &v), &b) in sq.iter_mut().zip(ds.x.row(c).iter()).zip(mu) {
+                let d = (v - b) as f64;
+                *q += d * d;
+            }
+        }
+        n += u.cells.len();
+    }
+    let sd: Vec<f32> = sq
+        .iter()
+        .map(|q| (q / n.max(1) as f64).sqrt().max(RESPONSE_MIN_STD) as f32)
+        .collect();
+    Ok(Tensor::f_from_slice(&sd)?)
 }
 
 impl DataStats {
@@ -201,7 +242,8 @@ impl DataStats {
             else {
                 continue;
             };
-            control_mean.insert(key.clone(), mean_tensor(ds, &cells)?);
+            let mean = mean_tensor(ds, &cells)?;
+            control_mean.insert(key.clone(), mean.shallow_clone());
             let kept: Vec<usize> = if cells.len() > opts.control_cells {
                 let mut rng = ChaCha8Rng::seed_from_u64(crate::train::derive_seed(
                     opts.seed,
@@ -218,6 +260,7 @@ impl DataStats {
                 covariates: unit.covariates.clone(),
                 cells: rows_tensor(ds, &kept)?,
                 n_train: cells.len(),
+                mean,
             });
         }
         let mut shifts = Vec::new();
@@ -235,12 +278,14 @@ impl DataStats {
                 shift: mean_tensor(ds, &u.cells)?.f_sub(base)?,
             });
         }
+        let response_std = response_std(ds, &control_mean)?;
         Ok(DataStats {
             gene_mean: Tensor::f_from_slice(&mean)?,
             gene_std: Tensor::f_from_slice(&std)?,
             pca,
             controls,
             shifts,
+            response_std,
             n_cells: n,
         })
     }
@@ -343,8 +388,10 @@ impl DataStats {
             tensors.push(("pca.mean".into(), p.mean.shallow_clone()));
             tensors.push(("pca.components".into(), p.components.shallow_clone()));
         }
+        tensors.push(("response_std".into(), self.response_std.shallow_clone()));
         for (i, c) in self.controls.iter().enumerate() {
             tensors.push((format!("controls.{i}"), c.cells.shallow_clone()));
+            tensors.push((format!("controls.{i}.mean"), c.mean.shallow_clone()));
         }
         for (i, s) in self.shifts.iter().enumerate() {
             tensors.push((format!("shifts.{i}"), s.shift.shallow_clone()));
@@ -386,6 +433,8 @@ impl DataStats {
         let index: StatsIndex = crate::atomic::read_json(&json)?;
         let path = dir.join(STATS_TENSORS);
         let mut t = read_tensors(&path)?;
+        let has_means = index.controls.is_empty() || t.contains_key("controls.0.mean");
+        let has_response_std = t.contains_key("response_std");
         let mut take = |name: &str, shape: &[Option<i64>]| -> Result<Tensor> {
             let v = t.remove(name).ok_or_else(|| {
                 Error::format(&path, name, "missing (the file does not match stats.json)")
@@ -415,12 +464,27 @@ impl DataStats {
             }),
             None => None,
         };
+        // Stats written before the response space existed have no control
+        // means and no response scale: the kept cells' mean and the gene
+        // standard deviation stand in.
+        let response_std = if has_response_std {
+            take("response_std", &[mi])?
+        } else {
+            gene_std.f_clamp_min(RESPONSE_MIN_STD)?
+        };
         let mut controls = Vec::new();
         for (i, c) in index.controls.iter().enumerate() {
+            let cells = take(&format!("controls.{i}"), &[Some(c.n_kept as i64), mi])?;
+            let mean = if has_means {
+                take(&format!("controls.{i}.mean"), &[mi])?
+            } else {
+                cells.f_mean_dim(0, false, Kind::Float)?
+            };
             controls.push(ControlSet {
                 covariates: c.covariates.clone(),
-                cells: take(&format!("controls.{i}"), &[Some(c.n_kept as i64), mi])?,
+                cells,
                 n_train: c.n_train,
+                mean,
             });
         }
         let mut shifts = Vec::new();
@@ -438,6 +502,7 @@ impl DataStats {
             pca,
             controls,
             shifts,
+            response_std,
             n_cells: index.n_cells,
         }))
     }

@@ -263,9 +263,10 @@ impl Sampler {
         let seed = derive_seed(self.config.seed, &[condition_hash(cond), tags::CONTROLS]);
         let x = model.stats()?.draw_controls(cond, n, seed)?; // [n, m]
         let _guard = tch::no_grad_guard();
-        let z = model
-            .flow_space()?
-            .encode(&x.f_to_device(model.device())?)?; // [n, d]
+        let space = model.flow_space()?;
+        let k = space.covariate_index(&cond.covariates)?;
+        let cov = Tensor::f_full([n as i64], k, (Kind::Int64, Device::Cpu))?; // [n]
+        let z = space.encode(&x.f_to_device(model.device())?, Some(&cov))?; // [n, d]
         Ok(z.f_to_device(Device::Cpu)?)
     }
 
@@ -426,6 +427,12 @@ impl Sampler {
         let d = model.flow_dim();
         let space = model.flow_space()?;
         let enc = model.encode(conds)?; // [C, n_c]
+        // Each condition's row in a covariate-dependent flow space.
+        let space_cov: Vec<i64> = conds
+            .iter()
+            .map(|c| space.covariate_index(&c.covariates))
+            .collect::<Result<_>>()?;
+        let space_cov = Tensor::f_from_slice(&space_cov)?.f_to_device(model.device())?; // [C]
         let total = conds.len() * n_each;
         let mut out = Array2::<f32>::zeros((total, m));
         if total == 0 {
@@ -463,7 +470,8 @@ impl Sampler {
             let idx = Tensor::f_from_slice(&rows)?.f_to_device(model.device())?; // [b]
             let cond = enc.f_index_select(0, &idx)?; // [b, n_c]
             let z1 = self.integrate_batch(model, &x0, &cond)?; // [b, d]
-            let x1 = space.decode(&z1.f_to_kind(Kind::Float)?)?; // [b, m]
+            let cov = space_cov.f_index_select(0, &idx)?; // [b]
+            let x1 = space.decode(&z1.f_to_kind(Kind::Float)?, Some(&cov))?; // [b, m]
             let x1 = if self.config.clip_negative {
                 x1.f_clamp_min(0.0)?
             } else {

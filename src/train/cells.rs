@@ -71,9 +71,25 @@ impl Cells {
         // Encode in chunks so a PCA space never holds the gene-space copy of
         // every cell at once on the device.
         let mut parts = Vec::new();
+        // Per unit, its row in a covariate-dependent space (computed only
+        // where needed: other spaces ignore it).
+        let unit_space_cov: Vec<i64> = if space.needs_covariates() {
+            units
+                .iter()
+                .zip(&unit_ok)
+                .map(|(u, ok)| if *ok { space.covariate_index(&u.covariates) } else { Ok(0) })
+                .collect::<Result<_>>()?
+        } else {
+            vec![0; units.len()]
+        };
         for chunk in rows.chunks(8192) {
             let x = crate::model::stats::rows_tensor(ds, chunk)?.f_to_device(device)?; // [c, m]
-            parts.push(space.encode(&x)?); // [c, d]
+            let cov: Vec<i64> = chunk
+                .iter()
+                .map(|&r| unit_space_cov[ds.cell_units()[r]])
+                .collect();
+            let cov = Tensor::f_from_slice(&cov)?; // [c]
+            parts.push(space.encode(&x, Some(&cov))?); // [c, d]
         }
         let x = if parts.is_empty() {
             Tensor::f_zeros([0, model.flow_dim() as i64], (tch::Kind::Float, device))?

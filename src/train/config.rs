@@ -59,6 +59,11 @@ pub struct TrainConfig {
     /// Probability that a cell's condition is replaced by the null condition
     /// (paper: 0.2).
     pub prob_unconditional: f64,
+    /// Not in the paper (default 0): probability that a cell's covariate
+    /// values alone are dropped from its condition (flows only; after and
+    /// independent of `prob_unconditional`), so the network also learns
+    /// each perturbation's covariate-free response (covariate transfer).
+    pub covariate_dropout: f64,
     /// Probability path (`linear` | `trigonometric`).
     pub path: PathKind,
     /// Constant path noise sigma (paper: 0).
@@ -111,6 +116,7 @@ impl Default for TrainConfig {
             grad_clip: 5.0,
             steps: 10_000,
             prob_unconditional: 0.2,
+            covariate_dropout: 0.0,
             path: PathKind::Linear,
             sigma: 0.0,
             seed: 0,
@@ -191,6 +197,12 @@ impl TrainConfig {
             return bad(
                 "prob_unconditional",
                 format!("{} is not in [0, 1]", self.prob_unconditional),
+            );
+        }
+        if !(0.0..=1.0).contains(&self.covariate_dropout) {
+            return bad(
+                "covariate_dropout",
+                format!("{} is not in [0, 1]", self.covariate_dropout),
             );
         }
         if self.val_every == Some(0) {

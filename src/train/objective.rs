@@ -75,7 +75,9 @@ impl Objective {
     /// The mean loss of the examples `idx` (positions in `cells`; for
     /// [`Objective::CfmOt`] only their number matters), with every draw from
     /// `seed`; condition dropout with probability `prob_unconditional`
-    /// (flows only); `train` switches dropout on.
+    /// (flows only), and of the covariate block alone with probability
+    /// `covariate_dropout` (flows only; drawn after the flow's noise, so 0
+    /// draws nothing); `train` switches dropout on.
     #[allow(clippy::too_many_arguments)]
     pub fn loss(
         &self,
@@ -84,6 +86,7 @@ impl Objective {
         idx: &[i64],
         seed: u64,
         prob_unconditional: f64,
+        covariate_dropout: f64,
         train: bool,
         autocast: bool,
     ) -> Result<Tensor> {
@@ -98,6 +101,7 @@ impl Objective {
                     model.device(),
                     seed,
                 )?;
+                let cond = drop_covariates(model, &cond, covariate_dropout)?;
                 tch::autocast(autocast, || {
                     cfm_loss_with(model, path, &x1, &cond, &noise, train)
                 })
@@ -113,6 +117,7 @@ impl Objective {
                     seed,
                 )?;
                 noise.x0 = x0;
+                let cond = drop_covariates(model, &cond, covariate_dropout)?;
                 tch::autocast(autocast, || {
                     cfm_loss_with(model, path, &x1, &cond, &noise, train)
                 })
@@ -191,4 +196,25 @@ fn ot_batch(
     let units_t = Tensor::f_from_slice(&unit_rows)?.f_to_device(cells.x.device())?; // [C s]
     let cond = cells.unit_cond.f_index_select(0, &units_t)?; // [C s, n_c]
     Ok((x0.f_reshape([c * s, d])?, x1.f_reshape([c * s, d])?, cond))
+}
+
+/// `cond` `[b, n_c]` with its covariate columns (after the perturbations'
+/// multi-hot block) zeroed in each row with probability `p`, drawn from
+/// libtorch's current generator; `p = 0` returns `cond` and draws nothing.
+/// The network then also learns each perturbation's response without the
+/// covariate, the part that transfers to covariates it never saw with it.
+fn drop_covariates(model: &Model, cond: &Tensor, p: f64) -> Result<Tensor> {
+    if p <= 0.0 {
+        return Ok(cond.shallow_clone());
+    }
+    let size = cond.size();
+    let (b, n_c) = (size[0], size[1]);
+    let n_p = (model.vocab.perturbations.len() as i64).min(n_c);
+    let opts = (tch::Kind::Float, cond.device());
+    let drop = Tensor::f_rand([b, 1], opts)?.f_lt(p)?.f_to_kind(tch::Kind::Float)?; // [b, 1]
+    let cols = Tensor::f_cat(
+        &[Tensor::f_zeros([1, n_p], opts)?, Tensor::f_ones([1, n_c - n_p], opts)?],
+        1,
+    )?; // [1, n_c]
+    Ok(cond.f_mul(&drop.f_mul(&cols)?.f_neg()?.f_add_scalar(1.0)?)?)
 }

@@ -25,6 +25,10 @@
 //! names: learning rates several times the paper's (which are tuned for
 //! models of 100M+ parameters trained for days), batch 64, and the kind's
 //! Norman19 path/sigma/condition dropout.
+//!
+//! `cpu` is the CPU recipe (docs/results/recipe.md) of the 16-channel
+//! `cpu` U-Net (lr 3e-3, 1,000 steps) and the `cpu` MLP (lr 1e-3, 3,000
+//! steps), both with covariate dropout 0.3; other kinds train as `tiny`.
 
 use crate::error::{Error, Result};
 use crate::flow::PathKind;
@@ -32,7 +36,7 @@ use crate::model::config::normalize_kind;
 use crate::train::config::{LrSchedule, TrainConfig};
 
 /// Preset names, smallest first.
-pub const PRESETS: [&str; 4] = ["tiny", "small", "norman19", "srivatsan20"];
+pub const PRESETS: [&str; 5] = ["cpu", "tiny", "small", "norman19", "srivatsan20"];
 
 /// The paper's settings of one (model, data set) pair.
 struct Paper {
@@ -110,6 +114,13 @@ impl TrainConfig {
         if !PRESETS.contains(&name.as_str()) {
             return Err(Error::unknown("preset", name.as_str(), &PRESETS));
         }
+        // `cpu` is the U-Net's and the MLP's recipe; the other kinds train
+        // as under `tiny`.
+        let name = if name == "cpu" && kind != "unet" && kind != "mlp" {
+            "tiny".to_string()
+        } else {
+            name
+        };
         let base = TrainConfig::default();
         if let Some(p) = paper(&kind, &name) {
             return Ok(p.apply(base));
@@ -137,7 +148,23 @@ impl TrainConfig {
             None => base,
         };
         Ok(match name.as_str() {
-            "tiny" => TrainConfig {
+            // The CPU recipe (docs/results/recipe.md): a higher learning rate
+            // for the 16-channel U-Net, covariate dropout for both flows.
+            "cpu" if kind == "unet" => TrainConfig {
+                lr: 3e-3,
+                steps: 1000,
+                covariate_dropout: 0.3,
+                checkpoint_every: 500,
+                ..base
+            },
+            "cpu" if kind == "mlp" => TrainConfig {
+                lr: 1e-3,
+                steps: 3000,
+                covariate_dropout: 0.3,
+                checkpoint_every: 1000,
+                ..base
+            },
+            "tiny" | "cpu" => TrainConfig {
                 lr: 1e-3,
                 steps: 1000,
                 checkpoint_every: 500,

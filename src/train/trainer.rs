@@ -280,6 +280,7 @@ impl Trainer {
                     &idx,
                     seed,
                     cfg.prob_unconditional,
+                    cfg.covariate_dropout,
                     true,
                     autocast,
                 )?;
@@ -393,7 +394,7 @@ fn validation_loss(
     let (mut total, mut count) = (0f64, 0usize);
     for (k, idx) in examples.chunks(cfg.batch_size.max(1)).enumerate() {
         let seed = derive_seed(cfg.seed, &[tags::VAL, k as u64]);
-        let loss = objective.loss(model, cells, idx, seed, 0.0, false, autocast)?;
+        let loss = objective.loss(model, cells, idx, seed, 0.0, 0.0, false, autocast)?;
         total += loss.f_double_value(&[])? * idx.len() as f64;
         count += idx.len();
     }

@@ -706,6 +706,89 @@ for npz, cfg_path in zip(sys.argv[1::2], sys.argv[2::2]):
         }
     }
 
+    // ---- options beyond the paper (docs/results/recipe.md) ----
+
+    /// `condition_skip` adds exactly `condition_skip.weight [m, n_c]` and
+    /// `condition_skip.bias [m]`; both start at zero (the untrained output is
+    /// still exactly zero) and draw nothing from the RNG (every other weight
+    /// equals the weight without the option, under the same seed). Its FLOPs
+    /// are one `n_c -> m` Linear.
+    #[test]
+    fn condition_skip_adds_a_zero_linear_and_keeps_other_weights() {
+        let _rng = lock();
+        let (m, nc) = (37usize, 5usize);
+        let with = UNetConfig {
+            condition_skip: true,
+            ..cfg("tiny")
+        };
+        tch::manual_seed(3);
+        let (vs0, _net0) = build(&cfg("tiny"), m, nc);
+        tch::manual_seed(3);
+        let (vs1, net1) = build(&with, m, nc);
+        assert_eq!(n_params(&vs1) - n_params(&vs0), (m * nc + m) as i64);
+        let (v0, v1) = (vs0.variables(), vs1.variables());
+        assert_eq!(v1.len(), v0.len() + 2);
+        assert_eq!(v1["condition_skip.weight"].size(), [m as i64, nc as i64]);
+        assert_eq!(v1["condition_skip.bias"].size(), [m as i64]);
+        for (name, w) in &v0 {
+            assert!(w.equal(&v1[name]), "{name} changed when condition_skip was added");
+        }
+        let (x, t, c) = inputs(4, m as i64, nc as i64);
+        let v = net1.velocity(&x, &t, &c, true).unwrap();
+        assert_eq!(v.size(), [4, m as i64]);
+        assert_eq!(f64::try_from(v.abs().max()).unwrap(), 0.0);
+        let df = UNetVelocity::flops_per_cell(&with, m, nc)
+            - UNetVelocity::flops_per_cell(&cfg("tiny"), m, nc);
+        assert_eq!(df, (2 * m * nc) as f64);
+        // Off by default, and the paper presets keep it off.
+        assert!(!UNetConfig::default().condition_skip);
+        for name in ["norman19", "srivatsan20"] {
+            assert!(!cfg(name).condition_skip);
+        }
+    }
+
+    /// With the U-Net's zero-initialised head, the velocity is exactly
+    /// `W c + b`: additive over the condition's blocks, so
+    /// `v(a + b) = v(a) + v(b) - v(0)`; and the skip gets a gradient.
+    #[test]
+    fn condition_skip_is_additive_in_the_condition_and_trains() {
+        let _rng = lock();
+        let (m, nc) = (20usize, 6usize);
+        let c = UNetConfig {
+            condition_skip: true,
+            ..cfg("tiny")
+        };
+        let (vs, net) = build(&c, m, nc);
+        tch::manual_seed(4);
+        tch::no_grad(|| {
+            for (name, mut v) in vs.variables() {
+                if name.starts_with("condition_skip") {
+                    v.copy_(&Tensor::randn(v.size(), (Kind::Float, Device::Cpu)));
+                }
+            }
+        });
+        let opts = (Kind::Float, Device::Cpu);
+        let x = Tensor::randn([1, m as i64], opts);
+        let t = Tensor::from_slice(&[0.3f32]);
+        let onehot = |i: &[usize]| {
+            let mut e = vec![0f32; nc];
+            for &k in i {
+                e[k] = 1.0;
+            }
+            Tensor::from_slice(&e).reshape([1, nc as i64])
+        };
+        let v = |e: &Tensor| net.velocity(&x, &t, e, false).unwrap();
+        let (va, vb, vab, v0) = (v(&onehot(&[1])), v(&onehot(&[4])), v(&onehot(&[1, 4])), v(&onehot(&[])));
+        assert!((&vab - (&va + &vb - &v0)).abs().max().double_value(&[]) < 1e-5);
+        assert!((&va - &v0).abs().max().double_value(&[]) > 1e-3);
+        let loss = (net.velocity(&x, &t, &onehot(&[1, 4]), true).unwrap() - 1.0)
+            .square()
+            .mean(Kind::Float);
+        loss.backward();
+        let g = vs.variables()["condition_skip.weight"].grad();
+        assert!(g.defined() && g.abs().sum(Kind::Float).double_value(&[]) > 0.0);
+    }
+
     // ---- timing (run by hand) ----
 
     /// CPU forward+backward time per batch of 32 cells at m = 500 genes and

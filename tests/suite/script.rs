@@ -376,8 +376,9 @@ fn every_script_in_scripts_compiles() {
 }
 
 /// The README's main job with the tiny preset (CI: well under a minute on
-/// 2 idle cores): `primeflow run scripts/quickstart.rhai` trains, samples
-/// with w in {1, 3}, evaluates and leaves the report whose paths it prints.
+/// 2 idle cores): `primeflow run scripts/quickstart.rhai` trains every
+/// model of the comparison, samples, evaluates and leaves the report whose
+/// paths it prints.
 #[test]
 fn quickstart_runs_end_to_end_with_the_tiny_preset() {
     let out = tmpdir("script_quickstart");
@@ -389,15 +390,24 @@ fn quickstart_runs_end_to_end_with_the_tiny_preset() {
         "--set",
         "preset=tiny",
         "--set",
+        "guidance=[1.0, 3.0]",
+        "--set",
         &format!("out={}", out.display()),
     ]);
     println!("quickstart (tiny): {:.1}s", t.elapsed().as_secs_f64());
     assert_eq!(code, 0, "stdout: {stdout}\nstderr: {stderr}");
-    // The comparison table: one row per guidance weight, all ten metrics.
-    assert!(
-        stdout.contains("PRiMeFlow U-Net w=1.0") && stdout.contains("PRiMeFlow U-Net w=3.0"),
-        "{stdout}"
-    );
+    // The comparison table: one row per flow and guidance weight, one per
+    // other model, all ten metrics.
+    for row in [
+        "PRiMeFlow U-Net w=1.0",
+        "PRiMeFlow U-Net w=3.0",
+        "PRiMeFlow MLP w=3.0",
+        "Latent Additive",
+        "Additive",
+        "Control",
+    ] {
+        assert!(stdout.contains(row), "no row '{row}': {stdout}");
+    }
     assert!(stdout.contains("mmd_pca_rank"), "{stdout}");
     // Every report file exists and its path is printed.
     for f in ["metrics.csv", "metrics.md", "report.html"] {
@@ -410,7 +420,7 @@ fn quickstart_runs_end_to_end_with_the_tiny_preset() {
     }
     let csv = std::fs::read_to_string(out.join("metrics.csv")).unwrap();
     let lines: Vec<&str> = csv.lines().collect();
-    assert_eq!(lines.len(), 3, "{csv}");
+    assert_eq!(lines.len(), 8, "header, 2 x 2 flow rows, 3 others: {csv}");
     assert!(
         lines[0].starts_with("model,n_runs,rmse_average_mean,rmse_average_sd"),
         "{csv}"
@@ -428,4 +438,65 @@ fn quickstart_runs_end_to_end_with_the_tiny_preset() {
         page.matches("Plotly.newPlot").count() >= 3,
         "PCA view, loss, bars"
     );
+}
+
+/// One model's row of a `metrics.csv` written by `experiment::run`:
+/// metric name -> mean.
+fn csv_means(csv: &str) -> std::collections::BTreeMap<String, std::collections::BTreeMap<String, f64>> {
+    let mut lines = csv.lines();
+    let header: Vec<&str> = lines.next().unwrap_or_default().split(',').collect();
+    let mut out = std::collections::BTreeMap::new();
+    for line in lines {
+        let cells: Vec<&str> = line.split(',').collect();
+        let mut row = std::collections::BTreeMap::new();
+        for (h, c) in header.iter().zip(&cells) {
+            if let Some(metric) = h.strip_suffix("_mean") {
+                row.insert(metric.to_string(), c.parse::<f64>().unwrap_or(f64::NAN));
+            }
+        }
+        out.insert(cells[0].trim_matches('"').to_string(), row);
+    }
+    out
+}
+
+/// The main job itself, as `make demo` runs it (about two minutes on 2
+/// cores, one libtorch thread): on its simulated covariate-transfer data
+/// with responder / non-responder cells the U-Net must beat every other
+/// model on mmd_gex and mmd_pca (the bimodal response no mean shift
+/// reproduces) and the `control` floor on every metric. Deterministic: the
+/// script seeds every draw.
+#[test]
+fn the_main_job_shows_the_unet_winning() {
+    let out = tmpdir("script_main_job");
+    let script = root().join("scripts/quickstart.rhai");
+    let t = std::time::Instant::now();
+    let (code, stdout, stderr) = primeflow(&[
+        "run",
+        script.to_str().unwrap(),
+        "--set",
+        &format!("out={}", out.display()),
+    ]);
+    println!("main job: {:.1}s\n{stdout}", t.elapsed().as_secs_f64());
+    assert_eq!(code, 0, "stdout: {stdout}\nstderr: {stderr}");
+    let table = csv_means(&std::fs::read_to_string(out.join("metrics.csv")).unwrap());
+    let unet = &table["PRiMeFlow U-Net"];
+    for (name, row) in &table {
+        if name == "PRiMeFlow U-Net" {
+            continue;
+        }
+        for m in ["mmd_gex", "mmd_pca"] {
+            assert!(
+                unet[m] < row[m],
+                "{m}: U-Net {} is not below {name} {}\n{stdout}",
+                unet[m],
+                row[m]
+            );
+        }
+    }
+    let control = &table["Control"];
+    for (m, v) in unet {
+        let higher_better = m == "cosine_logfc" || m == "deg_recall";
+        let ok = if higher_better { *v > control[m] } else { *v < control[m] };
+        assert!(ok, "{m}: U-Net {v} does not beat Control {}\n{stdout}", control[m]);
+    }
 }

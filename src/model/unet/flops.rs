@@ -43,6 +43,9 @@ impl UNetVelocity {
         let mut total = mlp(d, d, cfg.n_layers_gene_expression, n_genes)
             + mlp(d, emb, cfg.n_layers_time, 1)
             + mlp(cond_dim, emb, cfg.n_layers_conditions, 1);
+        if cfg.condition_skip {
+            total += linear(cond_dim, n_genes, 1);
+        }
         let plan = Plan::new(cfg);
         let layers = plan
             .input_blocks

@@ -12,6 +12,8 @@
 //! h = middle_block(h, emb)
 //! h = output_blocks([h, skip], emb)         [B, mult_0 d, M]
 //! out = Conv1d_k3(SiLU(GN(h)))  (out.{0,2}, zero-initialised) [B, 1, M] -> [B, m]
+//! out = out + Linear(c)          (only with `condition_skip`: [B, n_c] -> [B, m],
+//!                                 condition_skip.{weight [m, n_c], bias [m]}, zero-initialised)
 //! ```
 //!
 //! VarStore names follow guided-diffusion's PyTorch state dict
@@ -25,7 +27,7 @@ use tch::{Device, Kind, Tensor};
 use super::attention::AttentionBlock;
 use super::config::UNetConfig;
 use super::embed::{sinusoidal_embedding, Mlp, ValueEncoder, TIME_SCALE};
-use super::layers::{Conv1d, GroupNorm};
+use super::layers::{Conv1d, GroupNorm, Linear};
 use super::plan::{Layer, Plan};
 use super::resample::{Downsample, Upsample};
 use super::resblock::ResBlock;
@@ -111,6 +113,7 @@ pub struct UNetVelocity {
     output_blocks: Vec<Block>,
     out_norm: GroupNorm,
     out_conv: Conv1d,
+    condition_skip: Option<Linear>,
 }
 
 impl UNetVelocity {
@@ -163,6 +166,13 @@ impl UNetVelocity {
         let middle_block = Block::new(&(p / "middle_block"), &plan.middle_block, emb_dim, cfg)?;
         let out_norm = GroupNorm::new(&(p / "out" / 0), cfg.norm_groups, plan.out_channels)?;
         let out_conv = Conv1d::k3(&(p / "out" / 2), plan.out_channels, 1, true)?;
+        // Created last and zero-initialised: it draws nothing from the RNG,
+        // so every other weight is the same with or without it.
+        let condition_skip = if cfg.condition_skip {
+            Some(Linear::new(&(p / "condition_skip"), cond_dim, n_genes, true)?)
+        } else {
+            None
+        };
         Ok(UNetVelocity {
             cfg: cfg.clone(),
             n_genes,
@@ -176,6 +186,7 @@ impl UNetVelocity {
             output_blocks,
             out_norm,
             out_conv,
+            condition_skip,
         })
     }
 
@@ -278,6 +289,11 @@ impl VelocityField for UNetVelocity {
             .out_conv
             .forward(&self.out_norm.forward(&h)?.f_silu()?)?;
         let out = out.f_squeeze_dim(1)?.f_narrow(1, 0, m)?;
+        // Additive condition skip: [B, n_c] -> [B, m]
+        let out = match &self.condition_skip {
+            Some(lin) => out.f_add(&lin.forward(&cond.f_to_kind(Kind::Float)?)?)?,
+            None => out,
+        };
         debug_assert_eq!(out.size(), [b, m]);
         Ok(out.f_to_kind(Kind::Float)?)
     }
