@@ -300,3 +300,42 @@ fn perturbench_baseline_presets_take_perturbench_settings() {
     };
     assert_eq!((l.n_layers, l.encoder_width, l.latent_dim), (1, 5376, 64));
 }
+
+/// The CPU recipe (`cpu`, docs/results/recipe.md): the 16-channel U-Net
+/// with one condition layer, the condition skip and the response space,
+/// trained at lr 3e-3 with covariate dropout; the MLP in the response
+/// space; every other kind takes its `tiny` settings under that name.
+#[test]
+fn cpu_presets_are_the_recipe() {
+    use primeflow::model::DataSpace;
+    let ModelConfig::Unet(u) = ModelConfig::preset("unet", "cpu").unwrap() else {
+        panic!("not a U-Net")
+    };
+    assert_eq!((u.hidden_dim, u.norm_groups, u.n_layers_conditions), (16, 4, 1));
+    assert!(u.condition_skip);
+    assert_eq!(u.space, DataSpace::Response);
+    let t = TrainConfig::preset("unet", "cpu").unwrap();
+    assert_eq!((t.lr, t.steps, t.covariate_dropout), (3e-3, 1000, 0.3));
+    let ModelConfig::Mlp(m) = ModelConfig::preset("mlp", "cpu").unwrap() else {
+        panic!("not an MLP")
+    };
+    assert_eq!(m.space, DataSpace::Response);
+    assert_eq!(TrainConfig::preset("mlp", "cpu").unwrap().covariate_dropout, 0.3);
+    for kind in ["pca", "pca-ot", "linear", "latent", "decoder", "control", "additive"] {
+        let a = serde_json::to_value(ModelConfig::preset(kind, "cpu").unwrap()).unwrap();
+        let b = serde_json::to_value(ModelConfig::preset(kind, "tiny").unwrap()).unwrap();
+        assert_eq!(a, b, "{kind}");
+        let a = serde_json::to_value(TrainConfig::preset(kind, "cpu").unwrap()).unwrap();
+        let b = serde_json::to_value(TrainConfig::preset(kind, "tiny").unwrap()).unwrap();
+        assert_eq!(a, b, "{kind}");
+    }
+    // The paper presets are untouched by the recipe.
+    for name in ["norman19", "srivatsan20"] {
+        let ModelConfig::Unet(u) = ModelConfig::preset("unet", name).unwrap() else {
+            panic!()
+        };
+        assert!(!u.condition_skip);
+        assert_eq!(u.space, DataSpace::Log1p);
+        assert_eq!(TrainConfig::preset("unet", name).unwrap().covariate_dropout, 0.0);
+    }
+}
