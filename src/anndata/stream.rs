@@ -70,6 +70,16 @@ impl H5adStreamWriter {
         if let Some(dir) = path.parent().filter(|p| !p.as_os_str().is_empty()) {
             std::fs::create_dir_all(dir).map_err(|e| Error::io(dir, e))?;
         }
+        if crate::atomic::is_special(path) {
+            // Renaming onto a device (as root) would replace the device node.
+            return Err(Error::invalid(
+                "output path",
+                format!(
+                    "{} is not a regular file; an .h5ad needs one",
+                    path.display()
+                ),
+            ));
+        }
         let tmp = crate::atomic::temp_path(path);
         Self::create_at(&tmp, Some(path.to_path_buf()), var, layers, opts, CHUNK_LEN)
     }

@@ -9,6 +9,7 @@ mod data;
 mod export;
 mod floors;
 mod flow;
+mod fuzz;
 mod kinds;
 mod metrics;
 mod model;
