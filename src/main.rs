@@ -15,6 +15,17 @@ fn main() {
     unsafe {
         libc::signal(libc::SIGPIPE, libc::SIG_DFL);
     }
+    // `--version` also names the HDF5 linked in. Answered here so that
+    // other commands never touch HDF5 before they run (`batch` forks
+    // children that must start with it uninitialised).
+    if std::env::args()
+        .nth(1)
+        .is_some_and(|a| a == "--version" || a == "-V")
+    {
+        let (a, b, c) = primeflow::anndata::hdf5_version();
+        println!("primeflow {} (HDF5 {a}.{b}.{c})", env!("CARGO_PKG_VERSION"));
+        return;
+    }
     let args = cli::Cli::parse();
     // The batch runner forks children and must not start the Ctrl-C thread.
     if !matches!(args.command, cli::Command::Batch(_)) {

@@ -28,6 +28,13 @@ pub use read::{read_h5ad, ReadOptions};
 pub use stream::H5adStreamWriter;
 pub use write::{write_h5ad, WriteOptions, XFormat};
 
+/// The version of the HDF5 library linked in, `(major, minor, release)`:
+/// the one bundled with hdf5-metno-src and built statically (2.2.0 today),
+/// whatever the system has.
+pub fn hdf5_version() -> (u8, u8, u8) {
+    hdf5::library_version()
+}
+
 /// An annotated data matrix.
 ///
 /// * `x`: `[n_obs, n_vars]` f32 expression (or the chosen layer).

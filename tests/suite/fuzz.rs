@@ -151,6 +151,9 @@ struct Report {
     by_command: BTreeMap<String, BTreeMap<String, usize>>,
     /// (file number, changed offsets, outcome) of each failure.
     failures: Vec<(u64, Vec<u64>, Outcome)>,
+    /// First stderr lines of failed commands (file path and numbers
+    /// elided) -> count: what users see.
+    messages: BTreeMap<String, usize>,
     seconds: f64,
 }
 
@@ -169,6 +172,17 @@ impl Report {
             .or_default()
             .entry(how)
             .or_default() += 1;
+        if let Some(line) = o.stderr.lines().next() {
+            let mut key = line.to_string();
+            if let Some(f) = o.args.iter().find(|a| a.ends_with(".h5ad")) {
+                key = key.replace(f.as_str(), "F");
+            }
+            let key: String = key
+                .chars()
+                .map(|c| if c.is_ascii_digit() { '#' } else { c })
+                .collect();
+            *self.messages.entry(key).or_default() += 1;
+        }
         if o.failed() {
             self.failures.push((index, offsets.to_vec(), o));
         }
@@ -186,6 +200,13 @@ impl Report {
         for (cmd, outcomes) in &self.by_command {
             let parts: Vec<String> = outcomes.iter().map(|(k, v)| format!("{k}: {v}")).collect();
             s += &format!("  {cmd:<9} {}\n", parts.join(", "));
+        }
+        let mut common: Vec<(&String, &usize)> = self.messages.iter().collect();
+        common.sort_by(|a, b| b.1.cmp(a.1));
+        s += "  most common errors (F = the file, # = a digit):\n";
+        for (m, n) in common.iter().take(12) {
+            let short: String = m.chars().take(200).collect();
+            s += &format!("    {n:>5}  {short}\n");
         }
         for (i, offsets, o) in self.failures.iter().take(20) {
             s += &format!(

@@ -10,6 +10,7 @@ mod export;
 mod floors;
 mod flow;
 mod fuzz;
+mod hdf5_lib;
 mod kinds;
 mod metrics;
 mod model;
