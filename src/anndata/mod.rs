@@ -6,6 +6,7 @@
 //! metrics consume; sparse files are densified row-chunk by row-chunk so a load
 //! never holds two copies of the matrix.
 
+mod csr_sink;
 pub mod frame;
 mod frame_io;
 mod h5;

@@ -3,6 +3,7 @@
 
 mod common;
 
+mod anndata_index_types;
 mod anndata_io;
 mod cli;
 mod data;
