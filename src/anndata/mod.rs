@@ -10,6 +10,7 @@ mod csr_sink;
 pub mod frame;
 mod frame_io;
 mod h5;
+mod h5_guard;
 mod h5_write;
 pub mod info;
 mod matrix;
