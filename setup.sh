@@ -1,19 +1,25 @@
 #!/usr/bin/env bash
-# Idempotent set-up for primeflow: Debian packages, libtorch (from PyPI's
-# torch==2.11.0, the version tch 0.24 needs) and the Python test tools.
+# Idempotent set-up for primeflow: libtorch (from PyPI's torch==2.11.0, the
+# version tch 0.24 needs), CMake for the bundled HDF5, and the Python test
+# tools.
 #
-#   ./setup.sh            core set-up (HDF5, libtorch)
+#   ./setup.sh            core set-up (libtorch, cmake)
 #   ./setup.sh --python   also the Python packages the test suite and the
 #                         benchmarks compare against (anndata, scanpy, scipy,
-#                         POT for the optimal-transport tests) and drive the
-#                         Jupyter kernel with (jupyter_client, nbclient,
-#                         nbconvert, nbformat)
+#                         scikit-learn, POT for the optimal-transport tests)
+#                         and drive the Jupyter kernel with (jupyter_client,
+#                         nbclient, nbconvert, nbformat)
 #
 # The torch virtual environment lives in a per-user cache shared by every
 # clone (PRIMEFLOW_CACHE, default ~/.cache/primeflow), and the project links to
 # it through two git-ignored symlinks: .venv (the environment) and .libtorch
 # (its torch package, which .cargo/config.toml points LIBTORCH at). Nothing has
 # to be exported by the user. Quick when everything is present.
+#
+# HDF5 is not a system package: hdf5-metno's `static` feature builds the HDF5
+# (2.2) bundled in hdf5-metno-src during `cargo build`, with CMake >= 3.26.
+# Debian 12's cmake is 3.25, so PyPI's cmake goes into the venv and
+# .cargo/config.toml points CMAKE at it.
 set -euo pipefail
 cd "$(dirname "$0")"
 
@@ -30,9 +36,9 @@ done
 
 say() { printf '[setup] %s\n' "$*"; }
 
-# 1. Debian packages: HDF5 (hdf5-metno links the system libhdf5) and pkg-config.
+# 1. Debian packages: pkg-config (a C compiler is needed too; Rust's
+#    toolchain set-up provides it). No libhdf5-dev: HDF5 is built from source.
 need_apt=()
-dpkg -s libhdf5-dev >/dev/null 2>&1 || need_apt+=(libhdf5-dev)
 command -v pkg-config >/dev/null 2>&1 || need_apt+=(pkg-config)
 if [ ${#need_apt[@]} -gt 0 ]; then
   say "installing Debian packages: ${need_apt[*]}"
@@ -53,15 +59,20 @@ if ! "$PY" -c "import torch,sys; sys.exit(0 if torch.__version__.split('+')[0]==
   python3 -m venv "$VENV"
   "$VENV/bin/pip" install -q --disable-pip-version-check "torch==$TORCH_VERSION" numpy
 fi
+# 3. CMake for the bundled HDF5 (about 5 s).
+if ! "$VENV/bin/cmake" --version >/dev/null 2>&1; then
+  say "installing cmake (PyPI) into $VENV for the bundled HDF5"
+  "$VENV/bin/pip" install -q --disable-pip-version-check "cmake>=3.26,<5"
+fi
 TORCH_DIR="$("$PY" -c 'import torch,os; print(os.path.dirname(torch.__file__))')"
 ln -sfn "$VENV" .venv
 ln -sfn "$TORCH_DIR" .libtorch
 
-# 3. Python packages used by the interoperability tests and benchmarks.
+# 4. Python packages used by the interoperability tests and benchmarks.
 if [ "$want_python" -eq 1 ]; then
-  if ! "$PY" -c "import anndata, scanpy, scipy, h5py, ot" >/dev/null 2>&1; then
-    say "installing anndata, scanpy, scipy and POT into $VENV (about 30 s)"
-    "$VENV/bin/pip" install -q --disable-pip-version-check anndata scanpy scipy h5py pot
+  if ! "$PY" -c "import anndata, scanpy, scipy, h5py, ot, sklearn" >/dev/null 2>&1; then
+    say "installing anndata, scanpy, scipy, scikit-learn and POT into $VENV (about 30 s)"
+    "$VENV/bin/pip" install -q --disable-pip-version-check anndata scanpy scipy h5py pot scikit-learn
   fi
   # The kernel tests: jupyter_client drives `primeflow kernel`, nbconvert
   # executes the Rhai notebook headless (no ipykernel needed).

@@ -21,9 +21,21 @@ pub fn temp_path(path: &Path) -> PathBuf {
     }
 }
 
+/// True when `path` exists and is neither a regular file nor a folder: a
+/// device (`/dev/stdout`, `/dev/null`, `/dev/full`), a FIFO or a socket.
+pub fn is_special(path: &Path) -> bool {
+    std::fs::metadata(path).is_ok_and(|m| !m.is_file() && !m.is_dir())
+}
+
 /// Runs `write` on a temporary path and renames the result to `path`.
 /// On error the temporary file is removed and `path` is left untouched.
+/// A special file (see [`is_special`]) is written directly: renaming onto it
+/// would replace the device node itself, and nothing can be half-written
+/// there anyway.
 pub fn write_atomic<T>(path: &Path, write: impl FnOnce(&Path) -> Result<T>) -> Result<T> {
+    if is_special(path) {
+        return write(path);
+    }
     if let Some(dir) = path.parent().filter(|p| !p.as_os_str().is_empty()) {
         if !dir.exists() {
             std::fs::create_dir_all(dir).map_err(|e| Error::io(dir, e))?;

@@ -250,6 +250,7 @@ fn read_categorical(g: &Group, path: &Path, field: &str) -> Result<Categorical> 
             ))
         }
     };
+    check_unique_categories(&categories, path, &kf)?;
     let n_cat = categories.len() as i64;
     if let Some((i, &c)) = raw.iter().enumerate().find(|(_, &c)| c < -1 || c >= n_cat) {
         return Err(ferr(path, &cf, format!("code {c} at row {i} is out of range: there are {n_cat} categories (valid codes -1..{})", n_cat - 1)));
@@ -261,6 +262,29 @@ fn read_categorical(g: &Group, path: &Path, field: &str) -> Result<Categorical> 
         categories,
         ordered,
     })
+}
+
+/// Categories must be distinct (pandas refuses duplicates): two codes with
+/// one label would silently merge their cells into one group. `field` is
+/// the categories' path.
+pub(crate) fn check_unique_categories(
+    categories: &[String],
+    path: &Path,
+    field: &str,
+) -> Result<()> {
+    let mut first = std::collections::HashMap::with_capacity(categories.len());
+    for (i, c) in categories.iter().enumerate() {
+        if let Some(j) = first.insert(c.as_str(), i) {
+            return Err(ferr(
+                path,
+                field,
+                format!(
+                    "category '{c}' appears twice (positions {j} and {i}); categories must be distinct, as pandas requires"
+                ),
+            ));
+        }
+    }
+    Ok(())
 }
 
 /// Writes `frame` as the dataframe group `name` of `parent` (full path

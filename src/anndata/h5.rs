@@ -11,7 +11,12 @@ use std::path::Path;
 use hdf5::types::{FixedAscii, FixedUnicode, TypeDescriptor, VarLenAscii, VarLenUnicode};
 use hdf5::{Container, Dataset, File, Group, H5Type, Location, LocationType};
 
+use super::h5_guard::{attr_exists, check_count};
 use crate::error::{Error, Result};
+
+/// Bytes per element reserved for a variable-length string (a pointer in
+/// memory plus HDF5's conversion buffer).
+const VLEN_BYTES: usize = 16;
 
 /// A format error in `path` at `field`.
 pub(crate) fn ferr(path: &Path, field: &str, msg: impl Into<String>) -> Error {
@@ -22,6 +27,11 @@ pub(crate) fn ferr(path: &Path, field: &str, msg: impl Into<String>) -> Error {
 pub(crate) fn rerr<'a>(path: &'a Path, field: &'a str) -> impl Fn(hdf5::Error) -> Error + 'a {
     move |e| Error::format(path, field, format!("HDF5 read failed: {e}"))
 }
+
+/// Most names a string-array attribute (`column-order`) may hold.
+const MAX_NAMES: usize = 1 << 20;
+/// Most integers an integer attribute (`shape`) may hold.
+const MAX_INTS: usize = 64;
 
 /// HDF5's file signature; it sits at offset 0 or after a user block of
 /// 512 * 2^k bytes.
@@ -195,10 +205,10 @@ pub(crate) fn len_1d(c: &Container, path: &Path, field: &str) -> Result<usize> {
 
 // ---------------------------------------------------------------- attributes
 
-/// The attribute `name` of `loc`, `None` when absent.
+/// The attribute `name` of `loc`, `None` when absent (looked up by name:
+/// listing attributes is unsafe on corrupted files, see `h5_guard`).
 fn attr(loc: &Location, name: &str, path: &Path, field: &str) -> Result<Option<hdf5::Attribute>> {
-    let names = loc.attr_names().map_err(rerr(path, field))?;
-    if !names.iter().any(|n| n == name) {
+    if !attr_exists(loc, name, path, field)? {
         return Ok(None);
     }
     loc.attr(name)
@@ -217,6 +227,7 @@ pub(crate) fn attr_string(
         return Ok(None);
     };
     let at = format!("{field}@{name}");
+    check_count(&a, VLEN_BYTES, Some(1), path, &at)?;
     let mut v = read_strings(&a, path, &at)?;
     if v.len() != 1 {
         return Err(ferr(
@@ -240,7 +251,7 @@ pub(crate) fn attr_strings(
         return Ok(None);
     };
     let at = format!("{field}@{name}");
-    if a.size() == 0 {
+    if check_count(&a, VLEN_BYTES, Some(MAX_NAMES), path, &at)? == 0 {
         return Ok(Some(Vec::new()));
     }
     read_strings(&a, path, &at).map(Some)
@@ -257,6 +268,7 @@ pub(crate) fn attr_ints(
         return Ok(None);
     };
     let at = format!("{field}@{name}");
+    check_count(&a, 8, Some(MAX_INTS), path, &at)?;
     let td = dtype(&a, path, &at)?;
     if !is_integer(&td) {
         return Err(ferr(
@@ -280,6 +292,7 @@ pub(crate) fn attr_bool(
         return Ok(None);
     };
     let at = format!("{field}@{name}");
+    check_count(&a, VLEN_BYTES, Some(1), path, &at)?;
     let td = dtype(&a, path, &at)?;
     let v: Vec<bool> = match td {
         TypeDescriptor::Boolean => a.read_raw::<bool>().map_err(rerr(path, &at))?,
@@ -322,6 +335,11 @@ pub(crate) fn encoding_type(loc: &Location, path: &Path, field: &str) -> Result<
 /// string flavour. Invalid UTF-8 is replaced (never a panic).
 pub(crate) fn read_strings(c: &Container, path: &Path, field: &str) -> Result<Vec<String>> {
     let td = dtype(c, path, field)?;
+    let width = match td {
+        TypeDescriptor::FixedAscii(n) | TypeDescriptor::FixedUnicode(n) => n.max(VLEN_BYTES),
+        _ => VLEN_BYTES,
+    };
+    check_count(c, width, None, path, field)?;
     let lossy = |b: &[u8]| String::from_utf8_lossy(b).into_owned();
     let e = rerr(path, field);
     match td {
@@ -378,6 +396,7 @@ fixed_reader!(read_fixed_unicode, FixedUnicode);
 /// errors unless the dataset is 1-D and integer or float.
 pub(crate) fn read_numeric_1d<T: H5Type>(ds: &Dataset, path: &Path, field: &str) -> Result<Vec<T>> {
     len_1d(ds, path, field)?;
+    check_count(ds, std::mem::size_of::<T>(), None, path, field)?;
     let td = dtype(ds, path, field)?;
     if !is_numeric(&td) {
         return Err(ferr(
@@ -406,7 +425,10 @@ pub(crate) fn read_ints_1d(ds: &Dataset, path: &Path, field: &str) -> Result<Vec
 pub(crate) fn read_bools_1d(ds: &Dataset, path: &Path, field: &str) -> Result<Vec<bool>> {
     len_1d(ds, path, field)?;
     match dtype(ds, path, field)? {
-        TypeDescriptor::Boolean => ds.read_raw::<bool>().map_err(rerr(path, field)),
+        TypeDescriptor::Boolean => {
+            check_count(ds, 1, None, path, field)?;
+            ds.read_raw::<bool>().map_err(rerr(path, field))
+        }
         t if is_integer(&t) => Ok(read_ints_1d(ds, path, field)?
             .into_iter()
             .map(|x| x != 0)

@@ -19,13 +19,40 @@ pub(crate) const CHUNK_LEN: usize = 1 << 16;
 /// Arrays longer than this are written chunked (always when compressed).
 const CONTIGUOUS_MAX: usize = 1 << 16;
 
-/// Maps an HDF5 write error at `field` to an I/O error on `path`.
+/// Maps an HDF5 write error at `field` to an I/O error on `path`. When the
+/// HDF5 error stack carries the operating system's `errno` (a full disk, an
+/// I/O error), it is kept, and said, so the error is classified as the
+/// machine's (see [`Error::is_system_io`]).
 pub(crate) fn werr<'a>(path: &'a Path, field: &'a str) -> impl Fn(hdf5::Error) -> Error + 'a {
-    move |e| Error::Io {
-        path: path.to_path_buf(),
-        message: format!("writing '{field}' failed: {e}"),
-        source: None,
+    move |e| {
+        let os = os_error(&e);
+        let message = match &os {
+            Some(o) => format!("writing '{field}' failed: {e} ({o})"),
+            None => format!("writing '{field}' failed: {e}"),
+        };
+        Error::Io {
+            path: path.to_path_buf(),
+            message,
+            os,
+        }
     }
+}
+
+/// The `errno` in an HDF5 error stack: its POSIX file driver reports
+/// failed system calls as "... errno = 28, error message = ...".
+fn os_error(e: &hdf5::Error) -> Option<std::io::Error> {
+    let hdf5::Error::HDF5(stack) = e else {
+        return None;
+    };
+    let frames = stack.clone().expand().ok()?;
+    frames.iter().find_map(|f| {
+        let rest = &f.desc()[f.desc().find("errno = ")? + "errno = ".len()..];
+        let digits: String = rest.chars().take_while(|c| c.is_ascii_digit()).collect();
+        digits
+            .parse::<i32>()
+            .ok()
+            .map(std::io::Error::from_raw_os_error)
+    })
 }
 
 /// Creates (truncates) `path` for writing. HDF5 file locking is off for

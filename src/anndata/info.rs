@@ -10,6 +10,7 @@ use hdf5::types::TypeDescriptor;
 use hdf5::Group;
 use serde::Serialize;
 
+use super::frame_io::check_unique_categories;
 use super::h5::{self, ferr, Node};
 use super::matrix::{self, MatrixMeta};
 use super::read::{check_root, layer_names};
@@ -237,18 +238,19 @@ fn column_info(
                     info.ordered =
                         Some(h5::attr_bool(&cg, "ordered", path, field)?.unwrap_or(false));
                     let td = h5::dtype(&cats, path, &kf)?;
-                    if h5::is_string(&td) {
-                        info.levels = h5::read_strings(&cats, path, &kf)?
-                            .into_iter()
-                            .take(MAX_LEVELS)
-                            .collect();
+                    let mut levels = if h5::is_string(&td) {
+                        h5::read_strings(&cats, path, &kf)?
                     } else if h5::is_numeric(&td) {
-                        info.levels = h5::read_numeric_1d::<f64>(&cats, path, &kf)?
+                        h5::read_numeric_1d::<f64>(&cats, path, &kf)?
                             .iter()
-                            .take(MAX_LEVELS)
                             .map(|v| v.to_string())
-                            .collect();
-                    }
+                            .collect()
+                    } else {
+                        Vec::new()
+                    };
+                    check_unique_categories(&levels, path, &kf)?;
+                    levels.truncate(MAX_LEVELS);
+                    info.levels = levels;
                 }
                 "nullable-integer" | "nullable-boolean" => {
                     info.kind = enc.clone();

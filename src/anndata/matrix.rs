@@ -72,6 +72,7 @@ pub(crate) fn inspect(parent: &Group, name: &str, path: &Path, field: &str) -> R
                 if enc != "array" {
                     return Err(ferr(path, field, format!("a dataset with encoding-type '{enc}'; expected 'array' (dense), or a csr_matrix/csc_matrix group")));
                 }
+                check_version(&ds, &enc, path, field)?;
             }
             let shape = h5::shape(&ds, path, field)?;
             let &[n, m] = shape.as_slice() else {
@@ -105,6 +106,7 @@ pub(crate) fn inspect(parent: &Group, name: &str, path: &Path, field: &str) -> R
                     return Err(ferr(path, field, format!("unknown encoding-type '{other}'; expected csr_matrix, csc_matrix or a dense array")))
                 }
             };
+            check_version(&g, &enc, path, field)?;
             let sf = format!("{field}@shape");
             let shape = h5::attr_ints(&g, "shape", path, field)?
                 .ok_or_else(|| ferr(path, &sf, "missing"))?;
@@ -158,6 +160,34 @@ pub(crate) fn inspect(parent: &Group, name: &str, path: &Path, field: &str) -> R
                 nnz: Some(nnz),
             })
         }
+    }
+}
+
+/// The `encoding-version` of each matrix encoding this reader knows (what
+/// anndata >= 0.8 writes and reads).
+const KNOWN_VERSIONS: [(&str, &str); 3] = [
+    ("array", "0.2.0"),
+    ("csr_matrix", "0.1.0"),
+    ("csc_matrix", "0.1.0"),
+];
+
+/// An `encoding-version` other than the known one for `enc` is an error (as
+/// in anndata: a newer layout could mean something else); an absent one is
+/// accepted (older writers).
+fn check_version(loc: &hdf5::Location, enc: &str, path: &Path, field: &str) -> Result<()> {
+    let Some(version) = h5::attr_string(loc, "encoding-version", path, field)? else {
+        return Ok(());
+    };
+    match KNOWN_VERSIONS.iter().find(|(e, _)| *e == enc) {
+        Some((_, known)) if *known == version => Ok(()),
+        Some((_, known)) => Err(ferr(
+            path,
+            &format!("{field}@encoding-version"),
+            format!(
+                "unknown encoding-version '{version}' for {enc}; this reader knows {enc} {known} (AnnData >= 0.8)"
+            ),
+        )),
+        None => Ok(()),
     }
 }
 

@@ -6,9 +6,11 @@
 //! metrics consume; sparse files are densified row-chunk by row-chunk so a load
 //! never holds two copies of the matrix.
 
+mod csr_sink;
 pub mod frame;
 mod frame_io;
 mod h5;
+mod h5_guard;
 mod h5_write;
 pub mod info;
 mod matrix;
@@ -27,6 +29,13 @@ pub use info::{inspect_h5ad, ColumnInfo, FrameInfo, H5adInfo, LayerInfo, MatrixI
 pub use read::{read_h5ad, ReadOptions};
 pub use stream::H5adStreamWriter;
 pub use write::{write_h5ad, WriteOptions, XFormat};
+
+/// The version of the HDF5 library linked in, `(major, minor, release)`:
+/// the one bundled with hdf5-metno-src and built statically (2.2.0 today),
+/// whatever the system has.
+pub fn hdf5_version() -> (u8, u8, u8) {
+    hdf5::library_version()
+}
 
 /// An annotated data matrix.
 ///

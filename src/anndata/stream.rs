@@ -1,9 +1,10 @@
 //! [`H5adStreamWriter`]: writes an `.h5ad` whose cells arrive in chunks (the
 //! simulator's 178k x 2000 output), without ever holding the whole matrix.
 //!
-//! `X` and every layer go to resizable datasets: CSR appends `data` (f32),
-//! `indices` (int32) and `indptr` (int64) chunk by chunk; dense appends rows of
-//! a `[rows, n_vars]` f32 dataset. `var` is written at creation; `obs`, `uns`
+//! `X` and every layer go to resizable datasets: CSR appends `data` (f32) and
+//! `indices` chunk by chunk, with int32 indices and `indptr` as scipy writes
+//! them, int64 only past 2^31 - 1 stored values (see `csr_sink`); dense
+//! appends rows of a `[rows, n_vars]` f32 dataset. `var` is written at creation; `obs`, `uns`
 //! and the `shape` attributes at [`finish`](H5adStreamWriter::finish).
 //! Everything goes to a temporary sibling file that `finish` renames into
 //! place; dropping the writer unfinished deletes it, so a failed or
@@ -16,6 +17,7 @@ use hdf5::{Dataset, Extent, File, Group, SimpleExtents};
 use ndarray::ArrayView2;
 use serde_json::{Map, Value};
 
+use super::csr_sink::{CsrSink, INT32_LIMIT};
 use super::frame::DataFrame;
 use super::h5_write::{self as h5w, werr, CHUNK_LEN};
 use super::write::{WriteOptions, XFormat};
@@ -43,18 +45,8 @@ struct Inner {
 
 /// One matrix element being appended to.
 enum Sink {
-    Csr {
-        group: Group,
-        data: Dataset,
-        indices: Dataset,
-        indptr: Dataset,
-        nnz: usize,
-        field: String,
-    },
-    Dense {
-        ds: Dataset,
-        field: String,
-    },
+    Csr(CsrSink),
+    Dense { ds: Dataset, field: String },
 }
 
 impl H5adStreamWriter {
@@ -70,12 +62,32 @@ impl H5adStreamWriter {
         if let Some(dir) = path.parent().filter(|p| !p.as_os_str().is_empty()) {
             std::fs::create_dir_all(dir).map_err(|e| Error::io(dir, e))?;
         }
+        if crate::atomic::is_special(path) {
+            // Renaming onto a device (as root) would replace the device node.
+            return Err(Error::invalid(
+                "output path",
+                format!(
+                    "{} is not a regular file; an .h5ad needs one",
+                    path.display()
+                ),
+            ));
+        }
         let tmp = crate::atomic::temp_path(path);
-        Self::create_at(&tmp, Some(path.to_path_buf()), var, layers, opts, CHUNK_LEN)
+        Self::create_at(
+            &tmp,
+            Some(path.to_path_buf()),
+            var,
+            layers,
+            opts,
+            CHUNK_LEN,
+            None,
+        )
     }
 
     /// Writes straight to `file_path` (renaming to `target` at finish, if
     /// set), with matrix chunks of `chunk` elements (smaller for small data).
+    /// `nnz`, when known, is the most values any CSR matrix will store: past
+    /// the int32 limit its indices start as int64.
     pub(crate) fn create_at(
         file_path: &Path,
         target: Option<PathBuf>,
@@ -83,6 +95,7 @@ impl H5adStreamWriter {
         layers: &[&str],
         opts: &WriteOptions,
         chunk: usize,
+        nnz: Option<usize>,
     ) -> Result<Self> {
         let chunk = chunk.clamp(1, CHUNK_LEN);
         for (i, name) in layers.iter().enumerate() {
@@ -110,7 +123,8 @@ impl H5adStreamWriter {
         };
         h5w::set_encoding(&file, "anndata", "0.1.0", p, "/")?;
         super::frame_io::write_frame(&file, "var", var, opts.compression, p, "var")?;
-        let x = Sink::create(&file, "X", "X", var.len(), opts, chunk, p)?;
+        let wide = nnz.is_some_and(|n| n > INT32_LIMIT);
+        let x = Sink::create(&file, "X", "X", var.len(), opts, chunk, wide, p)?;
         let lg = h5w::create_group(&file, "layers", "dict", "0.1.0", p, "layers")?;
         let mut sinks = Vec::with_capacity(layers.len());
         for name in layers {
@@ -123,6 +137,7 @@ impl H5adStreamWriter {
                     var.len(),
                     opts,
                     chunk,
+                    wide,
                     p,
                 )?,
             ));
@@ -236,6 +251,7 @@ impl Drop for H5adStreamWriter {
 }
 
 impl Sink {
+    #[allow(clippy::too_many_arguments)]
     fn create(
         parent: &Group,
         name: &str,
@@ -243,48 +259,19 @@ impl Sink {
         n_vars: usize,
         opts: &WriteOptions,
         chunk: usize,
+        wide: bool,
         p: &Path,
     ) -> Result<Sink> {
-        let field = field.to_string();
-        let f = field.as_str();
         match opts.x_format {
-            XFormat::Csr => {
-                let group = h5w::create_group(parent, name, "csr_matrix", "0.1.0", p, f)?;
-                let data = resizable_1d::<f32>(
-                    &group,
-                    "data",
-                    chunk,
-                    opts.compression,
-                    p,
-                    &format!("{f}/data"),
-                )?;
-                let indices = resizable_1d::<i32>(
-                    &group,
-                    "indices",
-                    chunk,
-                    opts.compression,
-                    p,
-                    &format!("{f}/indices"),
-                )?;
-                let indptr = resizable_1d::<i64>(
-                    &group,
-                    "indptr",
-                    chunk.min(1 << 14),
-                    opts.compression,
-                    p,
-                    &format!("{f}/indptr"),
-                )?;
-                indptr.resize(1).map_err(werr(p, f))?;
-                indptr.write_slice(&[0i64], 0..1).map_err(werr(p, f))?;
-                Ok(Sink::Csr {
-                    group,
-                    data,
-                    indices,
-                    indptr,
-                    nnz: 0,
-                    field,
-                })
-            }
+            XFormat::Csr => Ok(Sink::Csr(CsrSink::create(
+                parent,
+                name,
+                field,
+                chunk,
+                opts.compression,
+                wide,
+                p,
+            )?)),
             XFormat::Dense => {
                 let chunk_rows = (chunk / n_vars.max(1)).max(1);
                 let mut b = parent
@@ -299,9 +286,12 @@ impl Sink {
                         Extent::resizable(n_vars),
                     ]))
                     .create(name)
-                    .map_err(werr(p, f))?;
-                h5w::set_encoding(&ds, "array", "0.2.0", p, f)?;
-                Ok(Sink::Dense { ds, field })
+                    .map_err(werr(p, field))?;
+                h5w::set_encoding(&ds, "array", "0.2.0", p, field)?;
+                Ok(Sink::Dense {
+                    ds,
+                    field: field.to_string(),
+                })
             }
         }
     }
@@ -325,67 +315,16 @@ impl Sink {
                 ds.write_slice(view, ndarray_h5::s![rows..rows + r, ..])
                     .map_err(&e)
             }
-            Sink::Csr {
-                data,
-                indices,
-                indptr,
-                nnz,
-                field,
-                ..
-            } => {
-                let e = werr(p, field);
-                let mut vals = Vec::new();
-                let mut idx = Vec::new();
-                let mut ptr = Vec::with_capacity(r);
-                for row in x.rows() {
-                    for (j, &v) in row.iter().enumerate() {
-                        if v != 0.0 {
-                            vals.push(v);
-                            idx.push(j as i32);
-                        }
-                    }
-                    ptr.push((*nnz + vals.len()) as i64);
-                }
-                let k = vals.len();
-                if k > 0 {
-                    data.resize(*nnz + k).map_err(&e)?;
-                    data.write_slice(&vals, *nnz..*nnz + k).map_err(&e)?;
-                    indices.resize(*nnz + k).map_err(&e)?;
-                    indices.write_slice(&idx, *nnz..*nnz + k).map_err(&e)?;
-                }
-                indptr.resize(rows + 1 + r).map_err(&e)?;
-                indptr
-                    .write_slice(&ptr, rows + 1..rows + 1 + r)
-                    .map_err(&e)?;
-                *nnz += k;
-                Ok(())
-            }
+            Sink::Csr(sink) => sink.append(x, p),
         }
     }
 
-    /// Writes the final `shape` attribute of a sparse matrix.
+    /// Writes what is known only at the end: a sparse matrix's `indptr` and
+    /// `shape` attribute.
     fn finish(&self, shape: &[i64; 2], p: &Path) -> Result<()> {
         match self {
-            Sink::Csr { group, field, .. } => h5w::write_attr_ints(group, "shape", shape, p, field),
+            Sink::Csr(sink) => sink.finish(shape, p),
             Sink::Dense { .. } => Ok(()),
         }
     }
-}
-
-/// An empty, chunked, unlimited 1-D dataset.
-fn resizable_1d<T: hdf5::H5Type>(
-    g: &Group,
-    name: &str,
-    chunk: usize,
-    compression: Option<u8>,
-    p: &Path,
-    field: &str,
-) -> Result<Dataset> {
-    let mut b = g.new_dataset::<T>().chunk(chunk);
-    if let Some(level) = compression {
-        b = b.deflate(level);
-    }
-    b.shape(SimpleExtents::resizable([0usize]))
-        .create(name)
-        .map_err(werr(p, field))
 }

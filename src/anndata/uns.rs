@@ -157,6 +157,7 @@ fn read_value(g: &Group, name: &str, path: &Path, field: &str) -> Result<Option<
                 return Ok(None);
             }
             let shape = h5::shape(&ds, path, field)?;
+            super::h5_guard::check_count(&ds, 16, None, path, field)?;
             let td = h5::dtype(&ds, path, field)?;
             let leaves: Vec<Value> = match &td {
                 t if h5::is_string(t) => h5::read_strings(&ds, path, field)?

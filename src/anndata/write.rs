@@ -1,8 +1,9 @@
 //! Writing `.h5ad` (AnnData >= 0.8 encoding) from an in-memory [`AnnData`].
 //!
 //! Root attributes `encoding-type=anndata`, `encoding-version=0.1.0`; `X` and
-//! `layers/<name>` as CSR (`csr_matrix` 0.1.0: f32 `data`, int32 `indices`,
-//! int64 `indptr`, `shape` attribute) or a dense f32 array; `obs`/`var` as
+//! `layers/<name>` as CSR (`csr_matrix` 0.1.0: f32 `data`, `indices` and
+//! `indptr` int32 as scipy writes them, both int64 past 2^31 - 1 stored
+//! values; `shape` attribute) or a dense f32 array; `obs`/`var` as
 //! dataframes (see `frame_io`); `uns` as nested dicts (see `uns`); empty
 //! `obsm`/`varm`/`obsp`/`varp` so Python anndata reads the file. The file is
 //! written atomically and through the same code as
@@ -84,7 +85,14 @@ pub fn write_h5ad(path: &Path, ad: &AnnData, opts: &WriteOptions) -> Result<()> 
     };
     let chunk = stored.clamp(1024, CHUNK_LEN);
     crate::atomic::write_atomic(path, |tmp| {
-        let mut w = H5adStreamWriter::create_at(tmp, None, &ad.var, &names, opts, chunk)?;
+        // The most values a CSR matrix stores picks its index type.
+        let nnz = (opts.x_format == XFormat::Csr).then(|| {
+            ad.layers
+                .values()
+                .map(|l| l.iter().filter(|&&v| v != 0.0).count())
+                .fold(stored, usize::max)
+        });
+        let mut w = H5adStreamWriter::create_at(tmp, None, &ad.var, &names, opts, chunk, nnz)?;
         for r0 in (0..n).step_by(WRITE_ROWS) {
             let r1 = (r0 + WRITE_ROWS).min(n);
             let layers: Vec<ArrayView2<f32>> = ad

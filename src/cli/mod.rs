@@ -1,5 +1,6 @@
 //! Subcommands, one file each.
 
+pub mod batch;
 pub mod evaluate;
 pub mod export_vcc;
 pub mod info;
@@ -46,6 +47,11 @@ pub enum Command {
     Repl(repl::Args),
     /// The Jupyter kernel for Rhai (`primeflow kernel install` registers it).
     Kernel(kernel::Args),
+    /// Run primeflow commands (JSON argument arrays on stdin), each in its
+    /// own forked process with a timeout; print how each ended (for the
+    /// mutation-fuzz test and benchmark).
+    #[command(hide = true)]
+    Batch(batch::Args),
 }
 
 /// Runs one subcommand.
@@ -61,19 +67,27 @@ pub fn dispatch(cli: Cli) -> anyhow::Result<()> {
         Command::Run(a) => run::run(a),
         Command::Repl(a) => repl::run(a),
         Command::Kernel(a) => kernel::run(a),
+        Command::Batch(a) => batch::run(a),
     }
 }
 
-/// 2 for bad input (a file, a value, a name), 130 for Ctrl-C, else 1.
+/// The exit code for `err`: that of the first primeflow [`Error`] in its
+/// chain (2 bad input, 74 the machine's I/O failed, 130 Ctrl-C, 1 libtorch;
+/// see [`primeflow::Error::exit_code`]), else 1.
+///
+/// [`Error`]: primeflow::Error
 pub fn exit_code(err: &anyhow::Error) -> i32 {
-    for cause in err.chain() {
-        if let Some(e) = cause.downcast_ref::<primeflow::Error>() {
-            return match e {
-                primeflow::Error::Interrupted => 130,
-                primeflow::Error::Torch(_) => 1,
-                _ => 2,
-            };
-        }
+    err.chain()
+        .find_map(|c| c.downcast_ref::<primeflow::Error>())
+        .map_or(primeflow::error::EXIT_FAILURE, |e| e.exit_code())
+}
+
+/// Prints `err` (`error: ...`) and each of its causes (`  caused by: ...`)
+/// to stderr and returns the exit code.
+pub fn report(err: &anyhow::Error) -> i32 {
+    eprintln!("error: {err}");
+    for cause in err.chain().skip(1) {
+        eprintln!("  caused by: {cause}");
     }
-    1
+    exit_code(err)
 }

@@ -211,6 +211,11 @@ impl Dataset {
                 other => other,
             })
         };
+        for c in &columns.covariates {
+            if let Some(w) = float_covariate_warning(&ad.obs, c, &src) {
+                eprintln!("{w}");
+            }
+        }
         let perts = check_col(&columns.perturbation)?;
         let covs: Vec<Vec<String>> = columns
             .covariates
@@ -464,6 +469,27 @@ impl std::fmt::Display for DatasetSummary {
         }
         Ok(())
     }
+}
+
+/// A warning when covariate column `name` of `obs` holds floats: every
+/// distinct value becomes a covariate level, which is right for a
+/// categorical stored as numbers and wrong for a measurement (one level per
+/// cell). `None` for other column kinds.
+pub fn float_covariate_warning(obs: &DataFrame, name: &str, src: &Path) -> Option<String> {
+    let Some(Column::Float(v)) = obs.get(name) else {
+        return None;
+    };
+    let mut distinct: Vec<u64> = v.iter().map(|x| x.to_bits()).collect();
+    distinct.sort_unstable();
+    distinct.dedup();
+    Some(format!(
+        "warning: {}: covariate column 'obs/{name}' is a float array; each of its {} distinct values \
+         becomes a covariate level. If it is categorical, store it as one (in Python: \
+         adata.obs['{name}'] = adata.obs['{name}'].astype(str).astype('category')); if it is a \
+         measurement, it is not a covariate.",
+        src.display(),
+        distinct.len()
+    ))
 }
 
 /// Groups cells into units sorted by (cov key, label).

@@ -561,7 +561,7 @@ pub fn read_tensors(path: &Path) -> Result<BTreeMap<String, Tensor>> {
         return Err(Error::Io {
             path: path.to_path_buf(),
             message: "no such file".into(),
-            source: None,
+            os: None,
         });
     }
     let v = Tensor::read_safetensors(path)

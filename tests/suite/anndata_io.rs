@@ -733,6 +733,117 @@ fn bad_files_values() {
     assert!(err.contains("obs/condition/codes"), "{err}");
 }
 
+/// Files that anndata/pandas refuse and primeflow once read silently: an
+/// unknown encoding-version on X or a layer, and duplicate categories (two
+/// codes with one label merged their cells into one unit).
+#[test]
+fn bad_files_versions_and_duplicate_categories() {
+    let dir = common::tmpdir("anndata_bad_versions");
+    let p = corrupt(&dir, "x_version", XFormat::Csr, |f| {
+        set_attr_str(&f.group("X").unwrap(), "encoding-version", "9.9.9")
+    });
+    expect_format_as(
+        &p,
+        &["X@encoding-version", "'9.9.9'", "csr_matrix 0.1.0"],
+        true,
+        true,
+    );
+    let p = corrupt(&dir, "dense_version", XFormat::Dense, |f| {
+        set_attr_str(&f.dataset("X").unwrap(), "encoding-version", "0.3.0")
+    });
+    expect_format_as(
+        &p,
+        &["X@encoding-version", "'0.3.0'", "array 0.2.0"],
+        false,
+        true,
+    );
+    let p = corrupt(&dir, "layer_version", XFormat::Csr, |f| {
+        set_attr_str(
+            &f.group("layers/counts").unwrap(),
+            "encoding-version",
+            "9.9.9",
+        )
+    });
+    expect_format_as(
+        &p,
+        &["layers/counts@encoding-version", "'9.9.9'"],
+        false,
+        true,
+    );
+    // The sample's condition categories are A, A+B, B, control.
+    let p = corrupt(&dir, "duplicate_categories", XFormat::Csr, |f| {
+        let v: Vec<hdf5::types::VarLenUnicode> = ["A", "A+B", "A", "control"]
+            .iter()
+            .map(|s| s.parse().unwrap())
+            .collect();
+        let ds = f.dataset("obs/condition/categories").unwrap();
+        let attrs: Vec<(String, String)> = ["encoding-type", "encoding-version"]
+            .iter()
+            .map(|a| {
+                let s: hdf5::types::VarLenUnicode = ds.attr(a).unwrap().read_scalar().unwrap();
+                (a.to_string(), s.to_string())
+            })
+            .collect();
+        drop(ds);
+        replace(
+            f,
+            "obs/condition/categories",
+            ndarray_h5::Array1::from(v).into_dyn().view(),
+        );
+        let ds = f.dataset("obs/condition/categories").unwrap();
+        for (a, s) in attrs {
+            set_attr_str(&ds, &a, &s);
+        }
+    });
+    expect_format_as(
+        &p,
+        &[
+            "obs/condition/categories",
+            "category 'A' appears twice",
+            "positions 0 and 2",
+        ],
+        true,
+        true,
+    );
+}
+
+/// A float covariate column is read, with a warning that says each value
+/// becomes a level and how to store the column as a categorical.
+#[test]
+fn float_covariate_warns() {
+    let d = devel();
+    let dir = common::tmpdir("anndata_float_covariate");
+    let out = dir.join("split.csv");
+    let (_, _, err) = common::primeflow(&[
+        "split",
+        d.to_str().unwrap(),
+        "--task",
+        "covariate-transfer",
+        "--covariate-col",
+        "ncounts",
+        "--out",
+        out.to_str().unwrap(),
+    ]);
+    assert!(
+        err.contains("warning:")
+            && err.contains("devel.h5ad")
+            && err.contains("'obs/ncounts' is a float array")
+            && err.contains("distinct values")
+            && err.contains(".astype(str).astype('category')"),
+        "{err}"
+    );
+    let (code, _, err) = common::primeflow(&[
+        "split",
+        d.to_str().unwrap(),
+        "--task",
+        "covariate-transfer",
+        "--out",
+        out.to_str().unwrap(),
+    ]);
+    assert_eq!(code, 0, "{err}");
+    assert!(!err.contains("warning"), "{err}");
+}
+
 #[test]
 fn bad_files_not_h5ad() {
     let dir = common::tmpdir("anndata_bad_files");

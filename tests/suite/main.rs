@@ -3,13 +3,17 @@
 
 mod common;
 
+mod anndata_index_types;
 mod anndata_io;
 mod cli;
 mod data;
+mod exit_codes;
 mod export;
 mod floors;
 mod flow;
 mod kernel;
+mod fuzz;
+mod hdf5_lib;
 mod kinds;
 mod metrics;
 mod model;
