@@ -500,3 +500,53 @@ fn the_main_job_shows_the_unet_winning() {
         assert!(ok, "{m}: U-Net {v} does not beat Control {}\n{stdout}", control[m]);
     }
 }
+
+/// The README's two experiment scripts at the tiny size, as a user runs
+/// them (one process each, files between them): `paper_table.rhai` trains
+/// all nine model kinds and writes one row per flow and guidance weight and
+/// one per other model; `recipe_curve.rhai` writes one row per floor and per
+/// (preset, steps) run, labelled with its training minutes.
+#[test]
+fn paper_table_and_recipe_curve_run_at_tiny_size() {
+    let out = tmpdir("script_paper_table");
+    let (code, stdout, stderr) = primeflow(&[
+        "run",
+        root().join("scripts/paper_table.rhai").to_str().unwrap(),
+        "--set",
+        "preset=tiny",
+        "--set",
+        "seeds=[0]",
+        "--set",
+        "guidance=[1.0, 3.0]",
+        "--set",
+        &format!("out={}", out.display()),
+    ]);
+    assert_eq!(code, 0, "stdout: {stdout}\nstderr: {stderr}");
+    let table = csv_means(&std::fs::read_to_string(out.join("metrics.csv")).unwrap());
+    assert_eq!(table.len(), 4 * 2 + 5, "{table:?}");
+    for row in ["FM PCA OT w=3.0", "Decoder-only", "Linear Additive", "Additive", "Control"] {
+        assert!(table.contains_key(row), "no row '{row}': {:?}", table.keys());
+    }
+    assert!(out.join("report.html").exists());
+
+    let out = tmpdir("script_recipe_curve");
+    let (code, stdout, stderr) = primeflow(&[
+        "run",
+        root().join("scripts/recipe_curve.rhai").to_str().unwrap(),
+        "--set",
+        "preset=tiny",
+        "--set",
+        r#"curve=[{"name": "U-Net cpu", "kind": "unet", "preset": "cpu", "steps": [5, 10]}, {"name": "MLP cpu", "kind": "mlp", "preset": "cpu", "steps": [20]}]"#,
+        "--set",
+        &format!("out={}", out.display()),
+    ]);
+    assert_eq!(code, 0, "stdout: {stdout}\nstderr: {stderr}");
+    let table = csv_means(&std::fs::read_to_string(out.join("curve.csv")).unwrap());
+    let names: Vec<&String> = table.keys().collect();
+    assert_eq!(table.len(), 5, "{names:?}");
+    assert!(
+        names.iter().any(|n| n.starts_with("U-Net cpu, 10 steps (") && n.ends_with(" min)")),
+        "{names:?}"
+    );
+    assert!(table.values().all(|r| r["mmd_gex"].is_finite()));
+}
