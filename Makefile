@@ -1,6 +1,8 @@
 # primeflow: the two commands of the README.
 #   make demo   set up what is missing, build, run the main job
-#   make test   set up what is missing (with the Python interop tools), build, run every test
+#   make test   set up what is missing (with the Python interop tools), build, check that
+#               the core builds without the scripting layer, lint (clippy, warnings are
+#               errors), run every test
 # Both are idempotent; set-up is ./setup.sh.
 
 CARGO ?= cargo
@@ -23,6 +25,8 @@ demo: build
 
 test: setup-python
 	$(CARGO) build --release
+	$(CARGO) check --release --no-default-features
+	$(CARGO) clippy --release --all-targets -- -D warnings
 	OMP_NUM_THREADS=1 $(CARGO) test --release -- --test-threads=2
 
 bench: setup-python

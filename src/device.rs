@@ -116,25 +116,6 @@ impl Drop for RngGuard {
     }
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn rng_guard_is_reentrant_and_reproducible() {
-        let a = {
-            let _g = rng_guard(Some(7));
-            let _inner = rng_guard(None);
-            tch::Tensor::randn([4], (tch::Kind::Float, Device::Cpu))
-        };
-        let b = {
-            let _g = rng_guard(Some(7));
-            tch::Tensor::randn([4], (tch::Kind::Float, Device::Cpu))
-        };
-        assert_eq!(a, b);
-    }
-}
-
 /// The machine's available memory in bytes (`MemAvailable` of
 /// `/proc/meminfo`, capped by a cgroup v2 `memory.max`), when known.
 pub fn available_memory() -> Option<u64> {
@@ -157,4 +138,23 @@ pub fn available_memory() -> Option<u64> {
         }
     }
     Some(bytes)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn rng_guard_is_reentrant_and_reproducible() {
+        let a = {
+            let _g = rng_guard(Some(7));
+            let _inner = rng_guard(None);
+            tch::Tensor::randn([4], (tch::Kind::Float, Device::Cpu))
+        };
+        let b = {
+            let _g = rng_guard(Some(7));
+            tch::Tensor::randn([4], (tch::Kind::Float, Device::Cpu))
+        };
+        assert_eq!(a, b);
+    }
 }

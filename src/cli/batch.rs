@@ -56,7 +56,7 @@ struct Outcome {
 
 /// Runs the subcommand.
 pub fn run(args: Args) -> anyhow::Result<()> {
-    if !(args.timeout > 0.0) {
+    if args.timeout.is_nan() || args.timeout <= 0.0 {
         anyhow::bail!(primeflow::Error::invalid(
             "--timeout",
             format!("{} is not a positive number of seconds", args.timeout)

@@ -157,7 +157,7 @@ impl MlpConfig {
                 ));
             }
         }
-        if self.time_embed_dim % 2 != 0 {
+        if !self.time_embed_dim.is_multiple_of(2) {
             return Err(Error::invalid(
                 "MLP config 'time_embed_dim'",
                 format!("{} must be even (cos and sin halves)", self.time_embed_dim),
@@ -286,7 +286,7 @@ impl MlpVelocity {
         let h = cfg.hidden_dim;
         let widths = |input: usize, n: usize, out: usize| -> Vec<usize> {
             let mut w = vec![input];
-            w.extend(std::iter::repeat(h).take(n - 1));
+            w.extend(std::iter::repeat_n(h, n - 1));
             w.push(out);
             w
         };

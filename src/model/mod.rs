@@ -20,8 +20,10 @@ pub mod mlp;
 #[allow(clippy::module_inception)]
 pub mod model;
 pub mod pca;
+pub mod persist;
 pub mod space;
 pub mod stats;
+mod stats_file;
 
 pub use config::{Family, ModelConfig};
 pub use floor::FloorConfig;

@@ -29,6 +29,7 @@ pub mod engine;
 pub mod error;
 pub mod held_session;
 pub mod help;
+mod help_parse;
 pub mod imports;
 pub mod kernel;
 pub mod metrics;

@@ -172,7 +172,7 @@ impl Session {
             None => (line, ""),
         };
         let out = match cmd {
-            ":help" | ":h" | "help" if !(cmd == "help" && !arg.is_empty()) => {
+            ":help" | ":h" | "help" if cmd != "help" || arg.is_empty() => {
                 if arg.is_empty() {
                     Outcome::Text(self.help.overview())
                 } else {

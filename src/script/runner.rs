@@ -84,6 +84,8 @@ fn failure(file: &Path, source: &str, err: &EvalAltResult) -> ScriptFailure {
 
 /// Runs the script at `path` with `--set` values `sets`. Warnings about
 /// `--set` keys the script never read go to stderr.
+// A failure is reported once per script run; its size does not matter.
+#[allow(clippy::result_large_err)]
 pub fn run_file(
     path: &Path,
     sets: Vec<(String, Dynamic)>,
@@ -106,6 +108,8 @@ pub fn run_file(
 }
 
 /// Runs `source` (named `file` in messages) with the shared engine.
+// A failure is reported once per script run; its size does not matter.
+#[allow(clippy::result_large_err)]
 pub fn run_source(
     file: &Path,
     source: &str,

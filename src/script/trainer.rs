@@ -84,16 +84,17 @@ pub fn train_config(map: &Map) -> RhaiResult<(TrainConfig, Option<PathBuf>)> {
     Ok((cfg, out))
 }
 
-/// A `TrainConfig` for model kind `kind` from a script map, with the
-/// preset and overrides it came from (when it names a preset).
-pub fn train_spec(
-    map: &Map,
-    kind: &str,
-) -> RhaiResult<(
+/// A Trainer map resolved: the config, the checkpoint folder, and the
+/// preset name with the overrides applied to it (when it names a preset).
+pub type TrainSpec = (
     TrainConfig,
     Option<PathBuf>,
     Option<(String, serde_json::Value)>,
-)> {
+);
+
+/// A `TrainConfig` for model kind `kind` from a script map, with the
+/// preset and overrides it came from (when it names a preset).
+pub fn train_spec(map: &Map, kind: &str) -> RhaiResult<TrainSpec> {
     let keys = trainer_keys();
     let mut overrides = serde_json::Map::new();
     let mut preset = None;

@@ -118,7 +118,7 @@ impl Layout {
         let mut cell_unit: Vec<u32> = units
             .iter()
             .enumerate()
-            .flat_map(|(u, unit)| std::iter::repeat(u as u32).take(unit.n_cells))
+            .flat_map(|(u, unit)| std::iter::repeat_n(u as u32, unit.n_cells))
             .collect();
         cell_unit.shuffle(rng);
         Layout { units, cell_unit }

@@ -31,6 +31,7 @@ pub mod counts;
 pub mod layout;
 pub mod preprocess;
 pub mod truth;
+mod truth_check;
 
 use ndarray::{s, Array2, ArrayView2, ArrayViewMut2, Axis};
 use rand::SeedableRng;

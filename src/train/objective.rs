@@ -182,7 +182,7 @@ fn ot_batch(
         let u = units[rng.gen_range(0..units.len())];
         tgt.extend(draw(&cells.unit_cells[u], s, &mut rng));
         src.extend(draw(&cells.controls_by_cov[cells.unit_cov[u]], s, &mut rng));
-        unit_rows.extend(std::iter::repeat(u as i64).take(s));
+        unit_rows.extend(std::iter::repeat_n(u as i64, s));
     }
     let d = cells.x.size().get(1).copied().unwrap_or(0);
     let (c, s) = (n_cond as i64, s as i64);

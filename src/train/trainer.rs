@@ -183,7 +183,7 @@ impl Trainer {
                 )));
                 rows.truncate(cfg.val_cells);
                 rows.sort_unstable();
-                Some(Cells::new(model, v, Some(&rows), true)?).filter(|c| c.len() > 0)
+                Some(Cells::new(model, v, Some(&rows), true)?).filter(|c| !c.is_empty())
             }
             _ => None,
         };
@@ -329,7 +329,7 @@ impl Trainer {
                     cells_since as f64 / secs
                 ));
                 if let Some(vl) = val_loss {
-                    if state.best_val.map_or(true, |(_, best)| vl < best) {
+                    if state.best_val.is_none_or(|(_, best)| vl < best) {
                         state.best_val = Some((step, vl));
                         state.evals_since_best = 0;
                     } else {

@@ -237,7 +237,7 @@ fn commands(f: &Path, i: u64, dir: &Path) -> Vec<Vec<String>> {
             csv,
         ],
     ];
-    if i as usize % EVAL_EVERY == 0 {
+    if (i as usize).is_multiple_of(EVAL_EVERY) {
         v.push(
             [
                 "evaluate",

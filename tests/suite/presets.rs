@@ -316,6 +316,7 @@ fn cpu_presets_are_the_recipe() {
     assert_eq!(u.space, DataSpace::Response);
     let t = TrainConfig::preset("unet", "cpu").unwrap();
     assert_eq!((t.lr, t.steps, t.covariate_dropout), (3e-3, 1000, 0.3));
+    assert_eq!(t.lr_schedule, primeflow::train::LrSchedule::Cosine);
     let ModelConfig::Mlp(m) = ModelConfig::preset("mlp", "cpu").unwrap() else {
         panic!("not an MLP")
     };

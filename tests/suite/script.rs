@@ -443,18 +443,31 @@ fn quickstart_runs_end_to_end_with_the_tiny_preset() {
 /// One model's row of a `metrics.csv` written by `experiment::run`:
 /// metric name -> mean.
 fn csv_means(csv: &str) -> std::collections::BTreeMap<String, std::collections::BTreeMap<String, f64>> {
+    // Fields split at commas outside double quotes (labels may hold commas).
+    let fields = |line: &str| -> Vec<String> {
+        let (mut out, mut cur, mut quoted) = (Vec::new(), String::new(), false);
+        for ch in line.chars() {
+            match ch {
+                '"' => quoted = !quoted,
+                ',' if !quoted => out.push(std::mem::take(&mut cur)),
+                c => cur.push(c),
+            }
+        }
+        out.push(cur);
+        out
+    };
     let mut lines = csv.lines();
-    let header: Vec<&str> = lines.next().unwrap_or_default().split(',').collect();
+    let header = fields(lines.next().unwrap_or_default());
     let mut out = std::collections::BTreeMap::new();
     for line in lines {
-        let cells: Vec<&str> = line.split(',').collect();
+        let cells = fields(line);
         let mut row = std::collections::BTreeMap::new();
         for (h, c) in header.iter().zip(&cells) {
             if let Some(metric) = h.strip_suffix("_mean") {
                 row.insert(metric.to_string(), c.parse::<f64>().unwrap_or(f64::NAN));
             }
         }
-        out.insert(cells[0].trim_matches('"').to_string(), row);
+        out.insert(cells[0].clone(), row);
     }
     out
 }

@@ -43,7 +43,7 @@ impl AttentionBlock {
         num_heads: usize,
         norm_groups: usize,
     ) -> Result<AttentionBlock> {
-        if num_heads == 0 || channels % num_heads != 0 {
+        if num_heads == 0 || !channels.is_multiple_of(num_heads) {
             return Err(Error::invalid(
                 "U-Net config field 'num_heads'",
                 format!(

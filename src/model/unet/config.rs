@@ -192,7 +192,7 @@ impl UNetConfig {
             Err(Error::invalid(format!("U-Net config field '{field}'"), msg))
         };
         let d = self.hidden_dim;
-        if d < 2 || d % 2 != 0 {
+        if d < 2 || !d.is_multiple_of(2) {
             return bad(
                 "hidden_dim",
                 format!("{d} must be even and at least 2 (the sinusoid has cos and sin halves)"),
@@ -259,7 +259,7 @@ impl UNetConfig {
             let ch = m * d; // checked above
             let attends = self.attention_resolutions.contains(&(1usize << level))
                 || level + 1 == self.levels();
-            if attends && ch % self.num_heads != 0 {
+            if attends && !ch.is_multiple_of(self.num_heads) {
                 return bad(
                     "num_heads",
                     format!(
