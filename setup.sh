@@ -68,6 +68,12 @@ TORCH_DIR="$("$PY" -c 'import torch,os; print(os.path.dirname(torch.__file__))')
 ln -sfn "$VENV" .venv
 ln -sfn "$TORCH_DIR" .libtorch
 
+# Clippy (make test lints with it); rustup's default profile has it.
+if ! cargo clippy --version >/dev/null 2>&1 && command -v rustup >/dev/null 2>&1; then
+  say "installing clippy (rustup component)"
+  rustup component add clippy
+fi
+
 # 4. Python packages used by the interoperability tests and benchmarks.
 if [ "$want_python" -eq 1 ]; then
   if ! "$PY" -c "import anndata, scanpy, scipy, h5py, ot, sklearn" >/dev/null 2>&1; then
