@@ -91,6 +91,8 @@ pub struct Args {
 fn reference(args: &Args, opts: &LoadOptions) -> anyhow::Result<Dataset> {
     let spec = DataSpec {
         path: args.reference.clone(),
+        simulate: None,
+        allow_negative: opts.allow_negative,
         columns: opts.columns.clone(),
         layer: None,
         filters: args

@@ -4,11 +4,12 @@
 //! write them as an `.h5ad` with the perturbation and covariate obs columns
 //! and the training genes as var names.
 //!
-//! Without `--split`/`--task`/`--filter`, the data set-up saved by
-//! `primeflow train` (`data.json` in the training output folder) is reused,
-//! so the held-out units are the ones the model never saw.
+//! Without `--split`/`--task`/`--filter`, the data set-up saved with the
+//! run (`data.json` in the training output folder, written by `primeflow
+//! train` or a script's trainer; see `train::run_dir`) is reused, so the
+//! held-out units are the ones the model never saw.
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::time::Instant;
 
 use primeflow::anndata::{write_h5ad, WriteOptions, XFormat};
@@ -16,7 +17,7 @@ use primeflow::data::{Condition, ObsColumns, Part, Task};
 use primeflow::model::Model;
 use primeflow::sample::{SampleConfig, Sampler, Solver};
 use primeflow::train::data::parse_filter;
-use primeflow::train::{DataSpec, SplitSpec};
+use primeflow::train::{run_dir, DataSpec, SplitSpec};
 use primeflow::Error;
 
 /// Arguments of `primeflow sample`.
@@ -95,30 +96,17 @@ pub struct Args {
     pub quiet: bool,
 }
 
-/// The saved data set-up of the run that produced `checkpoint` (the folder
-/// itself or, for a step folder, its parent).
-fn saved_spec(checkpoint: &Path) -> primeflow::Result<Option<DataSpec>> {
-    if let Some(s) = DataSpec::read(checkpoint)? {
-        return Ok(Some(s));
-    }
-    match checkpoint.parent() {
-        Some(p) => DataSpec::read(p),
-        None => Ok(None),
-    }
-}
-
 /// The data set-up for sampling a split.
 fn data_spec(args: &Args, model: &Model) -> anyhow::Result<DataSpec> {
-    let saved = saved_spec(&args.checkpoint)?;
-    let path = match (&args.data, &saved) {
-        (Some(p), _) => p.clone(),
-        (None, Some(s)) => s.path.clone(),
+    let saved = run_dir::saved_data_spec(&args.checkpoint)?;
+    // The run's file or simulation, unless --data names another file.
+    let (path, simulate) = match (&args.data, &saved) {
+        (Some(p), _) => (p.clone(), None),
+        (None, Some(s)) => (s.path.clone(), s.simulate.clone()),
         (None, None) => {
-            return Err(Error::invalid(
-                "--data",
-                "needed (the checkpoint has no saved data set-up)",
+            return Err(
+                run_dir::no_data_error("--data", &args.checkpoint, run_dir::PASS_DATA).into(),
             )
-            .into())
         }
     };
     let filters = if args.filters.is_empty() {
@@ -141,6 +129,7 @@ fn data_spec(args: &Args, model: &Model) -> anyhow::Result<DataSpec> {
             task: Task::parse(t)?,
             seed: args.split_seed,
             holdout_fraction: None,
+            max_holdout: None,
         },
         (None, None, Some(s)) if s.split != SplitSpec::None => s.split.clone(),
         _ => {
@@ -149,6 +138,8 @@ fn data_spec(args: &Args, model: &Model) -> anyhow::Result<DataSpec> {
     };
     Ok(DataSpec {
         path,
+        simulate,
+        allow_negative: saved.as_ref().is_some_and(|s| s.allow_negative),
         columns: ObsColumns {
             perturbation: model.vocab.perturbation_column.clone(),
             covariates: model.vocab.covariate_columns.clone(),

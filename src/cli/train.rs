@@ -13,7 +13,7 @@ use std::time::Instant;
 
 use anyhow::Context;
 use primeflow::model::{Family, Model};
-use primeflow::train::{DataSpec, Trainer};
+use primeflow::train::{run_dir, RunRecord, Trainer};
 use primeflow::Error;
 
 /// Arguments of `primeflow train`.
@@ -128,22 +128,27 @@ pub fn run(args: Args) -> anyhow::Result<()> {
     }
 }
 
-/// Continues the run in `--out` with its saved settings and data set-up.
+/// Continues the run in `--out` with its saved settings and data set-up
+/// (`data.json`, written by `primeflow train` or by a script's trainer). A
+/// run made without a recorded data set needs `--data` (and the split and
+/// column flags of its training cells); their set-up is then recorded once
+/// the checkpoint's data fingerprint has accepted the cells.
 fn resume_run(args: &Args, device: tch::Device, started: Instant) -> anyhow::Result<()> {
     let (mut trainer, mut model) = Trainer::resume(&args.out, device)
         .with_context(|| format!("resuming {}", args.out.display()))?;
-    let mut spec = DataSpec::read(&args.out)?.ok_or_else(|| {
-        Error::invalid(
-            "--resume",
-            format!(
-                "{} has no data.json (was it written by `primeflow train`?)",
-                args.out.display()
-            ),
-        )
-    })?;
+    let (mut spec, recorded) = match run_dir::read_data_spec(&args.out)? {
+        Some(spec) => (spec, true),
+        None if args.data.is_some() => (super::train_settings::data_spec(args)?, false),
+        None => {
+            return Err(run_dir::no_data_error("--resume", &args.out, run_dir::PASS_DATA).into())
+        }
+    };
     super::train_settings::check_resume(args, &model.config, &trainer.config, &spec)?;
     if let Some(d) = &args.data {
-        spec.path = d.clone();
+        if *d != spec.path || spec.simulate.is_some() {
+            spec.path = d.clone();
+            spec.simulate = None;
+        }
     }
     let saved = trainer.config.clone();
     trainer.config = super::train_settings::apply_flags(args, saved)?;
@@ -155,12 +160,14 @@ fn resume_run(args: &Args, device: tch::Device, started: Instant) -> anyhow::Res
     );
     let ds = spec.load()?;
     let (train, val) = spec.train_val(&ds)?;
+    let record = (!recorded).then_some(&train);
     train_and_report(
         args,
         &mut trainer,
         &mut model,
         &train,
         val.as_ref(),
+        record,
         started,
     )
 }
@@ -183,13 +190,14 @@ fn fresh_run(args: &Args, device: tch::Device, started: Instant) -> anyhow::Resu
     let ds = spec.load()?;
     let (train, val) = spec.train_val(&ds)?;
     let mut model = Model::for_dataset(mconf, &train, device, trainer.config.seed)?;
-    std::fs::create_dir_all(&args.out).map_err(|e| Error::io(&args.out, e))?;
-    spec.save(&args.out)?;
-    super::train_settings::RunRecord {
-        kind: settings.kind.clone(),
-        preset: preset.clone(),
-    }
-    .save(&args.out)?;
+    run_dir::record_fresh_run(
+        &args.out,
+        &train,
+        Some(&RunRecord {
+            kind: settings.kind.clone(),
+            preset: preset.clone(),
+        }),
+    )?;
     print!("{}", ds.summary());
     println!(
         "Model: {} '{}' ({} parameters, {:.3} GFLOP/cell forward), {} genes, condition width {}, device {}",
@@ -214,6 +222,7 @@ fn fresh_run(args: &Args, device: tch::Device, started: Instant) -> anyhow::Resu
             &mut model,
             &train,
             val.as_ref(),
+            None,
             started,
         );
     }
@@ -239,19 +248,31 @@ fn fresh_run(args: &Args, device: tch::Device, started: Instant) -> anyhow::Resu
         &mut model,
         &train,
         val.as_ref(),
+        None,
         started,
     )
 }
 
+/// Trains, then (with `record`) records the set-up of those training cells
+/// in `--out`, and prints the outcome.
 fn train_and_report(
     args: &Args,
     trainer: &mut Trainer,
     model: &mut Model,
     train: &primeflow::data::Dataset,
     val: Option<&primeflow::data::Dataset>,
+    record: Option<&primeflow::data::Dataset>,
     started: Instant,
 ) -> anyhow::Result<()> {
     let h = trainer.fit(model, train, val, Some(&args.out))?;
+    if let Some(cells) = record {
+        if run_dir::record_resumed_run(&args.out, cells)? {
+            println!(
+                "Recorded the data set-up in {}",
+                args.out.join(run_dir::DATA_FILE).display()
+            );
+        }
+    }
     let rows = &h.rows;
     let mean_rate = if rows.is_empty() {
         0.0

@@ -1,7 +1,6 @@
 //! The settings of a `primeflow train` run from its flags (preset, config
-//! file, explicit flags, data set-up), the run's record (`run.json`: model
-//! kind and preset), and the check that a repeated command with `--resume`
-//! appended changes nothing it may not: every flag given again must equal
+//! file, explicit flags, data set-up), and the check that a repeated
+//! command with `--resume` appended changes nothing it may not: every flag given again must equal
 //! the run's value, and each that differs is named.
 
 use std::path::Path;
@@ -10,39 +9,10 @@ use primeflow::data::{ObsColumns, Task};
 use primeflow::model::config::normalize_kind;
 use primeflow::model::ModelConfig;
 use primeflow::train::data::parse_filter;
-use primeflow::train::{DataSpec, Precision, SplitSpec, TrainConfig};
+use primeflow::train::{DataSpec, Precision, RunRecord, SplitSpec, TrainConfig};
 use primeflow::Error;
-use serde::{Deserialize, Serialize};
 
 use super::train::Args;
-
-/// The record of how a run was started (`run.json` in its folder).
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct RunRecord {
-    /// Model kind (`unet`, `mlp`, ...).
-    pub kind: String,
-    /// The preset name the run started from.
-    pub preset: String,
-}
-
-impl RunRecord {
-    const FILE: &'static str = "run.json";
-
-    /// Writes `run.json` into `dir`.
-    pub fn save(&self, dir: &Path) -> primeflow::Result<()> {
-        primeflow::atomic::write_json(&dir.join(Self::FILE), self)
-    }
-
-    /// Reads `dir/run.json` when present.
-    pub fn read(dir: &Path) -> primeflow::Result<Option<RunRecord>> {
-        let p = dir.join(Self::FILE);
-        if p.is_file() {
-            Ok(Some(primeflow::atomic::read_json(&p)?))
-        } else {
-            Ok(None)
-        }
-    }
-}
 
 /// Everything a fresh run is made of.
 #[derive(Debug)]
@@ -370,11 +340,14 @@ pub(super) fn data_spec(args: &Args) -> anyhow::Result<DataSpec> {
             task: Task::parse(t)?,
             seed: args.split_seed,
             holdout_fraction: None,
+            max_holdout: None,
         },
         (None, None) => SplitSpec::None,
     };
     Ok(DataSpec {
         path,
+        simulate: None,
+        allow_negative: false,
         columns,
         layer: args.layer.clone(),
         filters: args

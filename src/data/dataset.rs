@@ -98,6 +98,10 @@ pub struct Dataset {
     pub columns: ObsColumns,
     /// The file this came from, if any (for messages).
     pub source: Option<PathBuf>,
+    /// How to rebuild these cells (set by the code paths that make a
+    /// dataset reproducibly: `DataSpec::load`, splits, filters); `None`
+    /// for cells with no recorded set-up, e.g. a subset by row indices.
+    pub provenance: Option<crate::data::Provenance>,
     units: Vec<Unit>,
     cell_unit: Vec<usize>,
 }
@@ -230,6 +234,7 @@ impl Dataset {
             var: ad.var,
             columns,
             source: source.map(|p| p.to_path_buf()),
+            provenance: None,
             units,
             cell_unit,
         })
@@ -339,7 +344,8 @@ impl Dataset {
         }
     }
 
-    /// The cells `rows` (in that order) as a new dataset.
+    /// The cells `rows` (in that order) as a new dataset (with no
+    /// provenance: the caller sets it when the rows have a set-up).
     pub fn subset(&self, rows: &[usize]) -> Result<Dataset> {
         if let Some(&bad) = rows.iter().find(|&&r| r >= self.n_cells()) {
             return Err(Error::invalid(

@@ -2,13 +2,17 @@
 //! cheap handle (`Rc`) over [`crate::data::Dataset`]. Datasets are immutable
 //! in scripts: `subset`, `split` and the sampler return new ones.
 //!
+//! A dataset loaded from a file or simulated knows its data set-up (its
+//! `Provenance`), and so do its splits' parts and its subsets by covariate
+//! value: a trainer with a checkpoint folder records it there, so the CLI
+//! resumes and samples the run without restating its data.
+//!
 //! ```rhai
 //! let data = Dataset::load("../shared/data/devel.h5ad", #{perturbation: "condition", covariates: ["cell_type"]});
 //! print(data.info());
 //! let k562 = data.subset(#{cell_type: "k562"});
 //! ```
 
-use std::path::Path;
 use std::rc::Rc;
 
 use rhai::plugin::*;
@@ -18,10 +22,13 @@ use super::condition::{condition_arg, ConditionHandle};
 use super::convert::{float_array, path_arg, string_array, to_dynamic, Opts};
 use super::error::{guard, invalid, to_rhai, RhaiResult};
 use super::split::SplitHandle;
+use super::split::FROM_FILE;
 use crate::anndata::{write_h5ad, WriteOptions};
 use crate::data::{
-    parse_perturbations, Dataset, LoadOptions, ObsColumns, Split, SplitOptions, Task,
+    parse_perturbations, DataSpec, Dataset, LoadOptions, ObsColumns, Split, SplitOptions,
+    SplitSpec, Task,
 };
+use crate::train::run_dir;
 
 /// A dataset handle (cheap to clone; the data is shared).
 #[derive(Debug, Clone)]
@@ -160,6 +167,24 @@ fn filter_rows(ds: &Dataset, map: Map) -> RhaiResult<Vec<usize>> {
     }
     rows.sort_unstable();
     Ok(rows)
+}
+
+/// A subset filter as data set-up filters (`(column, value)`, all must
+/// hold): only when it names covariate columns, one value each, which is
+/// what `DataSpec` filters express; `None` otherwise.
+fn covariate_filters(ds: &Dataset, map: &Map) -> Option<Vec<(String, String)>> {
+    let mut out = Vec::new();
+    for (k, v) in map {
+        if !ds.columns.covariates.iter().any(|c| c == k.as_str()) {
+            return None;
+        }
+        let vals = super::convert::strings(v)?;
+        match vals.as_slice() {
+            [one] => out.push((k.to_string(), one.clone())),
+            _ => return None,
+        }
+    }
+    (!out.is_empty()).then_some(out)
 }
 
 fn sorted(v: &[String]) -> Vec<String> {
@@ -368,12 +393,19 @@ pub mod dataset_api {
             so.seed = s;
         }
         so.holdout_fraction = o.float("holdout_fraction")?;
-        if let Some(m) = o.count("max_holdout")? {
+        let max_holdout = o.count("max_holdout")?;
+        if let Some(m) = max_holdout {
             so.max_holdout = m;
         }
+        let spec = SplitSpec::Task {
+            task: so.task,
+            seed: so.seed,
+            holdout_fraction: so.holdout_fraction,
+            max_holdout,
+        };
         let d = ds.0.clone();
         let split = guard(|| Split::generate(&d, &so))?;
-        Ok(SplitHandle::new(d, split, task))
+        Ok(SplitHandle::new(d, split, task, Some(spec)))
     }
 
     /// A split read from a CSV file (cell-level `cell,split` or unit-level
@@ -384,9 +416,19 @@ pub mod dataset_api {
     #[rhai_fn(pure, return_raw)]
     pub fn split_from(ds: &mut Dataset, path: &str, seed: i64) -> RhaiResult<SplitHandle> {
         let p = path_arg("split file", path)?;
+        let seed = seed.max(0) as u64;
         let d = ds.0.clone();
-        let split = guard(|| Split::read_csv(&p, &d, seed.max(0) as u64))?;
-        Ok(SplitHandle::new(d, split, format!("file {path}")))
+        let split = guard(|| Split::read_csv(&p, &d, seed))?;
+        let spec = SplitSpec::File {
+            path: run_dir::absolute(&p),
+            seed,
+        };
+        Ok(SplitHandle::new(
+            d,
+            split,
+            format!("file {path}"),
+            Some(spec),
+        ))
     }
 
     /// The cells matching a filter: `condition` (labels such as `"KLF1"`,
@@ -398,12 +440,18 @@ pub mod dataset_api {
     /// ```
     #[rhai_fn(pure, return_raw)]
     pub fn subset(ds: &mut Dataset, filter: Map) -> RhaiResult<Dataset> {
+        let as_filters = covariate_filters(&ds.0, &filter);
         let rows = filter_rows(&ds.0, filter)?;
         if rows.is_empty() {
             return Err(invalid("subset filter", "no cell matches it"));
         }
         let d = ds.0.clone();
-        Ok(DatasetHandle::new(guard(|| d.subset(&rows))?))
+        let mut sub = guard(|| d.subset(&rows))?;
+        sub.provenance = match (&d.provenance, as_filters) {
+            (Some(p), Some(f)) => p.filtered(&f),
+            _ => None,
+        };
+        Ok(DatasetHandle::new(sub))
     }
 
     /// The cells at the given row indices (0-based, in that order).
@@ -498,7 +546,32 @@ pub mod dataset_static {
     pub fn load_with(path: &str, options: Map) -> RhaiResult<DatasetHandle> {
         let p = path_arg("data file", path)?;
         let opts = load_options(options)?;
-        let ds = guard(|| Dataset::load(Path::new(&p), &opts))?;
+        let spec = DataSpec {
+            allow_negative: opts.allow_negative,
+            columns: opts.columns,
+            layer: opts.layer,
+            ..DataSpec::new(p.clone())
+        };
+        let mut ds = guard(|| spec.load())?;
+        // Recorded with an absolute path, so the run folder works from any
+        // working folder.
+        if let Some(prov) = ds.provenance.as_mut() {
+            prov.spec.path = run_dir::absolute(&p);
+        }
+        Ok(DatasetHandle::new(ds))
+    }
+
+    /// Every cell a training run's data set-up selects (file, columns,
+    /// filters; before its split), from the run folder's `data.json`
+    /// (written by `primeflow train` or a trainer with a checkpoint folder).
+    /// `Split::from_run(dir)` gives the run's split.
+    /// ```rhai
+    /// let data = Dataset::from_run("out/run1");
+    /// ```
+    #[rhai_fn(return_raw)]
+    pub fn from_run(dir: &str) -> RhaiResult<DatasetHandle> {
+        let p = path_arg("run folder", dir)?;
+        let ds = guard(|| run_dir::require_data_spec("run folder", &p, FROM_FILE)?.load())?;
         Ok(DatasetHandle::new(ds))
     }
 }
@@ -536,11 +609,8 @@ pub fn simulate_map(settings: Map) -> RhaiResult<DatasetHandle> {
     let cfg: crate::sim::SimConfig = serde_json::from_value(j)
         .map_err(|e| invalid("Dataset::simulate settings", e.to_string()))?;
     let name = format!("simulated ({preset}, seed {})", cfg.seed);
-    let ds = guard(|| {
-        cfg.validate()?;
-        let ad = crate::sim::simulate(&cfg)?;
-        Dataset::from_anndata(ad, ObsColumns::default(), Some(Path::new(&name)), false)
-    })?;
+    let spec = DataSpec::simulated(cfg, name);
+    let ds = guard(|| spec.load())?;
     Ok(DatasetHandle::new(ds))
 }
 

@@ -1,5 +1,8 @@
 //! `Split`: a train/val/test assignment of a dataset's cells, with the
-//! parts as `Dataset`s (built on first use and cached).
+//! parts as `Dataset`s (built on first use and cached). A split that knows
+//! how it was made (its `SplitSpec`) of a dataset that knows where it came
+//! from gives parts with a provenance, so a trainer records the run's data
+//! set-up; `Split::from_run(dir)` reopens the split a run trained on.
 
 use std::cell::RefCell;
 use std::rc::Rc;
@@ -10,7 +13,8 @@ use rhai::Array;
 use super::convert::{path_arg, string_array};
 use super::dataset::DatasetHandle;
 use super::error::{guard, invalid, to_rhai, RhaiResult};
-use crate::data::{Dataset, Part, Split};
+use crate::data::{Dataset, Part, Split, SplitSpec, Task};
+use crate::train::run_dir;
 
 /// A split handle (cheap to clone).
 #[derive(Debug, Clone)]
@@ -21,16 +25,24 @@ struct SplitInner {
     data: Rc<Dataset>,
     split: Split,
     task: String,
+    /// How the split was made (`None`: not reproducibly).
+    spec: Option<SplitSpec>,
     parts: RefCell<[Option<DatasetHandle>; 3]>,
 }
 
 impl SplitHandle {
-    /// Wraps a split of `data` made for `task`.
-    pub fn new(data: Rc<Dataset>, split: Split, task: String) -> SplitHandle {
+    /// Wraps a split of `data` made for `task` as `spec` describes.
+    pub fn new(
+        data: Rc<Dataset>,
+        split: Split,
+        task: String,
+        spec: Option<SplitSpec>,
+    ) -> SplitHandle {
         SplitHandle(Rc::new(SplitInner {
             data,
             split,
             task,
+            spec,
             parts: RefCell::new([None, None, None]),
         }))
     }
@@ -59,6 +71,10 @@ impl SplitHandle {
             self.0.data.source_name(),
             part.as_str()
         )));
+        ds.provenance = match (&self.0.data.provenance, &self.0.spec) {
+            (Some(p), Some(s)) => p.split_part(s, part),
+            _ => None,
+        };
         let h = DatasetHandle::new(ds);
         if let Some(slot) = self.0.parts.borrow_mut().get_mut(i) {
             *slot = Some(h.clone());
@@ -171,8 +187,65 @@ pub mod split_api {
     }
 }
 
-/// Registers `Split`.
+/// What a script does about a run with no recorded data set.
+pub const FROM_FILE: &str = "load its data with Dataset::load and split it as the run did";
+
+/// The name of a split's task as scripts show it.
+pub fn task_label(spec: &SplitSpec) -> String {
+    match spec {
+        SplitSpec::None => "none".into(),
+        SplitSpec::File { path, .. } => format!("file {}", path.display()),
+        SplitSpec::Task { task, .. } => match task {
+            Task::CovariateTransfer => "covariate-transfer".into(),
+            Task::Combination => "combination".into(),
+        },
+    }
+}
+
+#[export_module]
+pub mod split_static {
+    use super::*;
+
+    /// The split a training run used, rebuilt from its folder's data
+    /// set-up (`data.json`, written by `primeflow train` or a trainer with
+    /// a checkpoint folder): the same file, columns, filters and split, so
+    /// `.train` are the run's training cells and `.test` its held-out units.
+    /// ```rhai
+    /// let split = Split::from_run("out/run1");
+    /// let model = trainer.resume("out/run1");
+    /// trainer.fit(model, split.train);
+    /// ```
+    #[rhai_fn(return_raw)]
+    pub fn from_run(dir: &str) -> RhaiResult<SplitHandle> {
+        let p = path_arg("run folder", dir)?;
+        let spec = guard(|| run_dir::require_data_spec("run folder", &p, FROM_FILE))?;
+        if spec.split == SplitSpec::None {
+            return Err(invalid(
+                "run folder",
+                format!(
+                    "the run in {dir} trained on every cell of {} (no split); use Dataset::from_run",
+                    spec.path.display()
+                ),
+            ));
+        }
+        let (ds, split) = guard(|| {
+            let ds = spec.load()?;
+            let split = spec.split(&ds)?;
+            Ok((ds, split))
+        })?;
+        let split = split.ok_or_else(|| invalid("run folder", "its data set-up has no split"))?;
+        Ok(SplitHandle::new(
+            Rc::new(ds),
+            split,
+            task_label(&spec.split),
+            Some(spec.split.clone()),
+        ))
+    }
+}
+
+/// Registers `Split` and the `Split::` namespace.
 pub fn register(engine: &mut rhai::Engine) {
     engine.register_type_with_name::<SplitHandle>("Split");
     engine.register_global_module(exported_module!(split_api).into());
+    engine.register_static_module("Split", exported_module!(split_static).into());
 }

@@ -10,6 +10,12 @@
 //!
 //! Ctrl-C during `fit` stops after the current step: the model keeps the
 //! weights of that step and the script (or REPL line) stops there.
+//!
+//! With a checkpoint folder, `fit` also records the run there as
+//! `primeflow train` does (`train::run_dir`): the training cells' data
+//! set-up (`data.json`, when they came from a file or simulation, a filter
+//! or a split of one) and the model's kind and preset (`run.json`), so
+//! `primeflow train --resume` and `primeflow sample` continue the run.
 
 use std::cell::RefCell;
 use std::path::PathBuf;
@@ -23,7 +29,7 @@ use super::dataset::DatasetHandle;
 use super::error::{guard, invalid, to_rhai, RhaiResult};
 use super::model::{ModelHandle, ModelSlot};
 use crate::plot::LossSeries;
-use crate::train::{History, TrainConfig, Trainer};
+use crate::train::{run_dir, History, RunRecord, TrainConfig, Trainer};
 
 /// The state behind a trainer handle.
 #[derive(Debug)]
@@ -154,12 +160,32 @@ fn fit_impl(
     let mut slot = t.0.borrow_mut();
     let out = slot.out.clone();
     let mut ms = model.0.borrow_mut();
-    let ModelSlot { model: Some(m), .. } = &mut *ms else {
+    let ModelSlot {
+        model: Some(m),
+        preset,
+        ..
+    } = &mut *ms
+    else {
         return Err(invalid("model", "it could not be built"));
     };
     let trainer = &mut slot.trainer;
+    let fresh = trainer.start_step() == 0;
     let (tr, va) = (train.0.clone(), val.map(|v| v.0.clone()));
+    if let (Some(o), true) = (&out, fresh) {
+        // The model's preset when it is one (not "loaded" or "resumed").
+        let kind = m.config.kind();
+        let record = crate::model::ModelConfig::preset(kind, preset)
+            .is_ok()
+            .then(|| RunRecord {
+                kind: kind.to_string(),
+                preset: preset.trim().to_ascii_lowercase(),
+            });
+        guard(|| run_dir::record_fresh_run(o, &tr, record.as_ref()))?;
+    }
     let h = guard(|| trainer.fit(m, &tr, va.as_deref(), out.as_deref()))?;
+    if let (Some(o), false) = (&out, fresh) {
+        guard(|| run_dir::record_resumed_run(o, &tr))?;
+    }
     if h.interrupted {
         super::engine::notice(&format!(
             "training interrupted after step {}; the model keeps the weights of that step{}",
@@ -254,7 +280,11 @@ pub mod trainer_api {
     }
 
     /// Sets the folder for checkpoints (written every `checkpoint_every`
-    /// steps and at the end of `fit`) and returns the trainer.
+    /// steps and at the end of `fit`) and returns the trainer. `fit` also
+    /// records there the training data's set-up (`data.json`, when it came
+    /// from a file or simulation, or a split or covariate subset of one) and
+    /// the model's kind and preset (`run.json`), so `primeflow train --out
+    /// DIR --resume` and `primeflow sample --checkpoint DIR` continue it.
     /// ```rhai
     /// trainer.checkpoint("out/run1");
     /// ```

@@ -9,7 +9,8 @@
 //! * [`batches`]: the seeded shuffling sampler and per-step seeds.
 //! * [`checkpoint`]: atomic checkpoints (`OUT/step-N/` + `OUT/latest`).
 //! * [`history`]: the loss history (CSV/JSON).
-//! * [`data`]: which cells a run uses (file, filters, split), saved with it.
+//! * [`data`]: which cells a run uses (file, filters, split); now in `crate::data::spec`.
+//! * [`run_dir`]: a run folder's `data.json` and `run.json`, shared by the CLI and scripts.
 
 pub mod batches;
 pub mod cells;
@@ -21,6 +22,7 @@ pub mod history;
 pub mod objective;
 pub mod optimizer;
 pub mod presets;
+pub mod run_dir;
 pub mod trainer;
 
 pub use batches::{derive_seed, BatchSampler};
@@ -29,4 +31,5 @@ pub use config::{LrSchedule, Precision, TrainConfig};
 pub use data::{DataSpec, SplitSpec};
 pub use history::{History, HistoryRow};
 pub use optimizer::AdamW;
+pub use run_dir::RunRecord;
 pub use trainer::{data_fingerprint, Trainer};

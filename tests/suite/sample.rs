@@ -329,15 +329,15 @@ fn norman19_combination() -> Option<(
         return None;
     }
     let spec = DataSpec {
-        path: devel,
         columns: ObsColumns::default(),
-        layer: None,
         filters: vec![("dataset".into(), "norman19".into())],
         split: SplitSpec::Task {
             task: Task::Combination,
             seed: 42,
             holdout_fraction: None,
+            max_holdout: None,
         },
+        ..DataSpec::new(devel)
     };
     let ds = spec.load().unwrap();
     let split = spec.split(&ds).unwrap().unwrap();
