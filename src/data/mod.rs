@@ -7,6 +7,8 @@ pub mod dataset;
 pub mod provenance;
 pub mod spec;
 pub mod split;
+mod split_tasks;
+mod summary;
 
 pub use condition::{parse_perturbations, Condition, ConditionVocab};
 pub use dataset::{obs_for_conditions, Dataset, DatasetSummary, LoadOptions, ObsColumns, Unit};

@@ -131,10 +131,9 @@ fn block(a: &Points, b: &Points, start: i64, len: i64, opts: &DistanceOptions) -
 fn distances(a: &Points, b: &Points, norm_scale: f64, opts: &DistanceOptions) -> Result<Tensor> {
     let (ax, bx) = (&a.x, &b.x);
     // d2 = |a|^2 + |b|^2 - 2 a.b  (one GEMM, one broadcast add)
-    let mut d2 = a
-        .sq
-        .f_unsqueeze(1)?
-        .f_addmm(&a.neg2x, &bx.f_transpose(0, 1)?)?;
+    let mut d2 =
+        a.sq.f_unsqueeze(1)?
+            .f_addmm(&a.neg2x, &bx.f_transpose(0, 1)?)?;
     let _ = d2.f_add_(&b.sq.f_unsqueeze(0)?)?;
     if opts.kind == Kind::Float {
         let thr = DEDUP_TOL * norm_scale;

@@ -311,7 +311,9 @@ impl Metrics {
                     acc.matrix(&n_pred, &side.self_sums, &n_ref)
                 }
                 _ => {
-                    if let std::collections::btree_map::Entry::Vacant(e) = aggs.entry(spec.aggregation) {
+                    if let std::collections::btree_map::Entry::Vacant(e) =
+                        aggs.entry(spec.aggregation)
+                    {
                         let pair = self.aggregate(
                             spec.aggregation,
                             &mean_p,

@@ -93,11 +93,19 @@ impl FlowSpace {
                 "'response' needs control cells in the training data, and there are none",
             ));
         }
-        let rows: Vec<Tensor> = stats.controls.iter().map(|c| c.mean.shallow_clone()).collect();
+        let rows: Vec<Tensor> = stats
+            .controls
+            .iter()
+            .map(|c| c.mean.shallow_clone())
+            .collect();
         Ok(FlowSpace::Response {
             means: Tensor::f_stack(&rows, 0)?.f_to_device(device)?,
             std: stats.response_std.f_unsqueeze(0)?.f_to_device(device)?,
-            keys: stats.controls.iter().map(|c| c.covariates.clone()).collect(),
+            keys: stats
+                .controls
+                .iter()
+                .map(|c| c.covariates.clone())
+                .collect(),
         })
     }
 

@@ -99,9 +99,7 @@ impl DataStats {
             })?;
             let s = v.size();
             let ok = s.len() == shape.len()
-                && s.iter()
-                    .zip(shape)
-                    .all(|(a, b)| b.is_none_or(|b| *a == b));
+                && s.iter().zip(shape).all(|(a, b)| b.is_none_or(|b| *a == b));
             if !ok {
                 return Err(Error::format(
                     &path,

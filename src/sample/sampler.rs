@@ -32,10 +32,10 @@ use rand_distr::StandardNormal;
 use tch::{Device, Kind, Tensor};
 
 use crate::anndata::{AnnData, DataFrame};
-pub use crate::sample::config::{parse_bytes, SampleConfig};
 use crate::data::{obs_for_conditions, Condition, Dataset, ObsColumns, Part, Split};
 use crate::error::{Error, Result};
 use crate::model::{Family, Model, ModelConfig, VelocityField};
+pub use crate::sample::config::{parse_bytes, SampleConfig};
 use crate::sample::solver::Integration;
 use crate::train::derive_seed;
 
@@ -283,7 +283,7 @@ impl Sampler {
         let d = model.flow_dim();
         let space = model.flow_space()?;
         let enc = model.encode(conds)?; // [C, n_c]
-        // Each condition's row in a covariate-dependent flow space.
+                                        // Each condition's row in a covariate-dependent flow space.
         let space_cov: Vec<i64> = conds
             .iter()
             .map(|c| space.covariate_index(&c.covariates))

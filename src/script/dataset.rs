@@ -20,14 +20,13 @@ use rhai::{Array, Dynamic, Map};
 
 use super::condition::{condition_arg, ConditionHandle};
 use super::convert::{float_array, path_arg, string_array, to_dynamic, Opts};
+use super::dataset_args::{covariate_filters, filter_rows, load_filters};
+pub use super::dataset_args::{load_options, simulate_map};
 use super::error::{guard, invalid, to_rhai, RhaiResult};
 use super::split::SplitHandle;
 use super::split::FROM_FILE;
 use crate::anndata::{write_h5ad, WriteOptions};
-use crate::data::{
-    parse_perturbations, DataSpec, Dataset, LoadOptions, ObsColumns, Split, SplitOptions,
-    SplitSpec, Task,
-};
+use crate::data::{DataSpec, Dataset, Split, SplitOptions, SplitSpec, Task};
 use crate::train::run_dir;
 
 /// A dataset handle (cheap to clone; the data is shared).
@@ -59,138 +58,6 @@ impl DatasetHandle {
             d.source_name()
         )
     }
-}
-
-const LOAD_KEYS: [&str; 5] = [
-    "perturbation",
-    "covariates",
-    "control",
-    "layer",
-    "allow_negative",
-];
-
-/// Load options from a script map.
-pub fn load_options(map: Map) -> RhaiResult<LoadOptions> {
-    let o = Opts::new("Dataset::load options", map, &LOAD_KEYS)?;
-    let mut cols = ObsColumns::default();
-    if let Some(p) = o.string("perturbation")? {
-        cols.perturbation = p;
-    }
-    if let Some(c) = o.strings("covariates")? {
-        cols.covariates = c;
-    }
-    if let Some(c) = o.string("control")? {
-        cols.control = c;
-    }
-    Ok(LoadOptions {
-        columns: cols,
-        layer: o.string("layer")?,
-        allow_negative: o.bool("allow_negative")?.unwrap_or(false),
-    })
-}
-
-/// Rows of `ds` selected by a subset filter (see `subset`).
-fn filter_rows(ds: &Dataset, map: Map) -> RhaiResult<Vec<usize>> {
-    let mut known: Vec<&str> = vec!["condition", ds.columns.perturbation.as_str()];
-    known.extend(ds.columns.covariates.iter().map(|s| s.as_str()));
-    let o = Opts::new("subset filter", map, &known)?;
-    let conds = match (
-        o.strings("condition")?,
-        o.strings(&ds.columns.perturbation)?,
-    ) {
-        (Some(mut a), Some(b)) => {
-            a.extend(b);
-            Some(a)
-        }
-        (a, b) => a.or(b),
-    };
-    let vocab = ds.vocab();
-    // Each wanted condition: (sorted perturbation set, Some(covariates) when
-    // the request names them).
-    let mut wanted: Vec<(Vec<String>, Option<Vec<String>>)> = Vec::new();
-    for c in conds.iter().flatten() {
-        if c.contains('@') {
-            let cond = ConditionHandle::parse(c)?.resolve(&vocab)?;
-            let mut p = cond.perturbations.clone();
-            p.sort();
-            wanted.push((p, Some(cond.covariates)));
-        } else {
-            let mut p = parse_perturbations(c, &ds.columns.control);
-            p.sort();
-            if !p.is_empty()
-                && !ds
-                    .units()
-                    .iter()
-                    .any(|u| u.label == *c || sorted(&u.perturbations) == p)
-            {
-                return Err(to_rhai(crate::Error::unknown(
-                    "perturbation label",
-                    c.as_str(),
-                    &ds.conditions(),
-                )));
-            }
-            wanted.push((p, None));
-        }
-    }
-    let mut cov_filters: Vec<(usize, Vec<String>)> = Vec::new();
-    for (j, col) in ds.columns.covariates.iter().enumerate() {
-        if let Some(vals) = o.strings(col)? {
-            for v in &vals {
-                if !vocab
-                    .covariates
-                    .get(j)
-                    .is_some_and(|known| known.contains(v))
-                {
-                    return Err(to_rhai(crate::Error::unknown(
-                        format!("value of covariate '{col}'"),
-                        v.as_str(),
-                        vocab.covariates.get(j).map(|v| v.as_slice()).unwrap_or(&[]),
-                    )));
-                }
-            }
-            cov_filters.push((j, vals));
-        }
-    }
-    let mut rows = Vec::new();
-    for u in ds.units() {
-        let p = sorted(&u.perturbations);
-        let cond_ok = conds.is_none()
-            || wanted.iter().any(|(wp, wc)| {
-                *wp == p && wc.as_ref().map(|c| *c == u.covariates).unwrap_or(true)
-            });
-        let cov_ok = cov_filters
-            .iter()
-            .all(|(j, vals)| u.covariates.get(*j).is_some_and(|v| vals.contains(v)));
-        if cond_ok && cov_ok {
-            rows.extend(u.cells.iter().copied());
-        }
-    }
-    rows.sort_unstable();
-    Ok(rows)
-}
-
-/// A subset filter as data set-up filters (`(column, value)`, all must
-/// hold): only when it names covariate columns, one value each, which is
-/// what `DataSpec` filters express; `None` otherwise.
-fn covariate_filters(ds: &Dataset, map: &Map) -> Option<Vec<(String, String)>> {
-    let mut out = Vec::new();
-    for (k, v) in map {
-        if !ds.columns.covariates.iter().any(|c| c == k.as_str()) {
-            return None;
-        }
-        let vals = super::convert::strings(v)?;
-        match vals.as_slice() {
-            [one] => out.push((k.to_string(), one.clone())),
-            _ => return None,
-        }
-    }
-    (!out.is_empty()).then_some(out)
-}
-
-fn sorted(v: &[String]) -> Vec<String> {
-    let mut v = v.to_vec();
-    v.sort();
-    v
 }
 
 #[export_module]
@@ -538,18 +405,26 @@ pub mod dataset_static {
 
     /// Reads an .h5ad file: `perturbation` (column), `covariates` (columns),
     /// `control` (label), `layer` (train on `layers/<name>`),
-    /// `allow_negative`.
+    /// `allow_negative`, and `filter` (`#{dataset: "norman19"}`: keep the
+    /// cells whose obs column equals the value, as the CLI's `--filter`).
     /// ```rhai
     /// let data = Dataset::load("data.h5ad", #{perturbation: "condition", covariates: ["cell_type"], control: "control"});
+    /// let n19 = Dataset::load("../shared/data/devel.h5ad", #{filter: #{dataset: "norman19"}});
     /// ```
     #[rhai_fn(name = "load", return_raw)]
     pub fn load_with(path: &str, options: Map) -> RhaiResult<DatasetHandle> {
         let p = path_arg("data file", path)?;
+        let mut options = options;
+        let filters = match options.remove("filter") {
+            None => Vec::new(),
+            Some(f) => load_filters(&f)?,
+        };
         let opts = load_options(options)?;
         let spec = DataSpec {
             allow_negative: opts.allow_negative,
             columns: opts.columns,
             layer: opts.layer,
+            filters,
             ..DataSpec::new(p.clone())
         };
         let mut ds = guard(|| spec.load())?;
@@ -574,44 +449,6 @@ pub mod dataset_static {
         let ds = guard(|| run_dir::require_data_spec("run folder", &p, FROM_FILE)?.load())?;
         Ok(DatasetHandle::new(ds))
     }
-}
-
-/// A simulated dataset from `preset` (default `demo`) and `SimConfig`
-/// fields; unknown keys are errors listing the valid ones.
-pub fn simulate_map(settings: Map) -> RhaiResult<DatasetHandle> {
-    let mut preset = "demo".to_string();
-    let mut overrides = serde_json::Map::new();
-    let base_keys: Vec<String> = serde_json::to_value(crate::sim::SimConfig::default())
-        .ok()
-        .and_then(|v| v.as_object().map(|o| o.keys().cloned().collect()))
-        .unwrap_or_default();
-    for (k, v) in &settings {
-        if k.as_str() == "preset" {
-            preset = v.to_string();
-        } else if base_keys.iter().any(|b| b == k.as_str()) {
-            overrides.insert(k.to_string(), super::convert::to_json(v)?);
-        } else {
-            let mut all = base_keys.clone();
-            all.push("preset".into());
-            return Err(super::convert::unknown_key(
-                "Dataset::simulate settings",
-                k.as_str(),
-                &all,
-            ));
-        }
-    }
-    let base = crate::sim::SimConfig::preset(&preset).map_err(to_rhai)?;
-    let mut j =
-        serde_json::to_value(&base).map_err(|e| invalid("simulation settings", e.to_string()))?;
-    if let Some(o) = j.as_object_mut() {
-        o.extend(overrides);
-    }
-    let cfg: crate::sim::SimConfig = serde_json::from_value(j)
-        .map_err(|e| invalid("Dataset::simulate settings", e.to_string()))?;
-    let name = format!("simulated ({preset}, seed {})", cfg.seed);
-    let spec = DataSpec::simulated(cfg, name);
-    let ds = guard(|| spec.load())?;
-    Ok(DatasetHandle::new(ds))
 }
 
 /// Registers `Dataset` and the `Dataset::` namespace.

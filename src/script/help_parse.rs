@@ -68,7 +68,11 @@ pub(super) fn first_sentence(doc: &str) -> String {
     }
 }
 
-pub(super) fn parse_fn(f: &Value, module: Option<&str>, custom: &BTreeSet<String>) -> Option<FnDoc> {
+pub(super) fn parse_fn(
+    f: &Value,
+    module: Option<&str>,
+    custom: &BTreeSet<String>,
+) -> Option<FnDoc> {
     let raw = f.get("name")?.as_str()?;
     if raw.starts_with("anon$") || f.get("access").and_then(|a| a.as_str()) == Some("private") {
         return None;

@@ -24,6 +24,7 @@ pub mod comparison;
 pub mod condition;
 pub mod convert;
 pub mod dataset;
+mod dataset_args;
 pub mod display;
 pub mod engine;
 pub mod error;
@@ -42,6 +43,7 @@ pub mod runner;
 pub mod sampler;
 pub mod split;
 pub mod trainer;
+mod trainer_config;
 pub mod util;
 
 pub use engine::{

@@ -77,7 +77,13 @@ impl Cells {
             units
                 .iter()
                 .zip(&unit_ok)
-                .map(|(u, ok)| if *ok { space.covariate_index(&u.covariates) } else { Ok(0) })
+                .map(|(u, ok)| {
+                    if *ok {
+                        space.covariate_index(&u.covariates)
+                    } else {
+                        Ok(0)
+                    }
+                })
                 .collect::<Result<_>>()?
         } else {
             vec![0; units.len()]

@@ -211,9 +211,14 @@ fn drop_covariates(model: &Model, cond: &Tensor, p: f64) -> Result<Tensor> {
     let (b, n_c) = (size[0], size[1]);
     let n_p = (model.vocab.perturbations.len() as i64).min(n_c);
     let opts = (tch::Kind::Float, cond.device());
-    let drop = Tensor::f_rand([b, 1], opts)?.f_lt(p)?.f_to_kind(tch::Kind::Float)?; // [b, 1]
+    let drop = Tensor::f_rand([b, 1], opts)?
+        .f_lt(p)?
+        .f_to_kind(tch::Kind::Float)?; // [b, 1]
     let cols = Tensor::f_cat(
-        &[Tensor::f_zeros([1, n_p], opts)?, Tensor::f_ones([1, n_c - n_p], opts)?],
+        &[
+            Tensor::f_zeros([1, n_p], opts)?,
+            Tensor::f_ones([1, n_c - n_p], opts)?,
+        ],
         1,
     )?; // [1, n_c]
     Ok(cond.f_mul(&drop.f_mul(&cols)?.f_neg()?.f_add_scalar(1.0)?)?)

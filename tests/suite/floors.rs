@@ -375,7 +375,12 @@ fn response_space_transfers_a_response_to_another_covariate() {
             .x
             .to_owned(),
     );
-    let err: f64 = m.iter().zip(&truth).map(|(a, b)| (a - b).abs()).sum::<f64>() / m.len() as f64;
+    let err: f64 = m
+        .iter()
+        .zip(&truth)
+        .map(|(a, b)| (a - b).abs())
+        .sum::<f64>()
+        / m.len() as f64;
     assert!(err < 0.35, "mean abs error {err}: {m:?} vs {truth:?}");
     // Saved and reloaded: the same cells; retraining: the same weights.
     let back = Model::load(&out, Device::Cpu).unwrap();

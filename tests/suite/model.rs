@@ -731,7 +731,10 @@ for npz, cfg_path in zip(sys.argv[1::2], sys.argv[2::2]):
         assert_eq!(v1["condition_skip.weight"].size(), [m as i64, nc as i64]);
         assert_eq!(v1["condition_skip.bias"].size(), [m as i64]);
         for (name, w) in &v0 {
-            assert!(w.equal(&v1[name]), "{name} changed when condition_skip was added");
+            assert!(
+                w.equal(&v1[name]),
+                "{name} changed when condition_skip was added"
+            );
         }
         let (x, t, c) = inputs(4, m as i64, nc as i64);
         let v = net1.velocity(&x, &t, &c, true).unwrap();
@@ -778,7 +781,12 @@ for npz, cfg_path in zip(sys.argv[1::2], sys.argv[2::2]):
             Tensor::from_slice(&e).reshape([1, nc as i64])
         };
         let v = |e: &Tensor| net.velocity(&x, &t, e, false).unwrap();
-        let (va, vb, vab, v0) = (v(&onehot(&[1])), v(&onehot(&[4])), v(&onehot(&[1, 4])), v(&onehot(&[])));
+        let (va, vb, vab, v0) = (
+            v(&onehot(&[1])),
+            v(&onehot(&[4])),
+            v(&onehot(&[1, 4])),
+            v(&onehot(&[])),
+        );
         assert!((&vab - (&va + &vb - &v0)).abs().max().double_value(&[]) < 1e-5);
         assert!((&va - &v0).abs().max().double_value(&[]) > 1e-3);
         let loss = (net.velocity(&x, &t, &onehot(&[1, 4]), true).unwrap() - 1.0)

@@ -311,7 +311,10 @@ fn cpu_presets_are_the_recipe() {
     let ModelConfig::Unet(u) = ModelConfig::preset("unet", "cpu").unwrap() else {
         panic!("not a U-Net")
     };
-    assert_eq!((u.hidden_dim, u.norm_groups, u.n_layers_conditions), (16, 4, 1));
+    assert_eq!(
+        (u.hidden_dim, u.norm_groups, u.n_layers_conditions),
+        (16, 4, 1)
+    );
     assert!(u.condition_skip);
     assert_eq!(u.space, DataSpace::Response);
     let t = TrainConfig::preset("unet", "cpu").unwrap();
@@ -321,8 +324,13 @@ fn cpu_presets_are_the_recipe() {
         panic!("not an MLP")
     };
     assert_eq!(m.space, DataSpace::Response);
-    assert_eq!(TrainConfig::preset("mlp", "cpu").unwrap().covariate_dropout, 0.3);
-    for kind in ["pca", "pca-ot", "linear", "latent", "decoder", "control", "additive"] {
+    assert_eq!(
+        TrainConfig::preset("mlp", "cpu").unwrap().covariate_dropout,
+        0.3
+    );
+    for kind in [
+        "pca", "pca-ot", "linear", "latent", "decoder", "control", "additive",
+    ] {
         let a = serde_json::to_value(ModelConfig::preset(kind, "cpu").unwrap()).unwrap();
         let b = serde_json::to_value(ModelConfig::preset(kind, "tiny").unwrap()).unwrap();
         assert_eq!(a, b, "{kind}");
@@ -337,6 +345,9 @@ fn cpu_presets_are_the_recipe() {
         };
         assert!(!u.condition_skip);
         assert_eq!(u.space, DataSpace::Log1p);
-        assert_eq!(TrainConfig::preset("unet", name).unwrap().covariate_dropout, 0.0);
+        assert_eq!(
+            TrainConfig::preset("unet", name).unwrap().covariate_dropout,
+            0.0
+        );
     }
 }

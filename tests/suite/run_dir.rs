@@ -280,7 +280,7 @@ print(`loaded: ${{loaded.kind}}`);
         .find_map(|l| l.strip_prefix("sampled: "))
         .and_then(|n| n.trim().parse().ok())
         .unwrap_or_else(|| panic!("{out}"));
-    assert!(sampled > 0 && sampled % 10 == 0, "{out}");
+    assert!(sampled > 0 && sampled.is_multiple_of(10), "{out}");
     // The run's record is the CLI's still: the script resumed it and kept
     // its data set-up and preset.
     assert_eq!(json(&dir.join("run/run.json"))["preset"], "tiny");

@@ -442,7 +442,9 @@ fn quickstart_runs_end_to_end_with_the_tiny_preset() {
 
 /// One model's row of a `metrics.csv` written by `experiment::run`:
 /// metric name -> mean.
-fn csv_means(csv: &str) -> std::collections::BTreeMap<String, std::collections::BTreeMap<String, f64>> {
+fn csv_means(
+    csv: &str,
+) -> std::collections::BTreeMap<String, std::collections::BTreeMap<String, f64>> {
     // Fields split at commas outside double quotes (labels may hold commas).
     let fields = |line: &str| -> Vec<String> {
         let (mut out, mut cur, mut quoted) = (Vec::new(), String::new(), false);
@@ -509,8 +511,16 @@ fn the_main_job_shows_the_unet_winning() {
     let control = &table["Control"];
     for (m, v) in unet {
         let higher_better = m == "cosine_logfc" || m == "deg_recall";
-        let ok = if higher_better { *v > control[m] } else { *v < control[m] };
-        assert!(ok, "{m}: U-Net {v} does not beat Control {}\n{stdout}", control[m]);
+        let ok = if higher_better {
+            *v > control[m]
+        } else {
+            *v < control[m]
+        };
+        assert!(
+            ok,
+            "{m}: U-Net {v} does not beat Control {}\n{stdout}",
+            control[m]
+        );
     }
 }
 
@@ -537,8 +547,18 @@ fn paper_table_and_recipe_curve_run_at_tiny_size() {
     assert_eq!(code, 0, "stdout: {stdout}\nstderr: {stderr}");
     let table = csv_means(&std::fs::read_to_string(out.join("metrics.csv")).unwrap());
     assert_eq!(table.len(), 4 * 2 + 5, "{table:?}");
-    for row in ["FM PCA OT w=3.0", "Decoder-only", "Linear Additive", "Additive", "Control"] {
-        assert!(table.contains_key(row), "no row '{row}': {:?}", table.keys());
+    for row in [
+        "FM PCA OT w=3.0",
+        "Decoder-only",
+        "Linear Additive",
+        "Additive",
+        "Control",
+    ] {
+        assert!(
+            table.contains_key(row),
+            "no row '{row}': {:?}",
+            table.keys()
+        );
     }
     assert!(out.join("report.html").exists());
 
@@ -558,7 +578,9 @@ fn paper_table_and_recipe_curve_run_at_tiny_size() {
     let names: Vec<&String> = table.keys().collect();
     assert_eq!(table.len(), 5, "{names:?}");
     assert!(
-        names.iter().any(|n| n.starts_with("U-Net cpu, 10 steps (") && n.ends_with(" min)")),
+        names
+            .iter()
+            .any(|n| n.starts_with("U-Net cpu, 10 steps (") && n.ends_with(" min)")),
         "{names:?}"
     );
     assert!(table.values().all(|r| r["mmd_gex"].is_finite()));

@@ -155,7 +155,6 @@ pub(crate) mod test_support {
     //! generator, parameter counting, a seeded additive-shift task and an
     //! Adam fit.
 
-
     use tch::nn::{OptimizerConfig, VarStore};
     use tch::{Device, Kind, Tensor};
 

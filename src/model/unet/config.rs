@@ -79,7 +79,8 @@ impl Default for UNetConfig {
 
 impl UNetConfig {
     /// Preset names accepted by [`UNetConfig::preset`].
-    pub const PRESETS: &'static [&'static str] = &["cpu", "tiny", "small", "norman19", "srivatsan20"];
+    pub const PRESETS: &'static [&'static str] =
+        &["cpu", "tiny", "small", "norman19", "srivatsan20"];
 
     /// The paper's Srivatsan20 U-Net (model.md table; paper Table 10).
     fn srivatsan20() -> Self {

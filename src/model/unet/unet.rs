@@ -169,7 +169,12 @@ impl UNetVelocity {
         // Created last and zero-initialised: it draws nothing from the RNG,
         // so every other weight is the same with or without it.
         let condition_skip = if cfg.condition_skip {
-            Some(Linear::new(&(p / "condition_skip"), cond_dim, n_genes, true)?)
+            Some(Linear::new(
+                &(p / "condition_skip"),
+                cond_dim,
+                n_genes,
+                true,
+            )?)
         } else {
             None
         };
