@@ -285,15 +285,8 @@ impl Session {
         }
         let before = head.get(..start).unwrap_or("");
         if let Some(recv) = before.strip_suffix('.') {
-            let var: String = recv
-                .chars()
-                .rev()
-                .take_while(|c| c.is_alphanumeric() || *c == '_')
-                .collect::<Vec<_>>()
-                .into_iter()
-                .rev()
-                .collect();
-            if let Some(v) = self.scope.get_value::<Dynamic>(&var) {
+            let var = super::util::trailing_identifier(recv);
+            if let Some(v) = self.scope.get_value::<Dynamic>(var) {
                 let ty = self.engine.map_type_name(v.type_name()).to_string();
                 out.extend(
                     self.help

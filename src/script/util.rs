@@ -50,3 +50,15 @@ pub mod util_api {
 pub fn register(engine: &mut rhai::Engine) {
     engine.register_global_module(exported_module!(util_api).into());
 }
+
+/// The identifier `s` ends with (letters, digits, `_`; empty if none):
+/// the receiver of a method at the cursor, `"let y = ds"` -> `"ds"`.
+pub fn trailing_identifier(s: &str) -> &str {
+    let start = s
+        .char_indices()
+        .rev()
+        .take_while(|(_, c)| c.is_alphanumeric() || *c == '_')
+        .last()
+        .map_or(s.len(), |(i, _)| i);
+    &s[start..]
+}

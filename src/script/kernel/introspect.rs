@@ -93,15 +93,8 @@ pub fn name_at(session: &Session, code: &str, cursor: usize) -> Option<String> {
     }
     // `x.method`: name the method by the receiver's type.
     if let Some(recv) = code[..start].strip_suffix('.') {
-        let var: String = recv
-            .chars()
-            .rev()
-            .take_while(|c| c.is_alphanumeric() || *c == '_')
-            .collect::<Vec<_>>()
-            .into_iter()
-            .rev()
-            .collect();
-        if let Some(v) = session.var(&var) {
+        let var = crate::script::util::trailing_identifier(recv);
+        if let Some(v) = session.var(var) {
             let ty = session.engine().map_type_name(v.type_name()).to_string();
             return Some(format!("{ty}.{word}"));
         }
