@@ -72,6 +72,18 @@ pub enum SpaceKind {
     Pca(usize),
 }
 
+/// The preset a kind actually takes under the name `preset`: `cpu` (the CPU
+/// recipe) is its own preset for the gene-space flows (`unet`, `mlp`);
+/// every other kind takes its `tiny` size under that name. Model and
+/// training presets both resolve names through this.
+pub fn preset_for_kind(kind: &str, preset: &str) -> String {
+    if preset == "cpu" && kind != "unet" && kind != "mlp" {
+        "tiny".to_string()
+    } else {
+        preset.to_string()
+    }
+}
+
 impl ModelConfig {
     /// Model kinds, as `--model` spells them.
     pub const KINDS: [&'static str; 9] = [
@@ -86,13 +98,7 @@ impl ModelConfig {
     pub fn preset(model: &str, preset: &str) -> Result<ModelConfig> {
         let p = preset.trim().to_ascii_lowercase();
         let kind = normalize_kind(model)?;
-        // `cpu` (the CPU recipe) is its own preset for the gene-space flows;
-        // every other kind takes its `tiny` size under that name.
-        let p = if p == "cpu" && kind != "unet" && kind != "mlp" {
-            "tiny".to_string()
-        } else {
-            p
-        };
+        let p = preset_for_kind(&kind, &p);
         match kind.as_str() {
             "unet" => Ok(ModelConfig::Unet(UNetConfig::preset(&p)?)),
             "mlp" => Ok(ModelConfig::Mlp(MlpConfig::preset(&p)?)),

@@ -32,7 +32,7 @@
 
 use crate::error::{Error, Result};
 use crate::flow::PathKind;
-use crate::model::config::normalize_kind;
+use crate::model::config::{normalize_kind, preset_for_kind};
 use crate::train::config::{LrSchedule, TrainConfig};
 
 /// Preset names, smallest first.
@@ -114,13 +114,7 @@ impl TrainConfig {
         if !PRESETS.contains(&name.as_str()) {
             return Err(Error::unknown("preset", name.as_str(), &PRESETS));
         }
-        // `cpu` is the U-Net's and the MLP's recipe; the other kinds train
-        // as under `tiny`.
-        let name = if name == "cpu" && kind != "unet" && kind != "mlp" {
-            "tiny".to_string()
-        } else {
-            name
-        };
+        let name = preset_for_kind(&kind, &name);
         let base = TrainConfig::default();
         if let Some(p) = paper(&kind, &name) {
             return Ok(p.apply(base));
