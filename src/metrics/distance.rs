@@ -21,6 +21,7 @@
 
 use tch::{Kind, Tensor};
 
+use super::fused::add_column_sums;
 use crate::error::{Error, Result};
 
 /// The squared-distance floor of geomloss (`clamp_min(d^2, 1e-8)`).
@@ -69,6 +70,9 @@ pub struct Points {
     pub sq: Tensor,
     /// max of `sq` (for the rounding threshold).
     pub max_sq: f64,
+    /// `sq` on the host when the points are f32 on the CPU: such blocks take
+    /// the single-pass [`super::fused`] path.
+    host_sq: Option<Vec<f32>>,
 }
 
 impl Points {
@@ -90,11 +94,17 @@ impl Points {
             sq.f_max()?.f_double_value(&[])?
         };
         let neg2x = x.f_mul_scalar(-2.0)?;
+        let host_sq = if opts.kind == Kind::Float && x.device() == tch::Device::Cpu {
+            Some(Vec::<f32>::try_from(&sq)?)
+        } else {
+            None
+        };
         Ok(Points {
             x,
             neg2x,
             sq,
             max_sq,
+            host_sq,
         })
     }
 
@@ -115,6 +125,10 @@ impl Points {
             neg2x: self.neg2x.f_narrow(0, start, len)?,
             sq: self.sq.f_narrow(0, start, len)?,
             max_sq: self.max_sq,
+            host_sq: self
+                .host_sq
+                .as_ref()
+                .map(|h| h[start as usize..(start + len) as usize].to_vec()),
         })
     }
 }
@@ -183,6 +197,33 @@ pub fn cross_sums(
             groups.size()
         )));
     }
+    if let (Some(a_sq), Some(b_sq)) = (&a.host_sq, &b.host_sq) {
+        let groups: Vec<i64> = Vec::<i64>::try_from(&groups.f_to_kind(Kind::Int64)?)?;
+        let mut acc = vec![0f64; n_groups.max(0) as usize];
+        let step = cache_block(a.len(), opts.block);
+        let mut cols = vec![0f64; step as usize];
+        let mut buf = Vec::new();
+        let thr = DEDUP_TOL * (a.max_sq + b.max_sq);
+        for start in (0..m).step_by(step as usize) {
+            let len = step.min(m - start);
+            let (s, e) = (start as usize, (start + len) as usize);
+            cols.iter_mut().for_each(|c| *c = 0.0);
+            let bx = b.x.f_narrow(0, start, len)?;
+            add_column_sums(&a.neg2x, &a.x, &bx, a_sq, &b_sq[s..e], thr, &mut buf, &mut cols)?;
+            for (&g, &c) in groups[s..e].iter().zip(&cols) {
+                let slot = usize::try_from(g).ok().and_then(|g| acc.get_mut(g));
+                match slot {
+                    Some(slot) => *slot += c,
+                    None => {
+                        return Err(Error::Mismatch(format!(
+                            "group label {g} is outside 0..{n_groups}"
+                        )))
+                    }
+                }
+            }
+        }
+        return Ok(Tensor::f_from_slice(&acc)?);
+    }
     let mut acc = Tensor::f_zeros([n_groups], (Kind::Double, a.x.device()))?;
     if a.is_empty() {
         return Ok(acc);
@@ -206,6 +247,33 @@ pub fn self_sum(a: &Points, opts: &DistanceOptions) -> Result<f64> {
     let n = a.len();
     let mut total = 0.0;
     let tile = SELF_TILE.min(opts.block.max(1));
+    if let Some(sq) = &a.host_sq {
+        let thr = DEDUP_TOL * 2.0 * a.max_sq;
+        let mut buf = Vec::new();
+        let mut cols = Vec::new();
+        for r0 in (0..n).step_by(tile as usize) {
+            let rows = tile.min(n - r0);
+            let r = a.rows(r0, rows)?;
+            let step = cache_block(rows, opts.block).max(tile);
+            let r_sq = &sq[r0 as usize..(r0 + rows) as usize];
+            for c0 in (r0..n).step_by(step as usize) {
+                let len = step.min(n - c0);
+                let (s, e) = (c0 as usize, (c0 + len) as usize);
+                cols.clear();
+                cols.resize(len as usize, 0f64);
+                let cx = a.x.f_narrow(0, c0, len)?;
+                add_column_sums(&r.neg2x, &r.x, &cx, r_sq, &sq[s..e], thr, &mut buf, &mut cols)?;
+                let all: f64 = cols.iter().sum();
+                if c0 == r0 {
+                    let diag: f64 = cols[..rows as usize].iter().sum();
+                    total += diag + 2.0 * (all - diag);
+                } else {
+                    total += 2.0 * all;
+                }
+            }
+        }
+        return Ok(total);
+    }
     for r0 in (0..n).step_by(tile as usize) {
         let rows = tile.min(n - r0);
         let r = a.rows(r0, rows)?;

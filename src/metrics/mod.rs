@@ -39,6 +39,7 @@ pub mod compare;
 pub mod config;
 pub mod distance;
 pub mod evaluate;
+mod fused;
 mod mmd_acc;
 pub mod pca;
 pub mod per_unit;
