@@ -209,7 +209,16 @@ pub fn cross_sums(
             let (s, e) = (start as usize, (start + len) as usize);
             cols.iter_mut().for_each(|c| *c = 0.0);
             let bx = b.x.f_narrow(0, start, len)?;
-            add_column_sums(&a.neg2x, &a.x, &bx, a_sq, &b_sq[s..e], thr, &mut buf, &mut cols)?;
+            add_column_sums(
+                &a.neg2x,
+                &a.x,
+                &bx,
+                a_sq,
+                &b_sq[s..e],
+                thr,
+                &mut buf,
+                &mut cols,
+            )?;
             for (&g, &c) in groups[s..e].iter().zip(&cols) {
                 let slot = usize::try_from(g).ok().and_then(|g| acc.get_mut(g));
                 match slot {
@@ -262,7 +271,16 @@ pub fn self_sum(a: &Points, opts: &DistanceOptions) -> Result<f64> {
                 cols.clear();
                 cols.resize(len as usize, 0f64);
                 let cx = a.x.f_narrow(0, c0, len)?;
-                add_column_sums(&r.neg2x, &r.x, &cx, r_sq, &sq[s..e], thr, &mut buf, &mut cols)?;
+                add_column_sums(
+                    &r.neg2x,
+                    &r.x,
+                    &cx,
+                    r_sq,
+                    &sq[s..e],
+                    thr,
+                    &mut buf,
+                    &mut cols,
+                )?;
                 let all: f64 = cols.iter().sum();
                 if c0 == r0 {
                     let diag: f64 = cols[..rows as usize].iter().sum();

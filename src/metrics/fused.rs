@@ -48,7 +48,7 @@ pub(super) fn add_column_sums(
     let floor = SQ_DIST_FLOOR as f32;
     let thr32 = thr as f32;
     let out = &mut out[..m];
-    
+
     // Rows split over libtorch's thread count (each part its own column
     // sums, added in part order: the result does not depend on timing).
     let parts = if n * m >= 1 << 16 {

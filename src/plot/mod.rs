@@ -13,6 +13,7 @@ pub mod loss;
 pub mod pca;
 pub mod pca_view;
 pub mod report;
+pub mod xy;
 
 use std::path::Path;
 
@@ -25,6 +26,7 @@ pub use loss::{loss_curves, LossSeries};
 pub use pca::Pca;
 pub use pca_view::{pca_view, PcaViewOptions};
 pub use report::{Block, Report};
+pub use xy::{xy_lines, XySeries};
 
 /// Colours for models, in order (grey and green are the reference's).
 pub const PALETTE: [&str; 8] = [

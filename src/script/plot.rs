@@ -227,6 +227,78 @@ pub mod plot_api {
         Ok(PlotHandle(Rc::new(fig)))
     }
 
+    /// Lines of named series over one x axis (e.g. quality against
+    /// velocity evaluations per solver). `series` maps each line's name to
+    /// its points `[[x, y], ...]`; `log_x` (default false) logs the x axis.
+    /// ```rhai
+    /// let fig = xy_plot(#{title: "Quality vs NFE", x: "NFE", y: "mmd_gex",
+    ///                     series: #{euler: [[5, 0.9], [100, 0.6]]}, log_x: true});
+    /// ```
+    #[rhai_fn(return_raw)]
+    pub fn xy_plot(spec: Map) -> RhaiResult<Plot> {
+        let text = |k: &str, d: &str| -> String {
+            spec.get(k)
+                .map(|v| v.to_string())
+                .unwrap_or_else(|| d.to_string())
+        };
+        let log_x = match spec.get("log_x") {
+            None => false,
+            Some(v) => v
+                .as_bool()
+                .map_err(|_| invalid("xy_plot 'log_x'", "must be true or false"))?,
+        };
+        let series_map = spec
+            .get("series")
+            .and_then(|v| v.read_lock::<Map>().map(|m| m.clone()))
+            .ok_or_else(|| invalid("xy_plot 'series'", "must be a map of name -> [[x, y], ...]"))?;
+        let mut series = Vec::new();
+        for (name, pts) in series_map {
+            let pts = pts.into_typed_array::<Dynamic>().map_err(|_| {
+                invalid(
+                    &format!("xy_plot series '{name}'"),
+                    "must be an array of [x, y] pairs",
+                )
+            })?;
+            let mut s = crate::plot::XySeries {
+                name: name.to_string(),
+                ..Default::default()
+            };
+            for p in pts {
+                let pair = p
+                    .into_typed_array::<Dynamic>()
+                    .ok()
+                    .filter(|a| a.len() == 2)
+                    .ok_or_else(|| {
+                        invalid(
+                            &format!("xy_plot series '{name}'"),
+                            "each point must be [x, y]",
+                        )
+                    })?;
+                let num = |v: &Dynamic| {
+                    number(v).ok_or_else(|| {
+                        invalid(
+                            &format!("xy_plot series '{name}'"),
+                            format!("{v} is not a number"),
+                        )
+                    })
+                };
+                s.x.push(num(&pair[0])?);
+                s.y.push(num(&pair[1])?);
+            }
+            series.push(s);
+        }
+        let fig = guard(|| {
+            crate::plot::xy_lines(
+                &text("title", "plot"),
+                &text("x", "x"),
+                &text("y", "y"),
+                &series,
+                log_x,
+            )
+        })?;
+        Ok(PlotHandle(Rc::new(fig)))
+    }
+
     /// Writes the figure as a self-contained HTML page (plotly.js inlined;
     /// renders offline) and returns the path.
     /// ```rhai

@@ -21,9 +21,10 @@ use super::model::ModelHandle;
 use crate::data::{Condition, Dataset, ObsColumns};
 use crate::sample::{SampleConfig, Sampler, Solver};
 
-/// A sampler handle (immutable settings; cheap to clone).
+/// A sampler handle (immutable settings; cheap to clone) and the mean
+/// velocity evaluations per batch of its last `sample` call.
 #[derive(Debug, Clone)]
-pub struct SamplerHandle(pub Rc<SampleConfig>);
+pub struct SamplerHandle(pub Rc<SampleConfig>, pub Rc<std::cell::Cell<f64>>);
 
 /// `base` with the keys of `map` applied: the keys are `SampleConfig`'s
 /// field names (`cells_per_unit`, `guidance`, `steps`, `solver`, `rtol`,
@@ -62,7 +63,11 @@ fn apply(base: &SampleConfig, map: Map, what: &str) -> RhaiResult<SampleConfig> 
 
 /// Generates cells for `target` (a Dataset: its perturbed units; or
 /// conditions) with `cfg`.
-fn sample(cfg: &SampleConfig, model: &ModelHandle, target: &Dynamic) -> RhaiResult<DatasetHandle> {
+fn sample(
+    cfg: &SampleConfig,
+    model: &ModelHandle,
+    target: &Dynamic,
+) -> RhaiResult<(DatasetHandle, f64)> {
     let label = model.type_label();
     model.with_model(|m| {
         let conds: Vec<Condition> = if let Some(ds) = target.read_lock::<DatasetHandle>() {
@@ -100,7 +105,7 @@ fn sample(cfg: &SampleConfig, model: &ModelHandle, target: &Dynamic) -> RhaiResu
             cfg.guidance, cfg.steps, cfg.seed
         );
         let ds = guard(|| Dataset::from_anndata(ad, columns, Some(Path::new(&name)), true))?;
-        Ok(DatasetHandle::new(ds))
+        Ok((DatasetHandle::new(ds), sampler.mean_nfe()))
     })
 }
 
@@ -124,7 +129,7 @@ pub mod sampler_api {
     /// ```
     #[rhai_fn(name = "Sampler")]
     pub fn new_default() -> Sampler {
-        SamplerHandle(Rc::new(SampleConfig::default()))
+        SamplerHandle(Rc::new(SampleConfig::default()), Rc::default())
     }
 
     /// A sampler from settings: `cells` (per condition), `guidance`,
@@ -136,11 +141,14 @@ pub mod sampler_api {
     /// ```
     #[rhai_fn(name = "Sampler", return_raw)]
     pub fn new_sampler(settings: Map) -> RhaiResult<Sampler> {
-        Ok(SamplerHandle(Rc::new(apply(
-            &SampleConfig::default(),
-            settings,
-            "Sampler settings",
-        )?)))
+        Ok(SamplerHandle(
+            Rc::new(apply(
+                &SampleConfig::default(),
+                settings,
+                "Sampler settings",
+            )?),
+            Rc::default(),
+        ))
     }
 
     /// Generates cells for every perturbed unit of a dataset (e.g. the
@@ -156,7 +164,9 @@ pub mod sampler_api {
         model: ModelHandle,
         target: Dynamic,
     ) -> RhaiResult<DatasetHandle> {
-        super::sample(&s.0, &model, &target)
+        let (ds, nfe) = super::sample(&s.0, &model, &target)?;
+        s.1.set(nfe);
+        Ok(ds)
     }
 
     /// As `sample`, with settings for this call (`cells`, `guidance`,
@@ -172,7 +182,22 @@ pub mod sampler_api {
         settings: Map,
     ) -> RhaiResult<DatasetHandle> {
         let cfg = apply(&s.0, settings, "sample settings")?;
-        super::sample(&cfg, &model, &target)
+        let (ds, nfe) = super::sample(&cfg, &model, &target)?;
+        s.1.set(nfe);
+        Ok(ds)
+    }
+
+    /// Velocity evaluations per integrated batch in this sampler's last
+    /// `sample` call (mean over batches; 0 before any). With guidance each
+    /// evaluation is one forward of a doubled batch.
+    /// ```rhai
+    /// let s = Sampler(#{solver: "dopri5", rtol: 1e-3, atol: 1e-3});
+    /// let pred = s.sample(model, split.test);
+    /// print(s.last_nfe);
+    /// ```
+    #[rhai_fn(get = "last_nfe", pure)]
+    pub fn last_nfe(s: &mut Sampler) -> f64 {
+        s.1.get()
     }
 
     /// The settings as a map.

@@ -585,3 +585,48 @@ fn paper_table_and_recipe_curve_run_at_tiny_size() {
     );
     assert!(table.values().all(|r| r["mmd_gex"].is_finite()));
 }
+
+/// The README's solver benchmark command at tiny size: every run appears in
+/// the table with its measured NFE (Heun's 2 per step, dopri5's adaptive
+/// count), and the report holds the quality-vs-NFE figures.
+#[test]
+fn solver_curve_runs_at_tiny_size() {
+    let out = tmpdir("script_solver_curve");
+    let (code, stdout, stderr) = primeflow(&[
+        "run",
+        root().join("scripts/solver_curve.rhai").to_str().unwrap(),
+        "--set",
+        "preset=tiny",
+        "--set",
+        "steps=[2, 4]",
+        "--set",
+        r#"solvers=["euler", "heun"]"#,
+        "--set",
+        "tolerances=[0.1]",
+        "--set",
+        &format!("out={}", out.display()),
+    ]);
+    assert_eq!(code, 0, "stdout: {stdout}\nstderr: {stderr}");
+    let md = std::fs::read_to_string(out.join("solvers.md")).unwrap();
+    for row in [
+        "Euler 100 steps (paper) (100.0 NFE,",
+        "euler 2 steps (2.0 NFE,",
+        "heun 4 steps (8.0 NFE,",
+        "dopri5 tol 0.1 (",
+    ] {
+        assert!(md.contains(row), "no row '{row}' in\n{md}");
+    }
+    let dopri = md.lines().find(|l| l.contains("dopri5 tol 0.1 (")).unwrap();
+    let nfe: f64 = dopri
+        .split("dopri5 tol 0.1 (")
+        .nth(1)
+        .and_then(|r| r.split(' ').next())
+        .and_then(|n| n.parse().ok())
+        .unwrap_or(0.0);
+    assert!(
+        nfe >= 6.0,
+        "dopri5 NFE {nfe}: at least one 6-evaluation step"
+    );
+    let html = std::fs::read_to_string(out.join("report.html")).unwrap();
+    assert!(html.contains("mmd_gex against velocity evaluations"));
+}
