@@ -19,6 +19,7 @@ mod metrics;
 mod model;
 mod ot;
 mod presets;
+mod readme_scale;
 mod run_dir;
 mod sample;
 mod script;
