@@ -47,7 +47,8 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         let t = Instant::now();
         let ad = read_h5ad(&args.file, &ReadOptions::default())?;
         let seconds = t.elapsed().as_secs_f64();
-        let dense_bytes = (ad.x.len() * std::mem::size_of::<f32>()) as u64;
+        let (n, m) = ad.x.dim();
+        let dense_bytes = (n * m * std::mem::size_of::<f32>()) as u64;
         Some(LoadReport {
             seconds,
             baseline_rss_bytes,

@@ -48,7 +48,7 @@ fn hand_made(cells: &[(&str, &str)]) -> AnnData {
     )
     .unwrap();
     AnnData {
-        x: Array2::from_shape_fn((n, 3), |(i, j)| (i * 3 + j) as f32 * 0.1),
+        x: Array2::from_shape_fn((n, 3), |(i, j)| (i * 3 + j) as f32 * 0.1).into(),
         obs,
         var: DataFrame::with_index(vec!["g0".into(), "g1".into(), "g2".into()]),
         ..AnnData::default()
@@ -195,13 +195,13 @@ fn bad_obs_is_an_error_naming_the_column() {
         .to_string();
     assert!(e.contains("condition") && e.contains("missing"), "{e}");
     let mut ad = hand_made(&[("control", "k562"), ("A", "k562")]);
-    ad.x[[1, 2]] = -1.0;
+    ad.x.dense_mut().unwrap()[[1, 2]] = -1.0;
     let e = Dataset::from_anndata(ad.clone(), ObsColumns::default(), None, false)
         .unwrap_err()
         .to_string();
     assert!(e.contains("negative") && e.contains("g2"), "{e}");
     assert!(Dataset::from_anndata(ad.clone(), ObsColumns::default(), None, true).is_ok());
-    ad.x[[0, 0]] = f32::NAN;
+    ad.x.dense_mut().unwrap()[[0, 0]] = f32::NAN;
     let e = Dataset::from_anndata(ad, ObsColumns::default(), None, true)
         .unwrap_err()
         .to_string();
@@ -215,7 +215,7 @@ fn subset_keeps_rows_and_regroups_units() {
     let sub = ds.subset(&rows).unwrap();
     assert_eq!(sub.n_cells(), rows.len());
     for (k, &r) in rows.iter().enumerate() {
-        assert_eq!(sub.x.row(k), ds.x.row(r));
+        assert_eq!(sub.x.row_vec(k), ds.x.row_vec(r));
         assert_eq!(sub.obs.index[k], ds.obs.index[r]);
         assert_eq!(sub.unit_of(k).name(), ds.unit_of(r).name());
     }

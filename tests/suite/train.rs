@@ -59,7 +59,7 @@ pub fn toy_dataset(m: usize, cells_per_unit: usize, two_cell_types: bool) -> Dat
     .unwrap();
     let var = DataFrame::with_index((0..m).map(|g| format!("G{g}")).collect());
     let ad = AnnData {
-        x,
+        x: x.into(),
         obs,
         var,
         ..Default::default()
