@@ -4,12 +4,16 @@
 //! `[U, n_c]`, each cell's unit `[n]`, and which cells are controls of which
 //! covariate key (for objectives that pair a cell with a control cell).
 //!
-//! Where the coordinates live: dense data and PCA spaces are encoded once
-//! into an `[n, d]` tensor on the device (PCA's `d` is small). CSR data in a
-//! gene-sized space keeps its CSR rows (shared with the dataset, not copied)
-//! and densifies + encodes each mini-batch, so training never holds every
-//! cell densely. Gene-sized spaces encode elementwise, so a row gets the same
-//! bits either way: CSR and dense input train identically.
+//! Where the coordinates live: in a gene-sized space (log1p, standardized,
+//! response) the cells keep the dataset's rows (dense or CSR, shared, not
+//! copied) and each mini-batch is densified, moved to the device and encoded
+//! there, so training never holds a second copy of X (nor a dense one of a
+//! CSR X). These spaces encode elementwise (a subtraction and a division per
+//! value, correctly rounded), so a row gets the same bits alone, in a batch
+//! or in the old encode-everything-first chunks: results are bit-identical
+//! to encoding up front, and CSR input trains exactly like dense. PCA spaces
+//! encode by a matrix product whose bits depend on the chunk, so they still
+//! encode once (8,192 rows at a time) into a small `[n, k]` tensor.
 
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
@@ -24,7 +28,7 @@ use crate::model::{FlowSpace, Model};
 enum Coords {
     /// `[n, d]` encoded once.
     Encoded(Tensor),
-    /// `[n, m]` rows densified and encoded per batch.
+    /// `[n, m]` rows (dense or CSR) densified and encoded per batch.
     PerBatch {
         /// The kept cells' expression, in position order.
         x: Expr,
@@ -90,8 +94,6 @@ impl Cells {
         } else {
             &genes
         };
-        // Encode in chunks so a PCA space never holds the gene-space copy of
-        // every cell at once on the device.
         // Per unit, its row in a covariate-dependent space (computed only
         // where needed: other spaces ignore it).
         let unit_space_cov: Vec<i64> = if space.needs_covariates() {
@@ -109,7 +111,7 @@ impl Cells {
         } else {
             vec![0; units.len()]
         };
-        let coords = if ds.x.is_csr() && space.is_elementwise() {
+        let coords = if space.is_elementwise() {
             Coords::PerBatch {
                 x: ds.x.select(&rows)?,
                 cov: rows
@@ -120,6 +122,8 @@ impl Cells {
                 device,
             }
         } else {
+            // Encode in chunks so a PCA space never holds the gene-space
+            // copy of every cell at once on the device.
             let mut parts = Vec::new();
             for chunk in rows.chunks(8192) {
                 let x = crate::model::stats::rows_tensor(ds, chunk)?.f_to_device(device)?; // [c, m]
