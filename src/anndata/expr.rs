@@ -164,8 +164,7 @@ impl From<Csr> for Expr {
 impl PartialEq for Expr {
     /// Equal shapes and values, whatever the layouts.
     fn eq(&self, other: &Expr) -> bool {
-        self.dim() == other.dim()
-            && (0..self.nrows()).all(|i| self.row_vec(i) == other.row_vec(i))
+        self.dim() == other.dim() && (0..self.nrows()).all(|i| self.row_vec(i) == other.row_vec(i))
     }
 }
 
@@ -284,7 +283,11 @@ impl Expr {
         let m = self.n_cols;
         let width = cols.map_or(m, |c| c.len());
         let mut buf = vec![0f32; rows.len() * width];
-        let mut scratch = if cols.is_some() { vec![0f32; m] } else { Vec::new() };
+        let mut scratch = if cols.is_some() {
+            vec![0f32; m]
+        } else {
+            Vec::new()
+        };
         for (&r, out) in rows.iter().zip(buf.chunks_mut(width.max(1))) {
             self.check_row(r)?;
             match cols {
@@ -355,7 +358,10 @@ impl Expr {
     /// Calls `f(i, j, v)` for each stored value (every value of a dense
     /// matrix; the stored ones of a CSR matrix, whose other values are 0),
     /// row by row; the first error stops.
-    pub fn for_each_stored(&self, mut f: impl FnMut(usize, usize, f32) -> Result<()>) -> Result<()> {
+    pub fn for_each_stored(
+        &self,
+        mut f: impl FnMut(usize, usize, f32) -> Result<()>,
+    ) -> Result<()> {
         for i in 0..self.nrows() {
             match self.row(i) {
                 Row::Dense(r) => {
@@ -395,7 +401,10 @@ impl Expr {
         if let Some(&bad) = rows.iter().find(|&&r| r >= self.nrows()) {
             return Err(Error::invalid(
                 "cell index",
-                format!("{bad} is out of range (the data has {} cells)", self.nrows()),
+                format!(
+                    "{bad} is out of range (the data has {} cells)",
+                    self.nrows()
+                ),
             ));
         }
         let mapped: Vec<usize> = rows.iter().map(|&r| self.store_row_of(r)).collect();
@@ -413,7 +422,12 @@ mod tests {
     use ndarray::array;
 
     fn sample() -> Array2<f32> {
-        array![[0.0, 1.5, 0.0], [2.0, 0.0, 3.0], [0.0, 0.0, 0.0], [4.0, 5.0, 6.0]]
+        array![
+            [0.0, 1.5, 0.0],
+            [2.0, 0.0, 3.0],
+            [0.0, 0.0, 0.0],
+            [4.0, 5.0, 6.0]
+        ]
     }
 
     #[test]
@@ -425,7 +439,10 @@ mod tests {
         assert_eq!(c.to_dense(), sample());
         assert_eq!(c.count_nonzero(), 6);
         let rows = [3, 0, 3];
-        assert_eq!(c.rows_vec(&rows, None).unwrap(), d.rows_vec(&rows, None).unwrap());
+        assert_eq!(
+            c.rows_vec(&rows, None).unwrap(),
+            d.rows_vec(&rows, None).unwrap()
+        );
         assert_eq!(
             c.rows_vec(&rows, Some(&[2, 0])).unwrap(),
             vec![6.0, 4.0, 0.0, 0.0, 6.0, 4.0]

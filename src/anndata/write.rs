@@ -44,8 +44,9 @@ const WRITE_ROWS: usize = 4096;
 /// Writes `ad` to `path` atomically (temporary file, then rename).
 ///
 /// `ad.x` is `[n_obs, n_vars]`, dense or CSR in memory (written in
-/// `opts.x_format` either way, densified [`WRITE_ROWS`] rows at a time); `ad.obs` must have `n_obs` rows, `ad.var`
-/// `n_vars` rows, every layer the shape of X.
+/// `opts.x_format` either way, densified 4,096 rows at a time); `ad.obs`
+/// must have `n_obs` rows, `ad.var` `n_vars` rows, every layer the shape of
+/// X.
 pub fn write_h5ad(path: &Path, ad: &AnnData, opts: &WriteOptions) -> Result<()> {
     let (n, m) = ad.x.dim();
     if ad.obs.len() != n {

@@ -126,7 +126,13 @@ print(json.dumps(out))
     let v: serde_json::Value = serde_json::from_str(out.trim()).unwrap();
     assert_eq!(v["ref"]["indices"], "int32", "{v}");
     assert_eq!(v["ref"]["indptr"], "int32", "{v}");
-    let mean0 = ad.x.to_dense().column(0).iter().map(|&x| x as f64).sum::<f64>() / 40.0;
+    let mean0 =
+        ad.x.to_dense()
+            .column(0)
+            .iter()
+            .map(|&x| x as f64)
+            .sum::<f64>()
+            / 40.0;
     assert!(
         (v["ref"]["mean0"].as_f64().unwrap() - mean0).abs() < 1e-5,
         "{v}"

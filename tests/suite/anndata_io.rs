@@ -254,7 +254,8 @@ fn stream_writer_appends_chunks_atomically() {
         .unwrap_err()
         .to_string();
     assert!(err.contains("4 genes") && err.contains("5"), "{err}");
-    w.append_rows(ad.x.to_dense().slice(s![0..2, ..]), &[]).unwrap();
+    w.append_rows(ad.x.to_dense().slice(s![0..2, ..]), &[])
+        .unwrap();
     let err = w.finish(&ad.obs, &ad.uns).unwrap_err().to_string();
     assert!(
         err.contains("obs has 7 rows") && err.contains("2 cells"),
@@ -317,7 +318,10 @@ fn devel_raw_row(r: usize) -> Vec<(usize, f64)> {
 fn devel_shape_categories_and_values() {
     let ad = read_h5ad(&devel(), &ReadOptions::default()).unwrap();
     assert_eq!((ad.n_obs(), ad.n_vars()), (5961, 500));
-    assert_eq!(ad.x.to_dense().iter().filter(|&&v| v != 0.0).count(), 211_790);
+    assert_eq!(
+        ad.x.to_dense().iter().filter(|&&v| v != 0.0).count(),
+        211_790
+    );
     assert_eq!(ad.var.index_name, "gene_symbol");
     let Some(Column::Categorical(cond)) = ad.obs.get("condition") else {
         panic!("condition is not categorical")
@@ -897,19 +901,25 @@ fn bad_values_rejected_by_dataset_load() {
         .unwrap_err()
         .to_string()
     };
-    let p = write("nan.h5ad", &|ad| ad.x.dense_mut().unwrap()[[2, 3]] = f32::NAN);
+    let p = write("nan.h5ad", &|ad| {
+        ad.x.dense_mut().unwrap()[[2, 3]] = f32::NAN
+    });
     let e = load(&p, &cols);
     assert!(
         e.contains("nan.h5ad") && e.contains("'X'") && e.contains("NaN") && e.contains("cell 2"),
         "{e}"
     );
-    let p = write("inf.h5ad", &|ad| ad.x.dense_mut().unwrap()[[4, 1]] = f32::INFINITY);
+    let p = write("inf.h5ad", &|ad| {
+        ad.x.dense_mut().unwrap()[[4, 1]] = f32::INFINITY
+    });
     let e = load(&p, &cols);
     assert!(
         e.contains("'X'") && e.contains("inf") && e.contains("cell 4"),
         "{e}"
     );
-    let p = write("negative.h5ad", &|ad| ad.x.dense_mut().unwrap()[[1, 0]] = -0.5);
+    let p = write("negative.h5ad", &|ad| {
+        ad.x.dense_mut().unwrap()[[1, 0]] = -0.5
+    });
     let e = load(&p, &cols);
     assert!(
         e.contains("'X'")
@@ -993,7 +1003,13 @@ print(json.dumps({{
         assert_eq!(v["shape"], json!([7, 5]));
         assert_eq!(v["dtype"], "float32");
         let x: Vec<Vec<f32>> = serde_json::from_value(v["X"].clone()).unwrap();
-        assert_eq!(x, ad.x.to_dense().outer_iter().map(|r| r.to_vec()).collect::<Vec<_>>());
+        assert_eq!(
+            x,
+            ad.x.to_dense()
+                .outer_iter()
+                .map(|r| r.to_vec())
+                .collect::<Vec<_>>()
+        );
         let counts: Vec<Vec<f32>> = serde_json::from_value(v["counts"].clone()).unwrap();
         assert_eq!(
             counts,
@@ -1190,10 +1206,6 @@ print(json.dumps({{"X": dense.astype(np.float32).tolist(), "counts": counts.toli
             },
         )
         .unwrap();
-        assert_eq!(
-            sub.x,
-            ad.x.select(&rows).unwrap(),
-            "{name}: X rows"
-        );
+        assert_eq!(sub.x, ad.x.select(&rows).unwrap(), "{name}: X rows");
     }
 }

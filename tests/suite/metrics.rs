@@ -712,12 +712,16 @@ fn pca_components_and_projection_by_hand() {
         );
         close(p[1], 1.0, 1e-6, "projection on PC2");
     }
-    assert!(
-        Pca::fit(&x.clone().into(), &[0, 1, 2, 3], 3, tch::Kind::Double, tch::Device::Cpu)
-            .unwrap_err()
-            .to_string()
-            .contains("3 components")
-    );
+    assert!(Pca::fit(
+        &x.clone().into(),
+        &[0, 1, 2, 3],
+        3,
+        tch::Kind::Double,
+        tch::Device::Cpu
+    )
+    .unwrap_err()
+    .to_string()
+    .contains("3 components"));
 }
 
 /// Reference and prediction of the tiny evaluation (genes g0 g1 g2).

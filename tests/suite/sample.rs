@@ -402,7 +402,10 @@ fn unit_rmse(
         .map(|(i, c)| {
             let unit = ds.units().iter().find(|u| u.condition() == *c).unwrap();
             let truth = ds.mean_of(&unit.cells);
-            let rows = ad.x.to_dense().slice(ndarray::s![i * n..(i + 1) * n, ..]).to_owned();
+            let rows =
+                ad.x.to_dense()
+                    .slice(ndarray::s![i * n..(i + 1) * n, ..])
+                    .to_owned();
             let pred: Vec<f32> = rows.mean_axis(ndarray::Axis(0)).unwrap().to_vec();
             (
                 c.label("control"),
