@@ -17,7 +17,7 @@
 #      (peak RSS is reached in the first steps: 10 steps).
 #   A  200,000 x 4,000 at ~5% (the 15.9 GB case): tiny U-Net, 50
 #      steps, batch $UNET_BATCH (default 4: the tiny U-Net's activations at
-#      m = 4,000 are ~180 MB per cell, 11.9 GB at its default batch 64),
+#      m = 4,000 are ~180 MB per cell, 11.3 GiB at its default batch 64),
 #      on the CSR file and on a dense copy (made with Python anndata).
 #   B  $B_CELLS x 18,080 at ~10% (default 100,000: a third of the issue's
 #      300,000, the size this 2-core machine simulates in minutes): load

@@ -127,12 +127,25 @@ pub enum Row<'a> {
 
 /// A cells x genes expression matrix `[n, m]`, dense or CSR, cheap to clone
 /// (shared values) and to subset by rows.
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub struct Expr {
     store: Arc<Store>,
     /// Store row of each row of this matrix (`None`: all, in order).
     rows: Option<Arc<[usize]>>,
     n_cols: usize,
+}
+
+impl std::fmt::Debug for Expr {
+    /// Layout and shape, never the values (a CSR X holds millions).
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let (n, m) = self.dim();
+        let sel = if self.rows.is_some() {
+            ", row selection"
+        } else {
+            ""
+        };
+        write!(f, "Expr({} [{n}, {m}]{sel})", self.layout())
+    }
 }
 
 impl Default for Expr {

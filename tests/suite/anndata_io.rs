@@ -436,7 +436,8 @@ fn info_cli_on_devel() {
     assert!(
         out.contains("5961 cells x 500 genes")
             && out.contains("csr float64")
-            && out.contains("load:"),
+            && out.contains("load:")
+            && out.contains("(csr; dense "),
         "{out}"
     );
     // A missing file: exit 2, message names it.
