@@ -229,20 +229,24 @@ impl Expr {
         }
     }
 
-    fn store_row_of(&self, i: usize) -> usize {
-        self.rows.as_ref().map_or(i, |r| r[i])
+    /// The store row of row `i`, `None` past the end.
+    fn store_row_of(&self, i: usize) -> Option<usize> {
+        match &self.rows {
+            Some(r) => r.get(i).copied(),
+            None => (i < self.store.n_rows()).then_some(i),
+        }
     }
 
-    /// Row `i` (`< nrows()`, the caller's contract) in its stored layout.
-    pub fn row(&self, i: usize) -> Row<'_> {
-        let s = self.store_row_of(i);
-        match &*self.store {
+    /// Row `i` in its stored layout (`None` past the end).
+    pub fn row(&self, i: usize) -> Option<Row<'_>> {
+        let s = self.store_row_of(i)?;
+        Some(match &*self.store {
             Store::Dense(x) => Row::Dense(x.row(s)),
             Store::Csr(c) => {
                 let (j, v) = c.row(s);
                 Row::Sparse(j, v)
             }
-        }
+        })
     }
 
     fn check_row(&self, i: usize) -> Result<()> {
@@ -258,12 +262,13 @@ impl Expr {
     /// Writes row `i` densely into `out` `[m]` (`i < nrows()`).
     fn fill_row(&self, i: usize, out: &mut [f32]) {
         match self.row(i) {
-            Row::Dense(r) => {
+            None => out.fill(0.0),
+            Some(Row::Dense(r)) => {
                 for (o, &v) in out.iter_mut().zip(r.iter()) {
                     *o = v;
                 }
             }
-            Row::Sparse(idx, val) => {
+            Some(Row::Sparse(idx, val)) => {
                 out.fill(0.0);
                 for (&j, &v) in idx.iter().zip(val) {
                     if let Some(o) = out.get_mut(j as usize) {
@@ -351,15 +356,13 @@ impl Expr {
     pub fn for_each_row(&self, mut f: impl FnMut(usize, &[f32]) -> Result<()>) -> Result<()> {
         let mut scratch = vec![0f32; self.n_cols];
         for i in 0..self.nrows() {
-            match self.row(i) {
-                Row::Dense(r) => match r.as_slice() {
-                    Some(s) => f(i, s)?,
-                    None => {
-                        self.fill_row(i, &mut scratch);
-                        f(i, &scratch)?
-                    }
-                },
-                Row::Sparse(..) => {
+            let contiguous = match self.row(i) {
+                Some(Row::Dense(r)) => r.to_slice(),
+                _ => None,
+            };
+            match contiguous {
+                Some(row) => f(i, row)?,
+                None => {
                     self.fill_row(i, &mut scratch);
                     f(i, &scratch)?
                 }
@@ -377,12 +380,13 @@ impl Expr {
     ) -> Result<()> {
         for i in 0..self.nrows() {
             match self.row(i) {
-                Row::Dense(r) => {
+                None => {}
+                Some(Row::Dense(r)) => {
                     for (j, &v) in r.iter().enumerate() {
                         f(i, j, v)?;
                     }
                 }
-                Row::Sparse(idx, val) => {
+                Some(Row::Sparse(idx, val)) => {
                     for (&j, &v) in idx.iter().zip(val) {
                         f(i, j as usize, v)?;
                     }
@@ -420,7 +424,7 @@ impl Expr {
                 ),
             ));
         }
-        let mapped: Vec<usize> = rows.iter().map(|&r| self.store_row_of(r)).collect();
+        let mapped: Vec<usize> = rows.iter().filter_map(|&r| self.store_row_of(r)).collect();
         Ok(Expr {
             store: Arc::clone(&self.store),
             rows: Some(mapped.into()),

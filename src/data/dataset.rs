@@ -377,12 +377,12 @@ impl Dataset {
         for &c in cells.iter().filter(|&&c| c < self.n_cells()) {
             // Adding the zeros a CSR row does not store changes no f64 sum.
             match self.x.row(c) {
-                anndata::Row::Dense(r) => {
+                Some(anndata::Row::Dense(r)) => {
                     for (a, &v) in m.iter_mut().zip(r.iter()) {
                         *a += v as f64;
                     }
                 }
-                anndata::Row::Sparse(..) => {
+                _ => {
                     for (a, v) in m.iter_mut().zip(self.x.row_vec(c)) {
                         *a += v as f64;
                     }
