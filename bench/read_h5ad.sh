@@ -6,8 +6,9 @@
 # Without FILE it makes target/bench/big_178k_2000.h5ad (178,000 x 2,000 CSR
 # float32, Srivatsan20 scale) with `primeflow simulate` when that works, else
 # with bench/make_big_h5ad.py. Then, on a warm page cache and in one run:
-#   * primeflow: `primeflow info --load` = read_h5ad into a dense f32 matrix
-#     (what training uses), with its time and peak RSS (VmHWM);
+#   * primeflow: `primeflow info --load` = read_h5ad (X stays CSR in memory
+#     when the file's is, as training holds it; before issue 9 it was
+#     densified), with its time and peak RSS (VmHWM);
 #   * Python: anndata.read_h5ad(FILE) as users call it (X stays sparse; it
 #     also loads every layer), X alone via anndata's read_elem (what primeflow
 #     loads), and separately what densifying X (.toarray()) costs on top.
@@ -86,7 +87,7 @@ gib = lambda b: b / 2**30
 print(f"file: {path}  ({n} x {m}, X {pf['x']['encoding']} {pf['x']['dtype']}, nnz {pf['x']['nnz']})")
 import os
 print(f"machine: {platform.machine()}, {os.cpu_count()} CPUs, load average {os.getloadavg()[0]:.1f}; dense matrix n*m*4 = {gib(dense):.2f} GiB")
-print(f"primeflow read_h5ad (dense f32):     {load['seconds']:7.2f} s   peak RSS {gib(load['peak_rss_bytes']):.2f} GiB"
+print(f"primeflow read_h5ad (X as stored):   {load['seconds']:7.2f} s   peak RSS {gib(load['peak_rss_bytes']):.2f} GiB"
       f" = {load['peak_rss_bytes'] / dense:.2f}x dense"
       f" ({(load['peak_rss_bytes'] - load['baseline_rss_bytes']) / dense:.2f}x above the {gib(load['baseline_rss_bytes']):.2f} GiB before loading)")
 print(f"anndata read_elem(X) (X only, sparse): {t_x:7.2f} s")

@@ -19,6 +19,7 @@ use hdf5::types::TypeDescriptor;
 use hdf5::{Dataset, Group};
 use ndarray::Array2;
 
+use super::expr::Expr;
 use super::h5::{self, ferr, Node};
 use super::sparse::Sparse;
 use crate::error::{Error, Result};
@@ -240,6 +241,45 @@ pub(crate) fn alloc_dense(n: usize, m: usize, path: &Path, field: &str) -> Resul
     Array2::from_shape_vec((n, m), vec![0f32; len]).map_err(|e| ferr(path, field, e.to_string()))
 }
 
+/// Reads matrix `name` of `parent` (full path `field`) in its own layout:
+/// CSR stays CSR, dense and CSC become dense; `[rows.len(), n_cols]` (all
+/// rows when `rows` is `None`).
+pub(crate) fn read_expr(
+    parent: &Group,
+    name: &str,
+    path: &Path,
+    field: &str,
+    rows: Option<&[usize]>,
+) -> Result<Expr> {
+    let meta = inspect(parent, name, path, field)?;
+    if meta.encoding != Encoding::Csr {
+        return Ok(read_matrix(parent, name, path, field, rows)?.into());
+    }
+    check_rows(rows, meta.shape.0, path)?;
+    let g = parent.group(name).map_err(h5::rerr(path, field))?;
+    let csr = super::sparse::read_csr(&g, path, field, meta.shape, meta.nnz.unwrap_or(0), rows)?;
+    Ok(csr.into())
+}
+
+/// Every requested row must be `< n`.
+fn check_rows(rows: Option<&[usize]>, n: usize, path: &Path) -> Result<()> {
+    if let Some((k, &r)) = rows
+        .unwrap_or(&[])
+        .iter()
+        .enumerate()
+        .find(|(_, &r)| r >= n)
+    {
+        return Err(Error::invalid(
+            "rows",
+            format!(
+                "row {r} (position {k}) is out of range: {} has {n} cells",
+                path.display()
+            ),
+        ));
+    }
+    Ok(())
+}
+
 /// Reads matrix `name` of `parent` (full path `field`) into a dense
 /// `[rows.len(), n_cols]` array (all rows when `rows` is `None`).
 pub(crate) fn read_matrix(
@@ -251,17 +291,7 @@ pub(crate) fn read_matrix(
 ) -> Result<Array2<f32>> {
     let meta = inspect(parent, name, path, field)?;
     let (n, m) = meta.shape;
-    if let Some(rows) = rows {
-        if let Some((k, &r)) = rows.iter().enumerate().find(|(_, &r)| r >= n) {
-            return Err(Error::invalid(
-                "rows",
-                format!(
-                    "row {r} (position {k}) is out of range: {} has {n} cells",
-                    path.display()
-                ),
-            ));
-        }
-    }
+    check_rows(rows, n, path)?;
     let n_out = rows.map_or(n, |r| r.len());
     let mut out = alloc_dense(n_out, m, path, field)?;
     match meta.encoding {
@@ -362,17 +392,21 @@ pub(crate) fn read_matrix(
 
 /// A contiguous range of major indices read at once, with the requested
 /// `(major index, output position)` pairs inside it.
-struct Run {
-    start: usize,
-    end: usize,
-    targets: Vec<(usize, usize)>,
+pub(super) struct Run {
+    pub start: usize,
+    pub end: usize,
+    pub targets: Vec<(usize, usize)>,
 }
 
 /// Groups the requested rows (all `n` when `None`) into runs of at most
 /// [`RUN_ROWS`] rows and about [`RUN_NNZ`] stored values (`cost(a, b)` is the
 /// number of values in rows `a..b`); requested rows at most [`MAX_GAP`] apart
 /// share a run.
-fn plan_runs(rows: Option<&[usize]>, n: usize, cost: impl Fn(usize, usize) -> usize) -> Vec<Run> {
+pub(super) fn plan_runs(
+    rows: Option<&[usize]>,
+    n: usize,
+    cost: impl Fn(usize, usize) -> usize,
+) -> Vec<Run> {
     let mut order: Vec<(usize, usize)> = match rows {
         None => (0..n).map(|i| (i, i)).collect(),
         Some(r) => r.iter().enumerate().map(|(k, &r)| (r, k)).collect(),

@@ -2,11 +2,12 @@
 //!
 //! The on-disk format is AnnData >= 0.8 (`encoding-type` attributes): `X` dense
 //! or CSR/CSC, `obs`/`var` dataframes, `layers/<name>`, `uns`. In memory the
-//! expression matrix is dense f32 (cells x genes), which is what models and
-//! metrics consume; sparse files are densified row-chunk by row-chunk so a load
-//! never holds two copies of the matrix.
+//! expression matrix is an [`Expr`] (cells x genes f32): CSR when the file's
+//! is CSR, dense otherwise (CSC is densified row-chunk by row-chunk so a load
+//! never holds two copies); models and metrics densify the rows they use.
 
 mod csr_sink;
+mod expr;
 pub mod frame;
 mod frame_io;
 mod h5;
@@ -24,6 +25,7 @@ use std::collections::BTreeMap;
 
 use ndarray::Array2;
 
+pub use expr::{Csr, Expr, Row};
 pub use frame::{Categorical, Column, DataFrame};
 pub use info::{inspect_h5ad, ColumnInfo, FrameInfo, H5adInfo, LayerInfo, MatrixInfo};
 pub use read::{read_h5ad, ReadOptions};
@@ -39,14 +41,15 @@ pub fn hdf5_version() -> (u8, u8, u8) {
 
 /// An annotated data matrix.
 ///
-/// * `x`: `[n_obs, n_vars]` f32 expression (or the chosen layer).
+/// * `x`: `[n_obs, n_vars]` f32 expression (or the chosen layer), dense or
+///   CSR.
 /// * `obs`: `n_obs` rows; `var`: `n_vars` rows (index = gene names).
 /// * `layers`: extra `[n_obs, n_vars]` matrices (e.g. `counts`).
 /// * `uns`: unstructured metadata as JSON (scalars, strings, numeric arrays,
 ///   nested groups).
 #[derive(Debug, Clone, Default)]
 pub struct AnnData {
-    pub x: Array2<f32>,
+    pub x: Expr,
     pub obs: DataFrame,
     pub var: DataFrame,
     pub layers: BTreeMap<String, Array2<f32>>,
@@ -69,10 +72,11 @@ impl AnnData {
         &self.var.index
     }
 
-    /// The cells `rows`, in that order (X, obs and layers).
-    pub fn take_rows(&self, rows: &[usize]) -> AnnData {
-        AnnData {
-            x: self.x.select(ndarray::Axis(0), rows),
+    /// The cells `rows`, in that order (X shares its values with this
+    /// one; obs and layers are copied). An index past the end is an error.
+    pub fn take_rows(&self, rows: &[usize]) -> crate::error::Result<AnnData> {
+        Ok(AnnData {
+            x: self.x.select(rows)?,
             obs: self.obs.take(rows),
             var: self.var.clone(),
             layers: self
@@ -81,6 +85,6 @@ impl AnnData {
                 .map(|(k, v)| (k.clone(), v.select(ndarray::Axis(0), rows)))
                 .collect(),
             uns: self.uns.clone(),
-        }
+        })
     }
 }

@@ -1,7 +1,8 @@
 //! Reading `.h5ad` files (AnnData >= 0.8 encoding) into an [`AnnData`].
 //!
 //! X (or a layer) may be dense, CSR or CSC with any integer or float type;
-//! it is densified in bounded runs straight into the result (see `matrix`).
+//! CSR stays CSR in memory, dense and CSC are densified in bounded runs
+//! straight into the result (see `matrix`); `load_layers` densifies layers.
 //! A row subset reads only the `indptr` ranges of the requested cells. obs
 //! and var are read whole (they are small next to X) and subset in memory.
 //! Every structural problem is an [`Error::Format`](crate::Error::Format)
@@ -24,7 +25,7 @@ pub struct ReadOptions {
     pub load_layers: bool,
 }
 
-/// Reads `path`: `x` is `[n_rows, n_vars]` f32 where `n_rows` is the file's
+/// Reads `path`: `x` is `[n_rows, n_vars]` f32 (CSR when the file's is) where `n_rows` is the file's
 /// cell count or `opts.rows.len()`.
 pub fn read_h5ad(path: &Path, opts: &ReadOptions) -> Result<AnnData> {
     let file = h5::open_read(path)?;
@@ -95,11 +96,11 @@ pub fn read_h5ad(path: &Path, opts: &ReadOptions) -> Result<AnnData> {
     };
 
     let x = match &opts.layer {
-        None => matrix::read_matrix(&file, "X", path, "X", rows)?,
+        None => matrix::read_expr(&file, "X", path, "X", rows)?,
         Some(name) => {
             check_layer(name)?;
             let lg = h5::group(&file, "layers", path, "layers")?;
-            matrix::read_matrix(&lg, name, path, &format!("layers/{name}"), rows)?
+            matrix::read_expr(&lg, name, path, &format!("layers/{name}"), rows)?
         }
     };
     let mut layers = std::collections::BTreeMap::new();

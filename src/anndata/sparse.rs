@@ -1,7 +1,8 @@
 //! The sparse half of matrix reading: an open CSR/CSC group with a checked
-//! `indptr` (starts at 0, never decreases, ends at `nnz`), and the indices
-//! of one run kept in their stored width and range-checked as they are
-//! scattered into the dense output.
+//! `indptr` (starts at 0, never decreases, ends at `nnz`), the indices of one
+//! run kept in their stored width and range-checked as they are scattered
+//! into the output, and [`read_csr`]: a CSR element read as CSR (rows chosen
+//! by index, in bounded runs, nothing densified).
 
 use std::ops::Range;
 use std::path::Path;
@@ -9,8 +10,9 @@ use std::path::Path;
 use hdf5::types::{IntSize, TypeDescriptor};
 use hdf5::{Dataset, Group};
 
+use super::expr::Csr;
 use super::h5::{self, ferr};
-use super::matrix::index_dtype;
+use super::matrix::{index_dtype, plan_runs};
 use crate::error::{Error, Result};
 
 /// Column (CSR) or row (CSC) indices of one run, in their stored width.
@@ -124,6 +126,74 @@ impl Sparse {
             format!("index {bad} at position {k} (row/column {major}) is out of range 0..{bound}"),
         )
     }
+}
+
+/// Reads the CSR matrix of group `g` (`field` its HDF5 path, `shape`
+/// `(n, m)`, `nnz` stored values) keeping the rows `rows` in that order (all
+/// when `None`; the caller checked they are `< n`) as a [`Csr`]
+/// `[rows.len(), m]`. Memory: the result plus one bounded run.
+pub(super) fn read_csr(
+    g: &Group,
+    path: &Path,
+    field: &str,
+    shape: (usize, usize),
+    nnz: usize,
+    rows: Option<&[usize]>,
+) -> Result<Csr> {
+    let (n, m) = shape;
+    if u32::try_from(m).is_err() {
+        return Err(ferr(
+            path,
+            field,
+            format!("{m} columns; CSR in memory holds at most 2^32 - 1"),
+        ));
+    }
+    let sp = Sparse::open(g, path, field, nnz)?;
+    let n_out = rows.map_or(n, |r| r.len());
+    let src = |k: usize| rows.map_or(k, |r| r[k]);
+    let mut indptr = Vec::with_capacity(n_out + 1);
+    indptr.push(0u64);
+    let mut total = 0u64;
+    for k in 0..n_out {
+        let s = src(k);
+        total += sp.span(s, s + 1).len() as u64;
+        indptr.push(total);
+    }
+    let total = total as usize;
+    let too_big = || {
+        ferr(
+            path,
+            field,
+            format!("{total} stored values do not fit in memory"),
+        )
+    };
+    let (mut indices, mut data) = (Vec::<u32>::new(), Vec::<f32>::new());
+    indices.try_reserve_exact(total).map_err(|_| too_big())?;
+    data.try_reserve_exact(total).map_err(|_| too_big())?;
+    indices.resize(total, 0);
+    data.resize(total, 0.0);
+    for run in plan_runs(rows, n, |a, b| sp.span(a, b).len()) {
+        let span = sp.span(run.start, run.end);
+        let lo = span.start;
+        let vals = sp.read_values(span.clone(), path)?;
+        let idx = sp.read_indices(span, path)?;
+        for &(row, pos) in &run.targets {
+            let entries = sp.span(row, row + 1);
+            let mut o = indptr[pos] as usize;
+            idx.scatter(entries.start - lo..entries.end - lo, &vals, m, |j, v| {
+                indices[o] = j as u32;
+                data[o] = v;
+                o += 1;
+            })
+            .map_err(|(k, bad)| sp.bad_index(row, lo + k, bad, m, path))?;
+        }
+    }
+    Ok(Csr {
+        indptr,
+        indices,
+        data,
+        n_cols: m,
+    })
 }
 
 /// `indptr` must start at 0, never decrease and end at `nnz`.

@@ -43,8 +43,10 @@ const WRITE_ROWS: usize = 4096;
 
 /// Writes `ad` to `path` atomically (temporary file, then rename).
 ///
-/// `ad.x` is `[n_obs, n_vars]`; `ad.obs` must have `n_obs` rows, `ad.var`
-/// `n_vars` rows, every layer the shape of X.
+/// `ad.x` is `[n_obs, n_vars]`, dense or CSR in memory (written in
+/// `opts.x_format` either way, densified 4,096 rows at a time); `ad.obs`
+/// must have `n_obs` rows, `ad.var` `n_vars` rows, every layer the shape of
+/// X.
 pub fn write_h5ad(path: &Path, ad: &AnnData, opts: &WriteOptions) -> Result<()> {
     let (n, m) = ad.x.dim();
     if ad.obs.len() != n {
@@ -80,7 +82,7 @@ pub fn write_h5ad(path: &Path, ad: &AnnData, opts: &WriteOptions) -> Result<()> 
     let names: Vec<&str> = ad.layers.keys().map(|k| k.as_str()).collect();
     // Small data gets small chunks (a chunk is allocated whole on disk).
     let stored = match opts.x_format {
-        XFormat::Csr => ad.x.iter().filter(|&&v| v != 0.0).count(),
+        XFormat::Csr => ad.x.count_nonzero(),
         XFormat::Dense => n * m,
     };
     let chunk = stored.clamp(1024, CHUNK_LEN);
@@ -100,7 +102,10 @@ pub fn write_h5ad(path: &Path, ad: &AnnData, opts: &WriteOptions) -> Result<()> 
                 .values()
                 .map(|l| l.slice(s![r0..r1, ..]))
                 .collect();
-            w.append_rows(ad.x.slice(s![r0..r1, ..]), &layers)?;
+            // X densified one chunk at a time (a CSR X is never whole dense).
+            let rows: Vec<usize> = (r0..r1).collect();
+            let x = ad.x.rows_dense(&rows)?;
+            w.append_rows(x.view(), &layers)?;
         }
         w.finish(&ad.obs, &ad.uns)
     })

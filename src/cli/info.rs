@@ -18,8 +18,8 @@ pub struct Args {
     /// Print JSON instead of text.
     #[arg(long)]
     pub json: bool,
-    /// Also load the whole matrix (dense f32) and report the load time and
-    /// peak memory.
+    /// Also load the whole matrix (as stored: CSR or dense) and report the
+    /// load time and peak memory.
     #[arg(long)]
     pub load: bool,
 }
@@ -35,8 +35,12 @@ struct LoadReport {
     /// Peak resident memory of this process (VmHWM), bytes; `None` where
     /// /proc is unavailable.
     peak_rss_bytes: Option<u64>,
-    /// Size of the dense f32 matrix, bytes.
+    /// Size of X as a dense f32 matrix, bytes.
     dense_bytes: u64,
+    /// Layout of X in memory: `csr` (the file's X is CSR) or `dense`.
+    x_layout: &'static str,
+    /// Size of X in memory as loaded (CSR arrays or the dense matrix), bytes.
+    x_bytes: u64,
 }
 
 /// Runs the subcommand.
@@ -47,12 +51,15 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         let t = Instant::now();
         let ad = read_h5ad(&args.file, &ReadOptions::default())?;
         let seconds = t.elapsed().as_secs_f64();
-        let dense_bytes = (ad.x.len() * std::mem::size_of::<f32>()) as u64;
+        let (n, m) = ad.x.dim();
+        let dense_bytes = (n * m * std::mem::size_of::<f32>()) as u64;
         Some(LoadReport {
             seconds,
             baseline_rss_bytes,
             peak_rss_bytes: proc_status_bytes("VmHWM:"),
             dense_bytes,
+            x_layout: ad.x.layout(),
+            x_bytes: ad.x.store_bytes() as u64,
         })
     } else {
         None
@@ -70,9 +77,9 @@ pub fn run(args: Args) -> anyhow::Result<()> {
             let gib = |b: u64| b as f64 / (1u64 << 30) as f64;
             let peak = match l.peak_rss_bytes {
                 Some(p) => format!(
-                    "{:.2} GiB ({:.2}x the dense matrix)",
+                    "{:.2} GiB ({:.2}x X in memory)",
                     gib(p),
-                    p as f64 / l.dense_bytes.max(1) as f64
+                    p as f64 / l.x_bytes.max(1) as f64
                 ),
                 None => "unknown".into(),
             };
@@ -80,8 +87,10 @@ pub fn run(args: Args) -> anyhow::Result<()> {
                 .baseline_rss_bytes
                 .map_or("unknown".into(), |b| format!("{:.2} GiB", gib(b)));
             out += &format!(
-                "load: {:.2} s, dense matrix {:.2} GiB, peak memory {peak}, before loading {base}\n",
+                "load: {:.2} s, X in memory {:.2} GiB ({}; dense {:.2} GiB), peak memory {peak}, before loading {base}\n",
                 l.seconds,
+                gib(l.x_bytes),
+                l.x_layout,
                 gib(l.dense_bytes)
             );
         }

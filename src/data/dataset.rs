@@ -8,10 +8,9 @@
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
-use ndarray::{Array2, Axis};
 use serde::{Deserialize, Serialize};
 
-use crate::anndata::{self, AnnData, Column, DataFrame, ReadOptions};
+use crate::anndata::{self, AnnData, Column, DataFrame, Expr, ReadOptions};
 use crate::data::condition::{parse_perturbations, Condition, ConditionVocab};
 use crate::error::{Error, Result};
 
@@ -88,8 +87,9 @@ impl Unit {
 /// Cells x genes expression with perturbation and covariate annotations.
 #[derive(Debug, Clone)]
 pub struct Dataset {
-    /// `[n_cells, n_genes]` expression (log1p-normalised by convention).
-    pub x: Array2<f32>,
+    /// `[n_cells, n_genes]` expression (log1p-normalised by convention),
+    /// dense or CSR as the file stored it; shared (not copied) by subsets.
+    pub x: Expr,
     /// Gene names, `n_genes`.
     pub genes: Vec<String>,
     /// All obs columns of the source (cells in row order).
@@ -189,26 +189,26 @@ impl Dataset {
                 ),
             ));
         }
-        // Values: finite, non-negative unless allowed.
-        for (i, row) in ad.x.axis_iter(Axis(0)).enumerate() {
-            for (j, &v) in row.iter().enumerate() {
-                if !v.is_finite() || (!allow_negative && v < 0.0) {
-                    let what = if !v.is_finite() {
-                        "a non-finite value"
-                    } else {
-                        "a negative value (log1p data expected)"
-                    };
-                    return Err(Error::format(
-                        &src,
-                        field("X"),
-                        format!(
-                            "{what} {v} at cell {i} ('{}'), gene {j} ('{}')",
-                            ad.obs.index[i], ad.var.index[j]
-                        ),
-                    ));
-                }
+        // Values: finite, non-negative unless allowed (the zeros a CSR
+        // matrix does not store are both).
+        ad.x.for_each_stored(|i, j, v| {
+            if v.is_finite() && (allow_negative || v >= 0.0) {
+                return Ok(());
             }
-        }
+            let what = if !v.is_finite() {
+                "a non-finite value"
+            } else {
+                "a negative value (log1p data expected)"
+            };
+            Err(Error::format(
+                &src,
+                field("X"),
+                format!(
+                    "{what} {v} at cell {i} ('{}'), gene {j} ('{}')",
+                    ad.obs.index[i], ad.var.index[j]
+                ),
+            ))
+        })?;
         let check_col = |name: &str| -> Result<Vec<String>> {
             ad.obs.labels("obs", name).map_err(|e| match e {
                 Error::Unknown { .. } | Error::Invalid { .. } => {
@@ -242,7 +242,7 @@ impl Dataset {
         })
     }
 
-    /// An AnnData view of this dataset (X, obs, var).
+    /// An AnnData view of this dataset (X shared, obs and var copied).
     pub fn to_anndata(&self) -> AnnData {
         AnnData {
             x: self.x.clone(),
@@ -347,19 +347,11 @@ impl Dataset {
     }
 
     /// The cells `rows` (in that order) as a new dataset (with no
-    /// provenance: the caller sets it when the rows have a set-up).
+    /// provenance: the caller sets it when the rows have a set-up). X is
+    /// shared with this dataset, not copied.
     pub fn subset(&self, rows: &[usize]) -> Result<Dataset> {
-        if let Some(&bad) = rows.iter().find(|&&r| r >= self.n_cells()) {
-            return Err(Error::invalid(
-                "cell index",
-                format!(
-                    "{bad} is out of range (the data has {} cells)",
-                    self.n_cells()
-                ),
-            ));
-        }
         let ad = AnnData {
-            x: self.x.select(Axis(0), rows),
+            x: self.x.select(rows)?,
             obs: self.obs.take(rows),
             var: self.var.clone(),
             layers: Default::default(),
@@ -378,12 +370,23 @@ impl Dataset {
             .collect())
     }
 
-    /// Mean expression of `cells`, `[n_genes]` (zeros when empty).
+    /// Mean expression of `cells`, `[n_genes]` (zeros when empty; cells
+    /// out of range are skipped).
     pub fn mean_of(&self, cells: &[usize]) -> Vec<f32> {
         let mut m = vec![0f64; self.n_genes()];
-        for &c in cells {
-            for (a, &v) in m.iter_mut().zip(self.x.row(c).iter()) {
-                *a += v as f64;
+        for &c in cells.iter().filter(|&&c| c < self.n_cells()) {
+            // Adding the zeros a CSR row does not store changes no f64 sum.
+            match self.x.row(c) {
+                Some(anndata::Row::Dense(r)) => {
+                    for (a, &v) in m.iter_mut().zip(r.iter()) {
+                        *a += v as f64;
+                    }
+                }
+                _ => {
+                    for (a, v) in m.iter_mut().zip(self.x.row_vec(c)) {
+                        *a += v as f64;
+                    }
+                }
             }
         }
         let n = cells.len().max(1) as f64;

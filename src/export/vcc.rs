@@ -93,12 +93,9 @@ pub fn vcc_anndata(pred: &Dataset, genes: &[String]) -> Result<AnnData> {
         ));
     }
     let cols = pred.gene_columns(genes, "the gene list", "the prediction")?;
-    let mut x = Array2::<f32>::zeros((n, cols.len()));
-    for (mut out, row) in x.rows_mut().into_iter().zip(pred.x.rows()) {
-        for (o, &c) in out.iter_mut().zip(&cols) {
-            *o = row.get(c).copied().unwrap_or(0.0);
-        }
-    }
+    let rows: Vec<usize> = (0..n).collect();
+    let x = Array2::from_shape_vec((n, cols.len()), pred.x.rows_vec(&rows, Some(&cols))?)
+        .map_err(|e| Error::Mismatch(e.to_string()))?;
     let labels: Vec<String> = (0..n)
         .map(|i| {
             let u = pred.unit_of(i);
@@ -126,7 +123,7 @@ pub fn vcc_anndata(pred: &Dataset, genes: &[String]) -> Result<AnnData> {
         Column::Categorical(Categorical::from_labels(&labels, true)),
     )?;
     Ok(AnnData {
-        x,
+        x: x.into(),
         obs,
         var: DataFrame::with_index(genes.to_vec()),
         ..Default::default()

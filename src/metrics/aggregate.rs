@@ -7,45 +7,23 @@
 //! Everything here is f64 and batched over genes (and over units where the
 //! units are stacked).
 
-use ndarray::Array2;
 use tch::{Device, Kind, Tensor};
+
+use crate::anndata::Expr;
 
 use crate::error::{Error, Result};
 
-/// Copies the cells `rows` of `x` (`[n_cells, n_genes]`) into a `[rows.len(),
-/// G]` f32 tensor on `device`. `cols`, when given, picks (and orders) the
-/// genes: output gene `g` is input column `cols[g]`.
+/// Densifies the cells `rows` of `x` (`[n_cells, n_genes]`, dense or CSR)
+/// into a `[rows.len(), G]` f32 tensor on `device`. `cols`, when given, picks
+/// (and orders) the genes: output gene `g` is input column `cols[g]`.
 pub fn rows_tensor(
-    x: &Array2<f32>,
+    x: &Expr,
     rows: &[usize],
     cols: Option<&[usize]>,
     device: Device,
 ) -> Result<Tensor> {
     let n_genes = cols.map(|c| c.len()).unwrap_or(x.ncols());
-    let mut buf: Vec<f32> = Vec::with_capacity(rows.len() * n_genes);
-    for &r in rows {
-        if r >= x.nrows() {
-            return Err(Error::invalid(
-                "cell index",
-                format!("{r} is out of range ({} cells)", x.nrows()),
-            ));
-        }
-        let row = x.row(r);
-        match (cols, row.as_slice()) {
-            (None, Some(s)) => buf.extend_from_slice(s),
-            (None, None) => buf.extend(row.iter().copied()),
-            (Some(c), _) => {
-                for &j in c {
-                    buf.push(*row.get(j).ok_or_else(|| {
-                        Error::invalid(
-                            "gene index",
-                            format!("{j} is out of range ({} genes)", x.ncols()),
-                        )
-                    })?);
-                }
-            }
-        }
-    }
+    let buf = x.rows_vec(rows, cols)?;
     let t = Tensor::f_from_slice(&buf)?.f_view([rows.len() as i64, n_genes as i64])?;
     Ok(if device == Device::Cpu {
         t

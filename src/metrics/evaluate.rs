@@ -203,8 +203,8 @@ impl Metrics {
             only_in_pred: plan.only_in_pred.clone(),
             only_in_ref: plan.only_in_ref.clone(),
             dropped_pred_controls: plan.dropped_pred_controls,
-            pred_negative_values: pred.x.iter().filter(|v| **v < 0.0).count(),
-            pred_values: pred.x.len(),
+            pred_negative_values: pred.x.count_stored(|v| v < 0.0),
+            pred_values: pred.n_cells() * pred.n_genes(),
             config: self.cfg.clone(),
             seconds: start.elapsed().as_secs_f64(),
         })

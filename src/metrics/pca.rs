@@ -9,7 +9,6 @@
 //! start. Each component's sign is fixed so that its largest-|loading| gene is
 //! positive (signs do not change distances, hence MMD).
 
-use ndarray::Array2;
 use tch::{Device, Kind, Tensor};
 
 use super::aggregate::rows_tensor;
@@ -30,11 +29,12 @@ pub struct Pca {
 }
 
 impl Pca {
-    /// Fits `k` components on the rows `rows` of `x` (`[n_cells, G]`).
+    /// Fits `k` components on the rows `rows` of `x` (`[n_cells, G]`, dense
+    /// or CSR: densified [`CHUNK`] rows at a time).
     /// `kind` is the chunk product type (`Float` is about 2x faster on CPU;
     /// sums are f64 either way).
     pub fn fit(
-        x: &Array2<f32>,
+        x: &crate::anndata::Expr,
         rows: &[usize],
         k: usize,
         kind: Kind,

@@ -109,6 +109,32 @@ impl FlowSpace {
         })
     }
 
+    /// The same space sharing this one's tensors.
+    pub fn shallow_clone(&self) -> FlowSpace {
+        match self {
+            FlowSpace::Genes => FlowSpace::Genes,
+            FlowSpace::Standardized { mean, std } => FlowSpace::Standardized {
+                mean: mean.shallow_clone(),
+                std: std.shallow_clone(),
+            },
+            FlowSpace::Pca { mean, components } => FlowSpace::Pca {
+                mean: mean.shallow_clone(),
+                components: components.shallow_clone(),
+            },
+            FlowSpace::Response { means, std, keys } => FlowSpace::Response {
+                means: means.shallow_clone(),
+                std: std.shallow_clone(),
+                keys: keys.clone(),
+            },
+        }
+    }
+
+    /// True for a space whose encoding is per gene and elementwise (so a
+    /// row encodes to the same bits alone or in any batch): all but PCA.
+    pub fn is_elementwise(&self) -> bool {
+        !matches!(self, FlowSpace::Pca { .. })
+    }
+
     /// Whether encoding and decoding need each row's covariate index.
     pub fn needs_covariates(&self) -> bool {
         matches!(self, FlowSpace::Response { .. })

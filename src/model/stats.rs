@@ -111,13 +111,10 @@ pub struct DataStats {
     pub n_cells: usize,
 }
 
-/// Rows `rows` of `ds.x` as a `[rows.len(), m]` f32 CPU tensor.
+/// Rows `rows` of `ds.x` densified as a `[rows.len(), m]` f32 CPU tensor.
 pub fn rows_tensor(ds: &Dataset, rows: &[usize]) -> Result<Tensor> {
     let m = ds.n_genes();
-    let mut flat = Vec::with_capacity(rows.len() * m);
-    for &r in rows {
-        flat.extend(ds.x.row(r).iter().copied());
-    }
+    let flat = ds.x.rows_vec(rows, None)?;
     Ok(Tensor::f_from_slice(&flat)?.f_reshape([rows.len() as i64, m as i64])?)
 }
 
@@ -141,7 +138,7 @@ fn response_std(ds: &Dataset, control_mean: &BTreeMap<String, Tensor>) -> Result
             continue;
         };
         for &c in &u.cells {
-            for ((q, &v), &b) in sq.iter_mut().zip(ds.x.row(c).iter()).zip(mu) {
+            for ((q, v), &b) in sq.iter_mut().zip(ds.x.row_vec(c)).zip(mu) {
                 let d = (v - b) as f64;
                 *q += d * d;
             }
@@ -168,13 +165,15 @@ impl DataStats {
         // Per-gene moments in f64.
         let mut sum = vec![0f64; m];
         let mut sq = vec![0f64; m];
-        for row in ds.x.rows() {
-            for ((s, q), &v) in sum.iter_mut().zip(sq.iter_mut()).zip(row.iter()) {
+        // Densified row by row (the zeros of a CSR row change no sum).
+        ds.x.for_each_row(|_, row| {
+            for ((s, q), &v) in sum.iter_mut().zip(sq.iter_mut()).zip(row) {
                 let v = v as f64;
                 *s += v;
                 *q += v * v;
             }
-        }
+            Ok(())
+        })?;
         let nf = n as f64;
         let mean: Vec<f32> = sum.iter().map(|s| (s / nf) as f32).collect();
         let std: Vec<f32> = sum

@@ -96,14 +96,25 @@ pub fn pca_view(
             )));
         }
     }
-    let pca = Pca::fit(reference.x.view(), 2, opts.max_fit_cells, opts.seed)?;
+    // The fit's own subsample, drawn here so only those rows are densified.
+    let fit_rows = subsample(
+        (0..reference.n_cells()).collect(),
+        opts.max_fit_cells.max(2),
+        opts.seed,
+    );
+    let pca = Pca::fit(
+        reference.x.rows_dense(&fit_rows)?.view(),
+        2,
+        usize::MAX,
+        opts.seed,
+    )?;
     let bg_rows = subsample(
         (0..reference.n_cells()).collect(),
         opts.max_background,
         opts.seed,
     );
-    let bg = pca.project(reference.x.select(Axis(0), &bg_rows).view())?;
-    let tr = pca.project(reference.x.select(Axis(0), &truth).view())?;
+    let bg = pca.project(reference.x.rows_dense(&bg_rows)?.view())?;
+    let tr = pca.project(reference.x.rows_dense(&truth)?.view())?;
     let mut model_points = Vec::new();
     for (name, p) in preds {
         let rows = cells_of(p, cond);
@@ -114,7 +125,7 @@ pub fn pca_view(
             ));
         }
         let rows = subsample(rows, opts.cells, opts.seed);
-        model_points.push(pca.project(p.x.select(Axis(0), &rows).view())?);
+        model_points.push(pca.project(p.x.rows_dense(&rows)?.view())?);
     }
     // One frame for every panel: the range of everything drawn, padded 5%.
     let (mut x0, mut x1, mut y0, mut y1) = (

@@ -386,7 +386,7 @@ impl Sampler {
         }
         uns.insert("primeflow_sample".into(), info);
         Ok(AnnData {
-            x,
+            x: x.into(),
             obs,
             var,
             layers: Default::default(),

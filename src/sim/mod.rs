@@ -251,7 +251,7 @@ pub fn simulate(cfg: &SimConfig) -> Result<AnnData> {
     let mut layers = std::collections::BTreeMap::new();
     layers.insert("counts".to_string(), counts);
     Ok(AnnData {
-        x,
+        x: x.into(),
         obs: sim.obs(&draws)?,
         var: sim.var()?,
         layers,

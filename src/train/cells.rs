@@ -3,19 +3,45 @@
 //! flow): expression `[n, d]`, the condition encoding of each unit
 //! `[U, n_c]`, each cell's unit `[n]`, and which cells are controls of which
 //! covariate key (for objectives that pair a cell with a control cell).
+//!
+//! Where the coordinates live: in a gene-sized space (log1p, standardized,
+//! response) the cells keep the dataset's rows (dense or CSR, shared, not
+//! copied) and each mini-batch is densified, moved to the device and encoded
+//! there, so training never holds a second copy of X (nor a dense one of a
+//! CSR X). These spaces encode elementwise (a subtraction and a division per
+//! value, correctly rounded), so a row gets the same bits alone, in a batch
+//! or in the old encode-everything-first chunks: results are bit-identical
+//! to encoding up front, and CSR input trains exactly like dense. PCA spaces
+//! encode by a matrix product whose bits depend on the chunk, so they still
+//! encode once (8,192 rows at a time) into a small `[n, k]` tensor.
 
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
-use tch::Tensor;
+use tch::{Device, Tensor};
 
+use crate::anndata::Expr;
 use crate::data::Dataset;
 use crate::error::{Error, Result};
-use crate::model::Model;
+use crate::model::{FlowSpace, Model};
+
+/// Where the flow-space coordinates of the cells come from.
+enum Coords {
+    /// `[n, d]` encoded once.
+    Encoded(Tensor),
+    /// `[n, m]` rows (dense or CSR) densified and encoded per batch.
+    PerBatch {
+        /// The kept cells' expression, in position order.
+        x: Expr,
+        /// `[n]` each cell's covariate index in `space`.
+        cov: Vec<i64>,
+        space: FlowSpace,
+        device: Device,
+    },
+}
 
 /// A dataset's cells on a device, in flow space.
 pub struct Cells {
-    /// `[n, d]` flow-space coordinates.
-    pub x: Tensor,
+    coords: Coords,
     /// `[U, n_c]` condition encoding of each unit of the source dataset.
     pub unit_cond: Tensor,
     /// `[n]` i64 unit of each cell.
@@ -68,9 +94,6 @@ impl Cells {
         } else {
             &genes
         };
-        // Encode in chunks so a PCA space never holds the gene-space copy of
-        // every cell at once on the device.
-        let mut parts = Vec::new();
         // Per unit, its row in a covariate-dependent space (computed only
         // where needed: other spaces ignore it).
         let unit_space_cov: Vec<i64> = if space.needs_covariates() {
@@ -88,21 +111,36 @@ impl Cells {
         } else {
             vec![0; units.len()]
         };
-        for chunk in rows.chunks(8192) {
-            let x = crate::model::stats::rows_tensor(ds, chunk)?.f_to_device(device)?; // [c, m]
-            let cov: Vec<i64> = chunk
-                .iter()
-                .map(|&r| unit_space_cov[ds.cell_units()[r]])
-                .collect();
-            let cov = Tensor::f_from_slice(&cov)?; // [c]
-            parts.push(space.encode(&x, Some(&cov))?); // [c, d]
-        }
-        let x = if parts.is_empty() {
-            Tensor::f_zeros([0, model.flow_dim() as i64], (tch::Kind::Float, device))?
+        let coords = if space.is_elementwise() {
+            Coords::PerBatch {
+                x: ds.x.select(&rows)?,
+                cov: rows
+                    .iter()
+                    .map(|&r| unit_space_cov[ds.cell_units()[r]])
+                    .collect(),
+                space: space.shallow_clone(),
+                device,
+            }
         } else {
-            Tensor::f_cat(&parts, 0)?
-        }; // [n, d]
-           // Units the model cannot encode get a null row; no kept cell uses it.
+            // Encode in chunks so a PCA space never holds the gene-space
+            // copy of every cell at once on the device.
+            let mut parts = Vec::new();
+            for chunk in rows.chunks(8192) {
+                let x = crate::model::stats::rows_tensor(ds, chunk)?.f_to_device(device)?; // [c, m]
+                let cov: Vec<i64> = chunk
+                    .iter()
+                    .map(|&r| unit_space_cov[ds.cell_units()[r]])
+                    .collect();
+                let cov = Tensor::f_from_slice(&cov)?; // [c]
+                parts.push(space.encode(&x, Some(&cov))?); // [c, d]
+            }
+            Coords::Encoded(if parts.is_empty() {
+                Tensor::f_zeros([0, model.flow_dim() as i64], (tch::Kind::Float, device))?
+            } else {
+                Tensor::f_cat(&parts, 0)? // [n, d]
+            })
+        };
+        // Units the model cannot encode get a null row; no kept cell uses it.
         let mut enc = vec![0f32; units.len() * model.cond_dim()];
         for ((u, ok), chunk) in units
             .iter()
@@ -150,7 +188,7 @@ impl Cells {
             }
         }
         Ok(Cells {
-            x,
+            coords,
             unit_cond,
             cell_unit,
             cell_cov,
@@ -165,7 +203,7 @@ impl Cells {
     /// No cells (models without a flow).
     pub fn empty() -> Cells {
         Cells {
-            x: Tensor::new(),
+            coords: Coords::Encoded(Tensor::new()),
             unit_cond: Tensor::new(),
             cell_unit: Tensor::new(),
             cell_cov: Vec::new(),
@@ -179,10 +217,11 @@ impl Cells {
 
     /// Number of cells.
     pub fn len(&self) -> i64 {
-        if !self.x.defined() {
-            return 0;
+        match &self.coords {
+            Coords::Encoded(x) if !x.defined() => 0,
+            Coords::Encoded(x) => x.size().first().copied().unwrap_or(0),
+            Coords::PerBatch { x, .. } => x.nrows() as i64,
         }
-        self.x.size().first().copied().unwrap_or(0)
     }
 
     /// True when there are no cells.
@@ -190,11 +229,28 @@ impl Cells {
         self.len() == 0
     }
 
+    /// `d`, the flow-space width.
+    pub fn dim(&self) -> i64 {
+        match &self.coords {
+            Coords::Encoded(x) if !x.defined() => 0,
+            Coords::Encoded(x) => x.size().get(1).copied().unwrap_or(0),
+            Coords::PerBatch { x, .. } => x.ncols() as i64,
+        }
+    }
+
+    /// The device the coordinates are on.
+    pub fn device(&self) -> Device {
+        match &self.coords {
+            Coords::Encoded(x) => x.device(),
+            Coords::PerBatch { device, .. } => *device,
+        }
+    }
+
     /// Flow-space coordinates `[b, d]` and condition encodings `[b, n_c]`
     /// of the cells `idx`.
     pub fn batch(&self, idx: &[i64]) -> Result<(Tensor, Tensor)> {
-        let it = Tensor::f_from_slice(idx)?.f_to_device(self.x.device())?; // [b]
-        let x1 = self.x.f_index_select(0, &it)?; // [b, d]
+        let x1 = self.rows(idx)?; // [b, d]
+        let it = Tensor::f_from_slice(idx)?.f_to_device(self.cell_unit.device())?; // [b]
         let units = self.cell_unit.f_index_select(0, &it)?; // [b]
         let cond = self.unit_cond.f_index_select(0, &units)?; // [b, n_c]
         Ok((x1, cond))
@@ -238,9 +294,38 @@ impl Cells {
             .collect()
     }
 
-    /// Expression of the cells `idx` `[b, d]`.
+    /// Flow-space coordinates of the cells `idx` `[b, d]` (densified and
+    /// encoded here for CSR data in a gene-sized space).
     pub fn rows(&self, idx: &[i64]) -> Result<Tensor> {
-        let it = Tensor::f_from_slice(idx)?.f_to_device(self.x.device())?; // [b]
-        Ok(self.x.f_index_select(0, &it)?)
+        match &self.coords {
+            Coords::Encoded(x) => {
+                let it = Tensor::f_from_slice(idx)?.f_to_device(x.device())?; // [b]
+                Ok(x.f_index_select(0, &it)?)
+            }
+            Coords::PerBatch {
+                x,
+                cov,
+                space,
+                device,
+            } => {
+                let pos = idx
+                    .iter()
+                    .map(|&i| usize::try_from(i).ok().filter(|&p| p < cov.len()))
+                    .collect::<Option<Vec<usize>>>()
+                    .ok_or_else(|| {
+                        Error::invalid(
+                            "cell position",
+                            format!("a batch index is outside 0..{}", cov.len()),
+                        )
+                    })?;
+                let m = x.ncols() as i64;
+                let dense = Tensor::f_from_slice(&x.rows_vec(&pos, None)?)?
+                    .f_reshape([pos.len() as i64, m])?
+                    .f_to_device(*device)?; // [b, m]
+                let c: Vec<i64> = pos.iter().map(|&p| cov[p]).collect();
+                let c = Tensor::f_from_slice(&c)?; // [b]
+                space.encode(&dense, Some(&c)) // [b, m]
+            }
+        }
     }
 }

@@ -184,7 +184,7 @@ fn ot_batch(
         src.extend(draw(&cells.controls_by_cov[cells.unit_cov[u]], s, &mut rng));
         unit_rows.extend(std::iter::repeat_n(u as i64, s));
     }
-    let d = cells.x.size().get(1).copied().unwrap_or(0);
+    let d = cells.dim();
     let (c, s) = (n_cond as i64, s as i64);
     let x_src = cells.rows(&src)?.f_reshape([c, s, d])?; // [C, s, d]
     let x_tgt = cells.rows(&tgt)?.f_reshape([c, s, d])?; // [C, s, d]
@@ -193,7 +193,7 @@ fn ot_batch(
         crate::ot::ot_pairs(&x_src, &x_tgt, ot, crate::train::derive_seed(seed, &[0x08]))?
     };
     let (x0, x1) = pairs.gather(&x_src, &x_tgt)?; // [C, s, d] each
-    let units_t = Tensor::f_from_slice(&unit_rows)?.f_to_device(cells.x.device())?; // [C s]
+    let units_t = Tensor::f_from_slice(&unit_rows)?.f_to_device(cells.device())?; // [C s]
     let cond = cells.unit_cond.f_index_select(0, &units_t)?; // [C s, n_c]
     Ok((x0.f_reshape([c * s, d])?, x1.f_reshape([c * s, d])?, cond))
 }

@@ -29,7 +29,7 @@ fn sample() -> AnnData {
     let mut layers = std::collections::BTreeMap::new();
     layers.insert("counts".to_string(), x.mapv(|v| (v * 3.0).round()));
     AnnData {
-        x,
+        x: x.into(),
         obs: DataFrame::with_index((0..40).map(|i| format!("cell{i}")).collect()),
         var: DataFrame::with_index((0..12).map(|j| format!("G{j}")).collect()),
         layers,
@@ -76,7 +76,7 @@ fn small_csr_matrices_get_int32_indices() {
     let mut w = H5adStreamWriter::create(&p, &ad.var, &["counts"], &opts).unwrap();
     for (a, b) in [(0, 17), (17, 40)] {
         w.append_rows(
-            ad.x.slice(s![a..b, ..]),
+            ad.x.to_dense().slice(s![a..b, ..]),
             &[ad.layers["counts"].slice(s![a..b, ..])],
         )
         .unwrap();
@@ -126,7 +126,13 @@ print(json.dumps(out))
     let v: serde_json::Value = serde_json::from_str(out.trim()).unwrap();
     assert_eq!(v["ref"]["indices"], "int32", "{v}");
     assert_eq!(v["ref"]["indptr"], "int32", "{v}");
-    let mean0 = ad.x.column(0).iter().map(|&x| x as f64).sum::<f64>() / 40.0;
+    let mean0 =
+        ad.x.to_dense()
+            .column(0)
+            .iter()
+            .map(|&x| x as f64)
+            .sum::<f64>()
+            / 40.0;
     assert!(
         (v["ref"]["mean0"].as_f64().unwrap() - mean0).abs() < 1e-5,
         "{v}"

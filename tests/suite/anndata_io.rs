@@ -88,7 +88,7 @@ fn sample() -> AnnData {
     let mut layers = std::collections::BTreeMap::new();
     layers.insert("counts".to_string(), counts);
     AnnData {
-        x,
+        x: x.into(),
         obs,
         var,
         layers,
@@ -185,7 +185,7 @@ fn row_subset_and_layer_option() {
             },
         )
         .unwrap();
-        assert_same(&ad.take_rows(&rows), &sub);
+        assert_same(&ad.take_rows(&rows).unwrap(), &sub);
         let counts = read_h5ad(
             &p,
             &ReadOptions {
@@ -234,7 +234,7 @@ fn stream_writer_appends_chunks_atomically() {
         let mut w = H5adStreamWriter::create(&p, &ad.var, &["counts"], &opts).unwrap();
         for (a, b) in [(0, 3), (3, 3), (3, 7)] {
             w.append_rows(
-                ad.x.slice(s![a..b, ..]),
+                ad.x.to_dense().slice(s![a..b, ..]),
                 &[ad.layers["counts"].slice(s![a..b, ..])],
             )
             .unwrap();
@@ -254,7 +254,8 @@ fn stream_writer_appends_chunks_atomically() {
         .unwrap_err()
         .to_string();
     assert!(err.contains("4 genes") && err.contains("5"), "{err}");
-    w.append_rows(ad.x.slice(s![0..2, ..]), &[]).unwrap();
+    w.append_rows(ad.x.to_dense().slice(s![0..2, ..]), &[])
+        .unwrap();
     let err = w.finish(&ad.obs, &ad.uns).unwrap_err().to_string();
     assert!(
         err.contains("obs has 7 rows") && err.contains("2 cells"),
@@ -317,7 +318,10 @@ fn devel_raw_row(r: usize) -> Vec<(usize, f64)> {
 fn devel_shape_categories_and_values() {
     let ad = read_h5ad(&devel(), &ReadOptions::default()).unwrap();
     assert_eq!((ad.n_obs(), ad.n_vars()), (5961, 500));
-    assert_eq!(ad.x.iter().filter(|&&v| v != 0.0).count(), 211_790);
+    assert_eq!(
+        ad.x.to_dense().iter().filter(|&&v| v != 0.0).count(),
+        211_790
+    );
     assert_eq!(ad.var.index_name, "gene_symbol");
     let Some(Column::Categorical(cond)) = ad.obs.get("condition") else {
         panic!("condition is not categorical")
@@ -343,9 +347,9 @@ fn devel_shape_categories_and_values() {
         for &(j, v) in &raw {
             dense[j] += v as f32;
         }
-        assert_eq!(ad.x.row(r).to_vec(), dense, "row {r}");
+        assert_eq!(ad.x.row_vec(r), dense, "row {r}");
         let sum: f64 = raw.iter().map(|&(_, v)| v).sum();
-        let got: f64 = ad.x.row(r).iter().map(|&v| v as f64).sum();
+        let got: f64 = ad.x.row_vec(r).iter().map(|&v| v as f64).sum();
         assert!((sum - got).abs() < 1e-3, "row {r}: {sum} vs {got}");
     }
     assert!(
@@ -366,7 +370,7 @@ fn devel_row_subset_matches_full_read() {
         },
     )
     .unwrap();
-    assert_eq!(sub.x, full.x.select(ndarray::Axis(0), &rows));
+    assert_eq!(sub.x, full.x.select(&rows).unwrap());
     assert_eq!(sub.obs, full.obs.take(&rows));
     assert_eq!(sub.var, full.var);
 }
@@ -432,7 +436,8 @@ fn info_cli_on_devel() {
     assert!(
         out.contains("5961 cells x 500 genes")
             && out.contains("csr float64")
-            && out.contains("load:"),
+            && out.contains("load:")
+            && out.contains("(csr; dense "),
         "{out}"
     );
     // A missing file: exit 2, message names it.
@@ -897,19 +902,25 @@ fn bad_values_rejected_by_dataset_load() {
         .unwrap_err()
         .to_string()
     };
-    let p = write("nan.h5ad", &|ad| ad.x[[2, 3]] = f32::NAN);
+    let p = write("nan.h5ad", &|ad| {
+        ad.x.dense_mut().unwrap()[[2, 3]] = f32::NAN
+    });
     let e = load(&p, &cols);
     assert!(
         e.contains("nan.h5ad") && e.contains("'X'") && e.contains("NaN") && e.contains("cell 2"),
         "{e}"
     );
-    let p = write("inf.h5ad", &|ad| ad.x[[4, 1]] = f32::INFINITY);
+    let p = write("inf.h5ad", &|ad| {
+        ad.x.dense_mut().unwrap()[[4, 1]] = f32::INFINITY
+    });
     let e = load(&p, &cols);
     assert!(
         e.contains("'X'") && e.contains("inf") && e.contains("cell 4"),
         "{e}"
     );
-    let p = write("negative.h5ad", &|ad| ad.x[[1, 0]] = -0.5);
+    let p = write("negative.h5ad", &|ad| {
+        ad.x.dense_mut().unwrap()[[1, 0]] = -0.5
+    });
     let e = load(&p, &cols);
     assert!(
         e.contains("'X'")
@@ -993,7 +1004,13 @@ print(json.dumps({{
         assert_eq!(v["shape"], json!([7, 5]));
         assert_eq!(v["dtype"], "float32");
         let x: Vec<Vec<f32>> = serde_json::from_value(v["X"].clone()).unwrap();
-        assert_eq!(x, ad.x.outer_iter().map(|r| r.to_vec()).collect::<Vec<_>>());
+        assert_eq!(
+            x,
+            ad.x.to_dense()
+                .outer_iter()
+                .map(|r| r.to_vec())
+                .collect::<Vec<_>>()
+        );
         let counts: Vec<Vec<f32>> = serde_json::from_value(v["counts"].clone()).unwrap();
         assert_eq!(
             counts,
@@ -1114,7 +1131,7 @@ print(json.dumps({{"X": dense.astype(np.float32).tolist(), "counts": counts.toli
         assert_eq!(info.x.encoding, name);
         let ad = read_all(&p);
         assert_eq!((ad.n_obs(), ad.n_vars()), (300, 40));
-        assert_eq!(rows_of(&ad.x), want_x, "{name}: X");
+        assert_eq!(rows_of(&ad.x.to_dense()), want_x, "{name}: X");
         assert_eq!(rows_of(&ad.layers["counts"]), want_counts, "{name}: counts");
         assert_eq!(ad.obs.index[7], "c7");
         assert_eq!(ad.var.index_name, "gene_symbol");
@@ -1190,10 +1207,6 @@ print(json.dumps({{"X": dense.astype(np.float32).tolist(), "counts": counts.toli
             },
         )
         .unwrap();
-        assert_eq!(
-            sub.x,
-            ad.x.select(ndarray::Axis(0), &rows),
-            "{name}: X rows"
-        );
+        assert_eq!(sub.x, ad.x.select(&rows).unwrap(), "{name}: X rows");
     }
 }

@@ -72,3 +72,48 @@ pub fn primeflow(args: &[&str]) -> (i32, String, String) {
 pub fn assert_exists(path: &Path) {
     assert!(path.exists(), "{} does not exist", path.display());
 }
+
+/// How X is held in memory: the two layouts every data, training, resume
+/// and metrics path must treat alike (issue 9).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Layout {
+    Dense,
+    Csr,
+}
+
+/// Both layouts, dense first.
+pub const LAYOUTS: [Layout; 2] = [Layout::Dense, Layout::Csr];
+
+/// `ds` written through the library's writer with X in `layout` (in a
+/// fresh folder `layout_<name>_<layout>`) and loaded back: X is then CSR in
+/// memory exactly when `layout` is CSR.
+pub fn relayout(
+    ds: &primeflow::data::Dataset,
+    layout: Layout,
+    name: &str,
+) -> primeflow::data::Dataset {
+    use primeflow::anndata::{write_h5ad, WriteOptions, XFormat};
+    let dir = tmpdir(&format!("layout_{name}_{layout:?}"));
+    let path = dir.join("x.h5ad");
+    let x_format = match layout {
+        Layout::Dense => XFormat::Dense,
+        Layout::Csr => XFormat::Csr,
+    };
+    let opts = WriteOptions {
+        x_format,
+        ..Default::default()
+    };
+    write_h5ad(&path, &ds.to_anndata(), &opts).expect("write the layout copy");
+    let back = primeflow::data::Dataset::load(
+        &path,
+        &primeflow::data::LoadOptions {
+            columns: ds.columns.clone(),
+            allow_negative: true,
+            ..Default::default()
+        },
+    )
+    .expect("read the layout copy");
+    assert_eq!(back.x.is_csr(), layout == Layout::Csr, "{name}: layout");
+    assert_eq!(back.x, ds.x, "{name}: values survive the {layout:?} copy");
+    back
+}

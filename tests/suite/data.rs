@@ -48,7 +48,7 @@ fn hand_made(cells: &[(&str, &str)]) -> AnnData {
     )
     .unwrap();
     AnnData {
-        x: Array2::from_shape_fn((n, 3), |(i, j)| (i * 3 + j) as f32 * 0.1),
+        x: Array2::from_shape_fn((n, 3), |(i, j)| (i * 3 + j) as f32 * 0.1).into(),
         obs,
         var: DataFrame::with_index(vec!["g0".into(), "g1".into(), "g2".into()]),
         ..AnnData::default()
@@ -194,33 +194,63 @@ fn bad_obs_is_an_error_naming_the_column() {
         .unwrap_err()
         .to_string();
     assert!(e.contains("condition") && e.contains("missing"), "{e}");
-    let mut ad = hand_made(&[("control", "k562"), ("A", "k562")]);
-    ad.x[[1, 2]] = -1.0;
-    let e = Dataset::from_anndata(ad.clone(), ObsColumns::default(), None, false)
-        .unwrap_err()
-        .to_string();
-    assert!(e.contains("negative") && e.contains("g2"), "{e}");
-    assert!(Dataset::from_anndata(ad.clone(), ObsColumns::default(), None, true).is_ok());
-    ad.x[[0, 0]] = f32::NAN;
-    let e = Dataset::from_anndata(ad, ObsColumns::default(), None, true)
-        .unwrap_err()
-        .to_string();
-    assert!(e.contains("non-finite"), "{e}");
+    for layout in common::LAYOUTS {
+        // The bad value in the layout's in-memory form.
+        let in_layout = |mut ad: AnnData| {
+            if layout == common::Layout::Csr {
+                ad.x = primeflow::anndata::Csr::from_dense(&ad.x.to_dense()).into();
+            }
+            ad
+        };
+        let mut ad = hand_made(&[("control", "k562"), ("A", "k562")]);
+        ad.x.dense_mut().unwrap()[[1, 2]] = -1.0;
+        let ad = in_layout(ad);
+        let e = Dataset::from_anndata(ad.clone(), ObsColumns::default(), None, false)
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.contains("negative") && e.contains("g2") && e.contains("cell 1"),
+            "{e}"
+        );
+        assert!(Dataset::from_anndata(ad.clone(), ObsColumns::default(), None, true).is_ok());
+        let mut ad = ad;
+        ad.x.dense_mut().unwrap()[[0, 0]] = f32::NAN;
+        let ad = in_layout(ad);
+        let e = Dataset::from_anndata(ad, ObsColumns::default(), None, true)
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("non-finite"), "{e}");
+    }
 }
 
 #[test]
 fn subset_keeps_rows_and_regroups_units() {
-    let ds = demo_small();
+    let small = demo_small();
+    for layout in common::LAYOUTS {
+        let ds = common::relayout(&small, layout, "subset");
+        subset_keeps_rows_in(&ds);
+        // Units and their cells do not depend on the layout.
+        assert_eq!(ds.units(), small.units());
+    }
+}
+
+fn subset_keeps_rows_in(ds: &Dataset) {
     let rows: Vec<usize> = (0..ds.n_cells()).filter(|i| i % 3 == 0).collect();
     let sub = ds.subset(&rows).unwrap();
     assert_eq!(sub.n_cells(), rows.len());
     for (k, &r) in rows.iter().enumerate() {
-        assert_eq!(sub.x.row(k), ds.x.row(r));
+        assert_eq!(sub.x.row_vec(k), ds.x.row_vec(r));
         assert_eq!(sub.obs.index[k], ds.obs.index[r]);
         assert_eq!(sub.unit_of(k).name(), ds.unit_of(r).name());
     }
     let e = ds.subset(&[0, ds.n_cells()]).unwrap_err().to_string();
     assert!(e.contains(&ds.n_cells().to_string()), "{e}");
+    // A subset of a subset shares X and picks the right rows.
+    let sub2 = sub.subset(&[2, 0]).unwrap();
+    assert_eq!(sub2.x.is_csr(), ds.x.is_csr());
+    assert_eq!(sub2.x.store_bytes(), ds.x.store_bytes(), "X is shared");
+    assert_eq!(sub2.x.row_vec(0), ds.x.row_vec(rows[2]));
+    assert_eq!(sub2.x.row_vec(1), ds.x.row_vec(rows[0]));
 }
 
 /// Per-unit part (all cells of a unit must share it, controls excepted).

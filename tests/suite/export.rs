@@ -27,7 +27,7 @@ fn prediction(cells: &[(&str, [f32; 4])]) -> AnnData {
     )
     .unwrap();
     AnnData {
-        x,
+        x: x.into(),
         obs,
         var: DataFrame::with_index((0..4).map(|j| format!("G{j}")).collect()),
         ..Default::default()
@@ -80,8 +80,8 @@ fn export_picks_genes_in_list_order_and_labels_controls() {
         vec!["non-targeting", "KLF1", "non-targeting", "MAP2K6"]
     );
     // Row 1 (KLF1) was G0..G3 = [0, 4, 0.5, 0] -> G3, G1, G0 = [0, 4, 0].
-    assert_eq!(ad.x.row(1).to_vec(), vec![0.0, 4.0, 0.0]);
-    assert_eq!(ad.x.row(3).to_vec(), vec![7.0, 0.0, 0.0]);
+    assert_eq!(ad.x.row_vec(1), vec![0.0, 4.0, 0.0]);
+    assert_eq!(ad.x.row_vec(3), vec![7.0, 0.0, 0.0]);
     let info = inspect_h5ad(&out).unwrap();
     assert_eq!(info.x.encoding, "csr");
     assert_eq!(info.x.dtype, "float32");
@@ -120,7 +120,7 @@ fn export_errors_name_the_problem() {
     )
     .unwrap();
     let big = AnnData {
-        x: ndarray::Array2::zeros((n, 1)),
+        x: ndarray::Array2::zeros((n, 1)).into(),
         obs,
         var: DataFrame::with_index(vec!["G0".into()]),
         ..Default::default()

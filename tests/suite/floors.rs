@@ -135,7 +135,7 @@ fn control_floor_returns_control_cells_and_round_trips() {
     let ctrl_rows: Vec<Vec<f32>> = ds
         .control_cells("rpe1")
         .iter()
-        .map(|&i| ds.x.row(i).to_vec())
+        .map(|&i| ds.x.row_vec(i))
         .collect();
     for row in x.rows() {
         assert!(ctrl_rows
@@ -373,7 +373,7 @@ fn response_space_transfers_a_response_to_another_covariate() {
             )
             .unwrap()
             .x
-            .to_owned(),
+            .to_dense(),
     );
     let err: f64 = m
         .iter()

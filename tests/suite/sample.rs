@@ -121,7 +121,7 @@ fn samples_conditions_as_anndata() {
     assert_eq!(cts[6], "k562");
     assert_eq!(cts[7], "rpe1");
     assert!(
-        ad.x.iter().all(|v| v.is_finite() && *v >= 0.0),
+        ad.x.to_dense().iter().all(|v| v.is_finite() && *v >= 0.0),
         "finite and clipped at 0"
     );
     assert_eq!(ad.uns["primeflow_sample"]["guidance"], 3.0);
@@ -135,7 +135,7 @@ fn samples_conditions_as_anndata() {
     .unwrap()
     .sample_conditions(&model, &conds[1..], 7)
     .unwrap();
-    let diff = (&alone.x - &ad.x.slice(ndarray::s![7.., ..]))
+    let diff = (&alone.x.to_dense() - &ad.x.to_dense().slice(ndarray::s![7.., ..]))
         .iter()
         .fold(0f32, |a, v| a.max(v.abs()));
     assert!(diff < 1e-5, "max difference {diff}");
@@ -402,7 +402,10 @@ fn unit_rmse(
         .map(|(i, c)| {
             let unit = ds.units().iter().find(|u| u.condition() == *c).unwrap();
             let truth = ds.mean_of(&unit.cells);
-            let rows = ad.x.slice(ndarray::s![i * n..(i + 1) * n, ..]);
+            let rows =
+                ad.x.to_dense()
+                    .slice(ndarray::s![i * n..(i + 1) * n, ..])
+                    .to_owned();
             let pred: Vec<f32> = rows.mean_axis(ndarray::Axis(0)).unwrap().to_vec();
             (
                 c.label("control"),
@@ -458,7 +461,7 @@ fn norman19_acceptance() {
             .unwrap()
             .sample_conditions(&model, &held, n)
             .unwrap();
-            assert!(ad.x.iter().all(|v| v.is_finite()), "w {w}");
+            assert!(ad.x.to_dense().iter().all(|v| v.is_finite()), "w {w}");
             println!(
                 "sampling w = {w}: {} cells in {:.0} s",
                 ad.n_obs(),
@@ -524,7 +527,7 @@ fn norman19_held_out_combinations_beat_the_control_mean() {
     .unwrap()
     .sample_conditions(&model, &held, 6)
     .unwrap();
-    assert!(g.x.iter().all(|v| v.is_finite()));
+    assert!(g.x.to_dense().iter().all(|v| v.is_finite()));
     let labels = g.obs.labels("obs", "condition").unwrap();
     assert_eq!(labels[0], held[0].label("control"));
     assert_eq!(labels[23], held[3].label("control"));

@@ -7,7 +7,7 @@ use primeflow::model::{MlpConfig, MlpVelocity, Model, ModelConfig, VelocityField
 use primeflow::train::{History, TrainConfig, Trainer};
 use tch::{nn, Device, Kind, Tensor};
 
-use crate::common::tmpdir;
+use crate::common::{relayout, tmpdir, Layout, LAYOUTS};
 
 /// A toy Perturb-seq data set: `m` genes, one cell type (`k562`) or two
 /// (`k562`, `rpe1`), controls plus perturbations A, B, C and the combination
@@ -59,7 +59,7 @@ pub fn toy_dataset(m: usize, cells_per_unit: usize, two_cell_types: bool) -> Dat
     .unwrap();
     let var = DataFrame::with_index((0..m).map(|g| format!("G{g}")).collect());
     let ad = AnnData {
-        x,
+        x: x.into(),
         obs,
         var,
         ..Default::default()
@@ -292,7 +292,13 @@ fn model_save_load_round_trip_and_data_checks() {
 
 #[test]
 fn training_lowers_the_loss() {
-    let ds = toy_dataset(12, 20, false);
+    for layout in LAYOUTS {
+        training_lowers_the_loss_in(layout);
+    }
+}
+
+fn training_lowers_the_loss_in(layout: Layout) {
+    let ds = relayout(&toy_dataset(12, 20, false), layout, "lowers_the_loss");
     let mut model = Model::for_dataset(tiny_mlp(), &ds, Device::Cpu, 0).unwrap();
     let mut trainer = Trainer::new(quick_train(150)).unwrap();
     let h = trainer.fit(&mut model, &ds, None, None).unwrap();
@@ -353,8 +359,9 @@ fn fit_to(
     stop_at: Option<usize>,
     out: Option<&std::path::Path>,
     cfg: TrainConfig,
+    layout: Layout,
 ) -> (Model, History) {
-    let ds = toy_dataset(12, 10, true);
+    let ds = relayout(&toy_dataset(12, 10, true), layout, "fit_to");
     let mut model = Model::for_dataset(tiny_mlp(), &ds, Device::Cpu, cfg.seed).unwrap();
     let mut t = Trainer::new(cfg).unwrap();
     t.stop_at = stop_at;
@@ -376,13 +383,14 @@ fn initialisation_is_seeded() {
 
 #[test]
 fn resume_in_process_is_bit_identical() {
-    isolated(
-        "train::resume_in_process_is_bit_identical",
-        resume_in_process_body,
-    );
+    isolated("train::resume_in_process_is_bit_identical", || {
+        for layout in LAYOUTS {
+            resume_in_process_body(layout)
+        }
+    });
 }
 
-fn resume_in_process_body() {
+fn resume_in_process_body(layout: Layout) {
     // grad_accum 2, weight decay, warm-up and a cosine schedule: all state
     // that must survive the restart.
     let cfg = TrainConfig {
@@ -393,15 +401,15 @@ fn resume_in_process_body() {
         checkpoint_every: 7,
         ..quick_train(30)
     };
-    let (straight, h_straight) = fit_to(None, None, cfg.clone());
-    let out = tmpdir("train_resume_in_process");
-    let (_, h1) = fit_to(Some(12), Some(&out), cfg.clone());
+    let (straight, h_straight) = fit_to(None, None, cfg.clone(), layout);
+    let out = tmpdir(&format!("train_resume_in_process_{layout:?}"));
+    let (_, h1) = fit_to(Some(12), Some(&out), cfg.clone(), layout);
     assert_eq!(h1.final_step, 12);
     assert_eq!(
         std::fs::read_to_string(out.join("latest")).unwrap(),
         "step-00000012"
     );
-    let ds = toy_dataset(12, 10, true);
+    let ds = relayout(&toy_dataset(12, 10, true), layout, "fit_to");
     let (mut trainer, mut model) = Trainer::resume(&out, Device::Cpu).unwrap();
     assert_eq!(trainer.start_step(), 12);
     assert_eq!(trainer.config.steps, 30);
@@ -435,6 +443,69 @@ fn resume_in_process_body() {
         .unwrap_err()
         .to_string();
     assert!(e.contains("differ from those of checkpoint"), "{e}");
+}
+
+/// The toy data with every value under 1.2 set to zero (about a third of
+/// them), so that a CSR copy stores real gaps.
+fn sparse_toy() -> Dataset {
+    let ds = toy_dataset(12, 10, true);
+    let mut ad = ds.to_anndata();
+    ad.x.dense_mut()
+        .unwrap()
+        .mapv_inplace(|v| if v < 1.2 { 0.0 } else { v });
+    Dataset::from_anndata(ad, ObsColumns::default(), None, false).unwrap()
+}
+
+#[test]
+fn csr_and_dense_input_train_bit_identically() {
+    // Gene-sized spaces densify + encode each mini-batch elementwise
+    // (Cells::rows), PCA spaces densify the same rows into the same chunks:
+    // either way every flow coordinate has the same bits from CSR as from
+    // dense input, so the same seed gives the same weights and losses.
+    isolated("train::csr_and_dense_input_train_bit_identically", || {
+        let sparse = sparse_toy();
+        let zeros = sparse.x.to_dense().iter().filter(|v| **v == 0.0).count();
+        assert!(zeros > 100, "{zeros} zeros");
+        let (dense, csr) = (
+            relayout(&sparse, Layout::Dense, "bit_dense"),
+            relayout(&sparse, Layout::Csr, "bit_csr"),
+        );
+        let mut configs: Vec<(&str, ModelConfig)> = Vec::new();
+        for space in [
+            primeflow::model::DataSpace::Log1p,
+            primeflow::model::DataSpace::Standardized,
+            primeflow::model::DataSpace::Response,
+        ] {
+            let ModelConfig::Mlp(c) = tiny_mlp() else {
+                unreachable!()
+            };
+            configs.push(("mlp", ModelConfig::Mlp(MlpConfig { space, ..c })));
+        }
+        for kind in ["pca", "pca-ot"] {
+            let mut c = ModelConfig::preset(kind, "tiny").unwrap();
+            match &mut c {
+                ModelConfig::Pca(p) => p.n_components = 4,
+                ModelConfig::PcaOt(p) => p.n_components = 4,
+                _ => unreachable!(),
+            }
+            configs.push((kind, c));
+        }
+        configs.push(("latent", ModelConfig::preset("latent", "tiny").unwrap()));
+        for (name, cfg) in configs {
+            let fit = |ds: &Dataset| {
+                let mut m = Model::for_dataset(cfg.clone(), ds, Device::Cpu, 5).unwrap();
+                let h = Trainer::new(quick_train(12))
+                    .unwrap()
+                    .fit(&mut m, ds, None, None)
+                    .unwrap();
+                (m, h.last_loss().unwrap())
+            };
+            let (md, ld) = fit(&dense);
+            let (mc, lc) = fit(&csr);
+            assert!(params_equal(&md, &mc), "{name}: weights differ");
+            assert_eq!(ld.to_bits(), lc.to_bits(), "{name}: loss {ld} vs {lc}");
+        }
+    });
 }
 
 /// Writes the toy data set as `.h5ad` in `dir` and returns its path.

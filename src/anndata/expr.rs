@@ -1,0 +1,494 @@
+//! `Expr`: a cells x genes expression matrix `[n, m]` f32, kept in the layout
+//! it was stored in: dense (row-major `Array2`) or CSR (`indptr` `[n + 1]`,
+//! `indices` and `data` `[nnz]`).
+//!
+//! The values live behind an `Arc`; a row selection ([`Expr::select`]) is a
+//! list of row indices into the shared store, never a copy of X. Consumers
+//! densify what they need: a set of rows into a `[b, m]` buffer
+//! ([`Expr::rows_vec`], [`Expr::rows_dense`]), or one row at a time
+//! ([`Expr::for_each_row`]). Duplicate column indices within a CSR row add up
+//! when densified (as in scipy), everywhere.
+
+use std::sync::Arc;
+
+use ndarray::{Array2, ArrayView1};
+
+use crate::error::{Error, Result};
+
+/// A CSR matrix `[n, n_cols]`: row `i` holds `indices[indptr[i]..indptr[i + 1]]`
+/// (column of each stored value) and the matching `data`.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Csr {
+    /// `[n + 1]` offsets into `indices`/`data`: starts at 0, never decreases.
+    pub indptr: Vec<u64>,
+    /// `[nnz]` column of each stored value, `< n_cols`.
+    pub indices: Vec<u32>,
+    /// `[nnz]` stored values.
+    pub data: Vec<f32>,
+    /// Number of columns (genes).
+    pub n_cols: usize,
+}
+
+impl Csr {
+    /// Checks the structure: `indptr` non-empty, from 0, monotone, ending at
+    /// `nnz`; `indices` as long as `data`, each below `n_cols`.
+    pub fn new(n_cols: usize, indptr: Vec<u64>, indices: Vec<u32>, data: Vec<f32>) -> Result<Csr> {
+        let bad = |m: String| Error::invalid("CSR matrix", m);
+        if indptr.first() != Some(&0) {
+            return Err(bad("indptr must start at 0".into()));
+        }
+        if let Some(i) = indptr.windows(2).position(|w| w[1] < w[0]) {
+            return Err(bad(format!("indptr decreases at element {}", i + 1)));
+        }
+        if indices.len() != data.len() || indptr.last() != Some(&(data.len() as u64)) {
+            return Err(bad(format!(
+                "indptr ends at {:?}, indices has {} and data {} elements",
+                indptr.last(),
+                indices.len(),
+                data.len()
+            )));
+        }
+        if let Some(k) = indices.iter().position(|&j| j as usize >= n_cols) {
+            return Err(bad(format!(
+                "column index {} at position {k} is out of range 0..{n_cols}",
+                indices[k]
+            )));
+        }
+        Ok(Csr {
+            indptr,
+            indices,
+            data,
+            n_cols,
+        })
+    }
+
+    /// The CSR form of a dense matrix (zeros not stored).
+    pub fn from_dense(x: &Array2<f32>) -> Csr {
+        let mut csr = Csr {
+            indptr: Vec::with_capacity(x.nrows() + 1),
+            n_cols: x.ncols(),
+            ..Csr::default()
+        };
+        csr.indptr.push(0);
+        for row in x.rows() {
+            for (j, &v) in row.iter().enumerate() {
+                if v != 0.0 {
+                    csr.indices.push(j as u32);
+                    csr.data.push(v);
+                }
+            }
+            csr.indptr.push(csr.data.len() as u64);
+        }
+        csr
+    }
+
+    fn n_rows(&self) -> usize {
+        self.indptr.len().saturating_sub(1)
+    }
+
+    /// Stored entries of row `i` (empty past the end).
+    fn row(&self, i: usize) -> (&[u32], &[f32]) {
+        let at = |k: usize| self.indptr.get(k).map_or(0, |&p| p as usize);
+        let (a, b) = (at(i), at(i + 1).max(at(i)));
+        (
+            self.indices.get(a..b).unwrap_or(&[]),
+            self.data.get(a..b).unwrap_or(&[]),
+        )
+    }
+
+    /// Heap bytes of the three arrays.
+    fn bytes(&self) -> usize {
+        self.indptr.len() * 8 + self.indices.len() * 4 + self.data.len() * 4
+    }
+}
+
+#[derive(Debug, Clone)]
+enum Store {
+    Dense(Array2<f32>),
+    Csr(Csr),
+}
+
+impl Store {
+    fn n_rows(&self) -> usize {
+        match self {
+            Store::Dense(x) => x.nrows(),
+            Store::Csr(c) => c.n_rows(),
+        }
+    }
+}
+
+/// One row of the store, in its layout.
+pub enum Row<'a> {
+    /// `[m]` values.
+    Dense(ArrayView1<'a, f32>),
+    /// Stored `(columns, values)`.
+    Sparse(&'a [u32], &'a [f32]),
+}
+
+/// A cells x genes expression matrix `[n, m]`, dense or CSR, cheap to clone
+/// (shared values) and to subset by rows.
+#[derive(Clone)]
+pub struct Expr {
+    store: Arc<Store>,
+    /// Store row of each row of this matrix (`None`: all, in order).
+    rows: Option<Arc<[usize]>>,
+    n_cols: usize,
+}
+
+impl std::fmt::Debug for Expr {
+    /// Layout and shape, never the values (a CSR X holds millions).
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let (n, m) = self.dim();
+        let sel = if self.rows.is_some() {
+            ", row selection"
+        } else {
+            ""
+        };
+        write!(f, "Expr({} [{n}, {m}]{sel})", self.layout())
+    }
+}
+
+impl Default for Expr {
+    fn default() -> Self {
+        Expr::from(Array2::<f32>::zeros((0, 0)))
+    }
+}
+
+impl From<Array2<f32>> for Expr {
+    fn from(x: Array2<f32>) -> Self {
+        Expr {
+            n_cols: x.ncols(),
+            store: Arc::new(Store::Dense(x)),
+            rows: None,
+        }
+    }
+}
+
+impl From<Csr> for Expr {
+    fn from(x: Csr) -> Self {
+        Expr {
+            n_cols: x.n_cols,
+            store: Arc::new(Store::Csr(x)),
+            rows: None,
+        }
+    }
+}
+
+impl PartialEq for Expr {
+    /// Equal shapes and values, whatever the layouts.
+    fn eq(&self, other: &Expr) -> bool {
+        self.dim() == other.dim() && (0..self.nrows()).all(|i| self.row_vec(i) == other.row_vec(i))
+    }
+}
+
+impl PartialEq<Array2<f32>> for Expr {
+    fn eq(&self, other: &Array2<f32>) -> bool {
+        self.dim() == other.dim()
+            && (0..self.nrows()).all(|i| other.row(i).iter().eq(self.row_vec(i).iter()))
+    }
+}
+
+impl Expr {
+    /// `(n, m)`.
+    pub fn dim(&self) -> (usize, usize) {
+        (self.nrows(), self.ncols())
+    }
+
+    /// Number of rows (cells).
+    pub fn nrows(&self) -> usize {
+        self.rows
+            .as_ref()
+            .map_or_else(|| self.store.n_rows(), |r| r.len())
+    }
+
+    /// Number of columns (genes).
+    pub fn ncols(&self) -> usize {
+        self.n_cols
+    }
+
+    /// True when the values are stored as CSR.
+    pub fn is_csr(&self) -> bool {
+        matches!(*self.store, Store::Csr(_))
+    }
+
+    /// `dense` or `csr`.
+    pub fn layout(&self) -> &'static str {
+        if self.is_csr() {
+            "csr"
+        } else {
+            "dense"
+        }
+    }
+
+    /// Heap bytes of the shared store (all its rows, however many this
+    /// selection shows).
+    pub fn store_bytes(&self) -> usize {
+        match &*self.store {
+            Store::Dense(x) => x.len() * 4,
+            Store::Csr(c) => c.bytes(),
+        }
+    }
+
+    /// The store row of row `i`, `None` past the end.
+    fn store_row_of(&self, i: usize) -> Option<usize> {
+        match &self.rows {
+            Some(r) => r.get(i).copied(),
+            None => (i < self.store.n_rows()).then_some(i),
+        }
+    }
+
+    /// Row `i` in its stored layout (`None` past the end).
+    pub fn row(&self, i: usize) -> Option<Row<'_>> {
+        let s = self.store_row_of(i)?;
+        Some(match &*self.store {
+            Store::Dense(x) => Row::Dense(x.row(s)),
+            Store::Csr(c) => {
+                let (j, v) = c.row(s);
+                Row::Sparse(j, v)
+            }
+        })
+    }
+
+    fn check_row(&self, i: usize) -> Result<()> {
+        if i >= self.nrows() {
+            return Err(Error::invalid(
+                "cell index",
+                format!("{i} is out of range ({} cells)", self.nrows()),
+            ));
+        }
+        Ok(())
+    }
+
+    /// Writes row `i` densely into `out` `[m]` (`i < nrows()`).
+    fn fill_row(&self, i: usize, out: &mut [f32]) {
+        match self.row(i) {
+            None => out.fill(0.0),
+            Some(Row::Dense(r)) => {
+                for (o, &v) in out.iter_mut().zip(r.iter()) {
+                    *o = v;
+                }
+            }
+            Some(Row::Sparse(idx, val)) => {
+                out.fill(0.0);
+                for (&j, &v) in idx.iter().zip(val) {
+                    if let Some(o) = out.get_mut(j as usize) {
+                        *o += v;
+                    }
+                }
+            }
+        }
+    }
+
+    /// Row `i` as a dense `[m]` vector (empty when out of range).
+    pub fn row_vec(&self, i: usize) -> Vec<f32> {
+        if i >= self.nrows() {
+            return Vec::new();
+        }
+        let mut out = vec![0f32; self.n_cols];
+        self.fill_row(i, &mut out);
+        out
+    }
+
+    /// The rows `rows` densified into a row-major `[rows.len(), c]` buffer,
+    /// where `c` is `cols.len()` (those columns, in that order) or `m`.
+    pub fn rows_vec(&self, rows: &[usize], cols: Option<&[usize]>) -> Result<Vec<f32>> {
+        if let Some(&j) = cols.and_then(|c| c.iter().find(|&&j| j >= self.n_cols)) {
+            return Err(Error::invalid(
+                "gene index",
+                format!("{j} is out of range ({} genes)", self.n_cols),
+            ));
+        }
+        let m = self.n_cols;
+        let width = cols.map_or(m, |c| c.len());
+        let mut buf = vec![0f32; rows.len() * width];
+        let mut scratch = if cols.is_some() {
+            vec![0f32; m]
+        } else {
+            Vec::new()
+        };
+        for (&r, out) in rows.iter().zip(buf.chunks_mut(width.max(1))) {
+            self.check_row(r)?;
+            match cols {
+                None => self.fill_row(r, out),
+                Some(c) => {
+                    self.fill_row(r, &mut scratch);
+                    for (o, &j) in out.iter_mut().zip(c) {
+                        *o = scratch[j];
+                    }
+                }
+            }
+        }
+        Ok(buf)
+    }
+
+    /// The rows `rows` as a dense `[rows.len(), m]` array.
+    pub fn rows_dense(&self, rows: &[usize]) -> Result<Array2<f32>> {
+        let buf = self.rows_vec(rows, None)?;
+        Array2::from_shape_vec((rows.len(), self.n_cols), buf)
+            .map_err(|e| Error::Mismatch(e.to_string()))
+    }
+
+    /// The whole matrix densified `[n, m]` (for small data and tests).
+    pub fn to_dense(&self) -> Array2<f32> {
+        if let (Store::Dense(x), None) = (&*self.store, &self.rows) {
+            return x.clone();
+        }
+        let all: Vec<usize> = (0..self.nrows()).collect();
+        self.rows_dense(&all)
+            .unwrap_or_else(|_| Array2::zeros((0, self.n_cols)))
+    }
+
+    /// A dense, unshared matrix to edit in place (densifies a CSR matrix or
+    /// a selection first; copies values shared with other matrices).
+    pub fn dense_mut(&mut self) -> Result<&mut Array2<f32>> {
+        if self.rows.is_some() || self.is_csr() {
+            *self = Expr::from(self.to_dense());
+        }
+        match Arc::make_mut(&mut self.store) {
+            Store::Dense(x) => Ok(x),
+            Store::Csr(_) => Err(Error::Mismatch(
+                "internal: a densified matrix is still CSR".into(),
+            )),
+        }
+    }
+
+    /// Calls `f(i, row)` with each row `i` densified `[m]`, in order.
+    pub fn for_each_row(&self, mut f: impl FnMut(usize, &[f32]) -> Result<()>) -> Result<()> {
+        let mut scratch = vec![0f32; self.n_cols];
+        for i in 0..self.nrows() {
+            let contiguous = match self.row(i) {
+                Some(Row::Dense(r)) => r.to_slice(),
+                _ => None,
+            };
+            match contiguous {
+                Some(row) => f(i, row)?,
+                None => {
+                    self.fill_row(i, &mut scratch);
+                    f(i, &scratch)?
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// Calls `f(i, j, v)` for each stored value (every value of a dense
+    /// matrix; the stored ones of a CSR matrix, whose other values are 0),
+    /// row by row; the first error stops.
+    pub fn for_each_stored(
+        &self,
+        mut f: impl FnMut(usize, usize, f32) -> Result<()>,
+    ) -> Result<()> {
+        for i in 0..self.nrows() {
+            match self.row(i) {
+                None => {}
+                Some(Row::Dense(r)) => {
+                    for (j, &v) in r.iter().enumerate() {
+                        f(i, j, v)?;
+                    }
+                }
+                Some(Row::Sparse(idx, val)) => {
+                    for (&j, &v) in idx.iter().zip(val) {
+                        f(i, j as usize, v)?;
+                    }
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// Number of stored values satisfying `pred` (see
+    /// [`for_each_stored`](Self::for_each_stored)).
+    pub fn count_stored(&self, pred: impl Fn(f32) -> bool) -> usize {
+        let mut n = 0;
+        let _ = self.for_each_stored(|_, _, v| {
+            n += usize::from(pred(v));
+            Ok(())
+        });
+        n
+    }
+
+    /// Number of non-zero values.
+    pub fn count_nonzero(&self) -> usize {
+        self.count_stored(|v| v != 0.0)
+    }
+
+    /// The rows `rows` (indices into this matrix, in that order) as a new
+    /// matrix sharing these values; an index past the end is an error.
+    pub fn select(&self, rows: &[usize]) -> Result<Expr> {
+        if let Some(&bad) = rows.iter().find(|&&r| r >= self.nrows()) {
+            return Err(Error::invalid(
+                "cell index",
+                format!(
+                    "{bad} is out of range (the data has {} cells)",
+                    self.nrows()
+                ),
+            ));
+        }
+        let mapped: Vec<usize> = rows.iter().filter_map(|&r| self.store_row_of(r)).collect();
+        Ok(Expr {
+            store: Arc::clone(&self.store),
+            rows: Some(mapped.into()),
+            n_cols: self.n_cols,
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use ndarray::array;
+
+    fn sample() -> Array2<f32> {
+        array![
+            [0.0, 1.5, 0.0],
+            [2.0, 0.0, 3.0],
+            [0.0, 0.0, 0.0],
+            [4.0, 5.0, 6.0]
+        ]
+    }
+
+    #[test]
+    fn csr_and_dense_agree() {
+        let d = Expr::from(sample());
+        let c = Expr::from(Csr::from_dense(&sample()));
+        assert!(c.is_csr() && !d.is_csr());
+        assert_eq!(d, c);
+        assert_eq!(c.to_dense(), sample());
+        assert_eq!(c.count_nonzero(), 6);
+        let rows = [3, 0, 3];
+        assert_eq!(
+            c.rows_vec(&rows, None).unwrap(),
+            d.rows_vec(&rows, None).unwrap()
+        );
+        assert_eq!(
+            c.rows_vec(&rows, Some(&[2, 0])).unwrap(),
+            vec![6.0, 4.0, 0.0, 0.0, 6.0, 4.0]
+        );
+        assert!(c.rows_vec(&[4], None).is_err());
+        assert!(c.rows_vec(&[0], Some(&[3])).is_err());
+    }
+
+    #[test]
+    fn selection_shares_and_composes() {
+        let c = Expr::from(Csr::from_dense(&sample()));
+        let s = c.select(&[3, 1]).unwrap();
+        let s2 = s.select(&[1]).unwrap();
+        assert_eq!(s.dim(), (2, 3));
+        assert_eq!(s2.row_vec(0), vec![2.0, 0.0, 3.0]);
+        assert_eq!(s.store_bytes(), c.store_bytes());
+        assert!(c.select(&[9]).is_err());
+        let mut e = s2.clone();
+        e.dense_mut().unwrap()[[0, 1]] = 7.0;
+        assert_eq!(e.row_vec(0), vec![2.0, 7.0, 3.0]);
+        assert_eq!(s2.row_vec(0), vec![2.0, 0.0, 3.0]);
+    }
+
+    #[test]
+    fn duplicates_add_up_and_structure_is_checked() {
+        let c = Csr::new(2, vec![0, 2], vec![1, 1], vec![1.0, 2.0]).unwrap();
+        assert_eq!(Expr::from(c).row_vec(0), vec![0.0, 3.0]);
+        assert!(Csr::new(2, vec![0, 1], vec![2], vec![1.0]).is_err());
+        assert!(Csr::new(2, vec![0, 2], vec![0], vec![1.0]).is_err());
+        assert!(Csr::new(2, vec![1, 1], vec![], vec![]).is_err());
+    }
+}
