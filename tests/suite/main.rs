@@ -24,3 +24,4 @@ mod sample;
 mod script;
 mod sim;
 mod train;
+mod vcc_metrics;
