@@ -210,6 +210,38 @@ fn vcc_profile_agrees_with_cell_eval() {
         common::assert_exists(&json);
     }
 
+    // The same from a script: Metrics(#{profile: "vcc"}).evaluate.
+    let script = dir.join("vcc.rhai");
+    std::fs::write(
+        &script,
+        format!(
+            r#"let o = #{{perturbation: "target_gene", covariates: [], control: "non-targeting", allow_negative: true}};
+let t = Metrics(#{{profile: "vcc", threads: 1}}).evaluate(Dataset::load("{pred}", o), Dataset::load("{real}", o));
+print(t.metrics);
+print(`mae=${{t.get("mae")}}`);
+print(`n=${{t.per_perturbation().len()}}`);
+"#,
+            pred = s(&pred),
+            real = s(&real)
+        ),
+    )
+    .unwrap();
+    let (code, out, err) = common::primeflow(&["run", &s(&script)]);
+    assert_eq!(code, 0, "{err}");
+    let cli: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(dir.join("vcc.json")).unwrap()).unwrap();
+    let cli_mae = cli["metrics"][1]["summary"][2].as_f64().unwrap();
+    assert_eq!(cli["metrics"][1]["name"], "mae");
+    assert!(
+        out.contains(r#"["overlap_at_N", "mae", "discrimination_score_l1"]"#),
+        "{out}"
+    );
+    assert!(
+        out.contains(&format!("mae={cli_mae}")),
+        "{out} vs {cli_mae}"
+    );
+    assert!(out.contains(&format!("n={PERTS}")), "{out}");
+
     if !common::python_has("cell_eval") {
         println!("skipped: cell-eval is not installed in .venv (./setup.sh --python installs it)");
         return;
