@@ -35,7 +35,8 @@
 //!   ([`report`]); cell-eval's leaderboard score additionally needs a
 //!   baseline's results and is not computed here.
 //! * cell-eval's `run` normalises integer-valued X (counts) before scoring;
-//!   here such input is an error, the data must be log1p already.
+//!   here such input is an error, the data must be log1p already. cell-eval
+//!   refuses negative values; here they are scored as given (predictions).
 //!
 //! Speed: the control cells of every gene are sorted once and shared by all
 //! perturbations ([`wilcoxon::ControlRanks`]); perturbations run on
