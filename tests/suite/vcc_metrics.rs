@@ -6,7 +6,9 @@
 use std::collections::HashMap;
 use std::path::Path;
 
-use primeflow::anndata::{write_h5ad, AnnData, Categorical, Column, DataFrame, WriteOptions};
+use primeflow::anndata::{
+    write_h5ad, AnnData, Categorical, Column, DataFrame, WriteOptions, XFormat,
+};
 use rand::{Rng, SeedableRng};
 use rand_distr::{Distribution, Poisson};
 
@@ -20,7 +22,16 @@ const PERTS: usize = 14;
 /// discrimination score leaves a column out), X = ln(1 + 0.7 c) with c
 /// Poisson counts (many zeros and ties, never integer). A perturbation
 /// scales the rate of 12 genes by `scale[p]`; `noise` moves every rate.
-fn write_vcc(path: &Path, seed: u64, cells: usize, controls: usize, effect: f64, noise: f64) {
+/// X is written as `format` (pdex has a dense and a sparse path).
+fn write_vcc(
+    path: &Path,
+    format: XFormat,
+    seed: u64,
+    cells: usize,
+    controls: usize,
+    effect: f64,
+    noise: f64,
+) {
     let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(seed);
     let base: Vec<f64> = {
         let mut r = rand_chacha::ChaCha8Rng::seed_from_u64(7);
@@ -82,7 +93,11 @@ fn write_vcc(path: &Path, seed: u64, cells: usize, controls: usize, effect: f64,
         var: DataFrame::with_index((0..GENES).map(|j| format!("G{j}")).collect()),
         ..Default::default()
     };
-    write_h5ad(path, &ad, &WriteOptions::default()).unwrap();
+    let opts = WriteOptions {
+        x_format: format,
+        ..Default::default()
+    };
+    write_h5ad(path, &ad, &opts).unwrap();
 }
 
 /// A CSV with a header and a first text column: header, and rows as
@@ -182,9 +197,9 @@ fn vcc_profile_agrees_with_cell_eval() {
     let dir = common::tmpdir("vcc_metrics");
     let real = dir.join("real.h5ad");
     let pred = dir.join("pred.h5ad");
-    write_vcc(&real, 1, 40, 120, 1.5, 0.1);
+    write_vcc(&real, XFormat::Dense, 1, 40, 120, 1.5, 0.1);
     // A prediction: weaker effects, other noise, its own control cells.
-    write_vcc(&pred, 2, 30, 90, 0.8, 0.6);
+    write_vcc(&pred, XFormat::Csr, 2, 30, 90, 0.8, 0.6);
     let s = |p: &Path| p.to_str().unwrap().to_string();
 
     for profile in ["vcc", "minimal"] {
@@ -296,7 +311,7 @@ print("ok")
 fn vcc_profile_errors_name_the_problem() {
     let dir = common::tmpdir("vcc_metrics_errors");
     let real = dir.join("real.h5ad");
-    write_vcc(&real, 1, 5, 8, 1.0, 0.1);
+    write_vcc(&real, XFormat::Csr, 1, 5, 8, 1.0, 0.1);
     let s = |p: &Path| p.to_str().unwrap().to_string();
     let (code, _, err) = common::primeflow(&[
         "evaluate",
