@@ -86,5 +86,11 @@ if [ "$want_python" -eq 1 ]; then
     say "installing jupyter_client, nbclient, nbconvert and nbformat into $VENV (about 20 s)"
     "$VENV/bin/pip" install -q --disable-pip-version-check jupyter_client nbclient nbconvert nbformat
   fi
+  # The cell-eval agreement test and benchmark (evaluate --profile vcc):
+  # the Virtual Cell Challenge's scorer, pinned to the version matched.
+  if ! "$PY" -c "import cell_eval" >/dev/null 2>&1; then
+    say "installing cell-eval 0.8.2 into $VENV (about 20 s)"
+    "$VENV/bin/pip" install -q --disable-pip-version-check cell-eval==0.8.2
+  fi
 fi
 say "ready: libtorch at $TORCH_DIR"

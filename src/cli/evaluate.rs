@@ -4,11 +4,17 @@
 //! (`--ref data.h5ad --split split.csv --which test`, optionally after
 //! `--filter COL=VALUE`), so the output of `primeflow split` and `sample`
 //! can be scored without writing the test cells out first.
+//!
+//! `--profile vcc` (or `minimal`) scores with cell-eval 0.8.2's metrics
+//! instead ([`primeflow::metrics::vcc`]): the Virtual Cell Challenge's
+//! overlap_at_N, mae and discrimination_score_l1, per perturbation and
+//! summarised, under cell-eval's names; the perturbation column then
+//! defaults to `target_gene` and the control to `non-targeting`.
 
 use std::path::PathBuf;
 
 use primeflow::data::{Dataset, LoadOptions, ObsColumns, Part};
-use primeflow::metrics::{Metrics, MetricsConfig};
+use primeflow::metrics::{evaluate_cell_eval, CellEvalOptions, Metrics, MetricsConfig};
 use primeflow::train::data::parse_filter;
 use primeflow::train::{DataSpec, SplitSpec};
 
@@ -35,9 +41,19 @@ pub struct Args {
     /// split was made (e.g. dataset=norman19).
     #[arg(long = "filter", value_name = "COL=VALUE")]
     pub filters: Vec<String>,
-    /// obs column with the perturbation labels.
-    #[arg(long = "perturbation-col", default_value = "condition")]
-    pub perturbation_col: String,
+    /// Which metrics: `perturbench` (PerturBench's, metrics.md), or a
+    /// cell-eval 0.8.2 profile, `vcc` (the Virtual Cell Challenge's:
+    /// overlap_at_N, mae, discrimination_score_l1) or `minimal`.
+    #[arg(long, default_value = "perturbench")]
+    pub profile: String,
+    /// Threads of the cell-eval profiles' differential expression (0: all
+    /// cores).
+    #[arg(long, default_value_t = 0)]
+    pub threads: usize,
+    /// obs column with the perturbation labels (default `condition`;
+    /// `target_gene` with a cell-eval profile).
+    #[arg(long = "perturbation-col")]
+    pub perturbation_col: Option<String>,
     /// obs covariate column (repeatable; default cell_type). Units are
     /// (covariates joined with '_', perturbation).
     #[arg(long = "covariate-col")]
@@ -45,9 +61,10 @@ pub struct Args {
     /// Use no covariate column (one covariate key for all cells).
     #[arg(long = "no-covariates", conflicts_with = "covariate_cols")]
     pub no_covariates: bool,
-    /// Label of control cells.
-    #[arg(long, default_value = "control")]
-    pub control: String,
+    /// Label of control cells (default `control`; `non-targeting` with a
+    /// cell-eval profile).
+    #[arg(long)]
+    pub control: Option<String>,
     /// Comma-separated metric names, or `all` (default: the ten PerturBench
     /// metrics rmse_average, rmse_rank_average, cosine_logfc,
     /// cosine_rank_logfc, deg_recall, deg_recall_rank, mmd_gex, mmd_gex_rank,
@@ -69,10 +86,12 @@ pub struct Args {
     /// cpu, cuda, cuda:N or auto.
     #[arg(long, default_value = "cpu")]
     pub device: String,
-    /// Write the whole evaluation (summary, per-unit, pairwise) as JSON.
+    /// Write the whole evaluation (summary, per-unit, pairwise) as JSON
+    /// (with a cell-eval profile: per-perturbation values and summaries).
     #[arg(long)]
     pub json: Option<PathBuf>,
-    /// Write the per-unit table (and a summary row) as CSV.
+    /// Write the per-unit table (and a summary row) as CSV (with a
+    /// cell-eval profile: its results.csv, one row per perturbation).
     #[arg(long)]
     pub csv: Option<PathBuf>,
     /// Write every pairwise rank matrix as CSV into this folder.
@@ -137,6 +156,9 @@ pub fn run(args: Args) -> anyhow::Result<()> {
     if args.quiet {
         primeflow::progress::set_quiet(true);
     }
+    if args.profile.trim() != "perturbench" {
+        return run_cell_eval(&args);
+    }
     let covariates = if args.no_covariates {
         Vec::new()
     } else if args.covariate_cols.is_empty() {
@@ -146,9 +168,12 @@ pub fn run(args: Args) -> anyhow::Result<()> {
     };
     let opts = LoadOptions {
         columns: ObsColumns {
-            perturbation: args.perturbation_col.clone(),
+            perturbation: args
+                .perturbation_col
+                .clone()
+                .unwrap_or_else(|| "condition".into()),
             covariates,
-            control: args.control.clone(),
+            control: args.control.clone().unwrap_or_else(|| "control".into()),
         },
         ..Default::default()
     };
@@ -197,6 +222,54 @@ pub fn run(args: Args) -> anyhow::Result<()> {
     }
     if let Some(d) = &args.pairwise_dir {
         ev.pairwise_to_csv(d)?;
+    }
+    Ok(())
+}
+
+/// `--profile vcc|minimal`: cell-eval's metrics on the whole of both files
+/// (no covariates; --split/--filter still select the reference cells).
+fn run_cell_eval(args: &Args) -> anyhow::Result<()> {
+    let profile = args.profile.parse()?;
+    let opts = LoadOptions {
+        columns: ObsColumns {
+            perturbation: args
+                .perturbation_col
+                .clone()
+                .unwrap_or_else(|| primeflow::export::vcc::TARGET_GENE.into()),
+            covariates: Vec::new(),
+            control: args
+                .control
+                .clone()
+                .unwrap_or_else(|| primeflow::export::vcc::NON_TARGETING.into()),
+        },
+        ..Default::default()
+    };
+    let reference = reference(args, &opts)?;
+    let pred = Dataset::load(
+        &args.pred,
+        &LoadOptions {
+            allow_negative: true,
+            ..opts.clone()
+        },
+    )?;
+    let report = evaluate_cell_eval(
+        &pred,
+        &reference,
+        &CellEvalOptions {
+            profile,
+            threads: args.threads,
+            ..Default::default()
+        },
+    )?;
+    print!("{report}");
+    if args.per_unit {
+        print!("{}", report.results_csv());
+    }
+    if let Some(p) = &args.json {
+        report.to_json(p)?;
+    }
+    if let Some(p) = &args.csv {
+        report.to_csv(p)?;
     }
     Ok(())
 }

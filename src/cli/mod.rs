@@ -36,7 +36,7 @@ pub enum Command {
     Train(train::Args),
     /// Generate cells from a trained checkpoint.
     Sample(sample::Args),
-    /// Score predicted cells against reference cells with PerturBench's metrics.
+    /// Score predicted cells against reference cells with PerturBench's metrics (or cell-eval's: --profile vcc).
     Evaluate(evaluate::Args),
     /// Write a Virtual Cell Challenge submission file.
     #[command(name = "export-vcc")]

@@ -33,6 +33,9 @@
 //! ([`plan`]); rank ties count half ([`rank`]); top-k ties go to the gene
 //! listed first ([`per_unit`]); t-scores are rounded to f32 as scanpy stores
 //! them ([`ttest`]); summaries skip NaN units (as pandas' `mean`).
+//!
+//! cell-eval's metrics (the Virtual Cell Challenge's `vcc` profile) are in
+//! [`vcc`].
 
 pub mod aggregate;
 pub mod compare;
@@ -47,6 +50,7 @@ pub mod plan;
 pub mod rank;
 pub mod report;
 pub mod ttest;
+pub mod vcc;
 
 pub use compare::{compare, Comparison, ModelRow, Stat};
 pub use config::{
@@ -57,3 +61,4 @@ pub use distance::{energy_mmd, DistanceOptions};
 pub use evaluate::Metrics;
 pub use pca::Pca;
 pub use report::{Evaluation, PairwiseMatrix, UnitScores};
+pub use vcc::{evaluate_cell_eval, CellEvalOptions, CellEvalProfile, CellEvalReport};

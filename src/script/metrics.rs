@@ -11,6 +11,10 @@
 //! ```
 //!
 //! `evaluate` shows a progress bar and honours Ctrl-C (kind `interrupted`).
+//!
+//! `Metrics(#{profile: "vcc"})` (or `"minimal"`) scores with cell-eval's
+//! metrics instead ([`crate::metrics::vcc`]); its `evaluate` returns a
+//! `CellEvalTable` ([`super::cell_eval`]).
 
 use std::path::Path;
 use std::rc::Rc;
@@ -18,22 +22,26 @@ use std::rc::Rc;
 use rhai::plugin::*;
 use rhai::{Array, Dynamic, Map};
 
+use super::cell_eval::CellEvalHandle;
 use super::comparison::{compare_map, ComparisonHandle};
 use super::convert::{path_arg, string_array, to_dynamic, Opts};
 use super::dataset::DatasetHandle;
 use super::error::{guard, to_rhai, RhaiResult};
 use super::notebook::Html;
-use crate::metrics::{Evaluation, Metrics, MetricsConfig};
+use crate::metrics::{evaluate_cell_eval, CellEvalOptions, Evaluation, Metrics, MetricsConfig};
 
-/// An evaluator handle (immutable settings; cheap to clone).
+/// An evaluator handle (immutable settings; cheap to clone): PerturBench's
+/// metrics, or with a cell-eval profile set, cell-eval's.
 #[derive(Debug, Clone)]
-pub struct MetricsHandle(pub Rc<Metrics>);
+pub struct MetricsHandle(pub Rc<Metrics>, pub Option<CellEvalOptions>);
 
 /// One evaluation's results (cheap to clone).
 #[derive(Debug, Clone)]
 pub struct TableHandle(pub Rc<Evaluation>);
 
-const KEYS: [&str; 8] = [
+const KEYS: [&str; 10] = [
+    "profile",
+    "threads",
     "metrics",
     "pca_components",
     "top_k",
@@ -46,7 +54,21 @@ const KEYS: [&str; 8] = [
 
 /// A `MetricsConfig` from a script map (unknown keys list the valid ones).
 pub fn metrics_config(map: Map) -> RhaiResult<MetricsConfig> {
+    metrics_settings(map).map(|s| s.0)
+}
+
+/// The settings of `Metrics(map)`: PerturBench's config, and cell-eval's
+/// options when `profile` is a cell-eval profile (`vcc`, `minimal`).
+pub fn metrics_settings(map: Map) -> RhaiResult<(MetricsConfig, Option<CellEvalOptions>)> {
     let o = Opts::new("Metrics settings", map, &KEYS)?;
+    let cell_eval = match o.string("profile")?.as_deref().map(str::trim) {
+        None | Some("perturbench") => None,
+        Some(p) => Some(CellEvalOptions {
+            profile: p.parse().map_err(to_rhai)?,
+            threads: o.count("threads")?.unwrap_or(0),
+            ..Default::default()
+        }),
+    };
     let mut c = MetricsConfig::default();
     if let Some(v) = o.strings("metrics")? {
         c.metrics = v;
@@ -72,7 +94,7 @@ pub fn metrics_config(map: Map) -> RhaiResult<MetricsConfig> {
     if let Some(v) = o.count("block_cells")? {
         c.block_cells = v;
     }
-    Ok(c)
+    Ok((c, cell_eval))
 }
 
 impl TableHandle {
@@ -125,21 +147,27 @@ pub mod metrics_api {
     /// An evaluator from settings: `metrics` (names or `"all"`), `top_k`
     /// (50), `pca_components` (30), `pseudocount` (0.1), `rank` (`v2`,
     /// `v1`), `device` (`cpu`, `cuda`, `auto`), `precision` (`f32`, `f64`),
-    /// `block_cells`. Unknown keys and metric names are errors listing the
-    /// valid ones.
+    /// `block_cells`; `profile`: `perturbench` (default) or a cell-eval
+    /// 0.8.2 profile, `vcc` or `minimal` (with `threads`, 0 = all cores).
+    /// Unknown keys and metric names are errors listing the valid ones.
     /// ```rhai
     /// let metrics = Metrics(#{metrics: ["rmse_average", "cosine_logfc"], top_k: 20});
+    /// let vcc = Metrics(#{profile: "vcc"});
     /// ```
     #[rhai_fn(name = "Metrics", return_raw)]
     pub fn new_metrics(settings: Map) -> RhaiResult<Metrics> {
-        let cfg = metrics_config(settings)?;
+        let (cfg, cell_eval) = metrics_settings(settings)?;
         let m = crate::metrics::Metrics::new(cfg).map_err(to_rhai)?;
-        Ok(MetricsHandle(Rc::new(m)))
+        Ok(MetricsHandle(Rc::new(m), cell_eval))
     }
 
     /// Scores generated cells `pred` against the reference cells `reference`
     /// (both `[cells, genes]` datasets with the same columns), unit by unit
-    /// (covariate values x perturbation). Shows progress; Ctrl-C stops it.
+    /// (covariate values x perturbation), into a `MetricsTable`. Shows
+    /// progress; Ctrl-C stops it. With a cell-eval profile: a
+    /// `CellEvalTable` of cell-eval's metrics per perturbation (both
+    /// datasets loaded with the perturbation column and control label of
+    /// the VCC files, e.g. `target_gene` / `non-targeting`).
     /// ```rhai
     /// let table = Metrics().evaluate(pred, split.test);
     /// ```
@@ -148,10 +176,14 @@ pub mod metrics_api {
         metrics: &mut Metrics,
         pred: DatasetHandle,
         reference: DatasetHandle,
-    ) -> RhaiResult<MetricsTable> {
+    ) -> RhaiResult<Dynamic> {
+        if let Some(opts) = metrics.1.clone() {
+            let r = guard(|| evaluate_cell_eval(&pred.0, &reference.0, &opts))?;
+            return Ok(Dynamic::from(CellEvalHandle(Rc::new(r))));
+        }
         let m = metrics.0.clone();
         let ev = guard(|| m.evaluate(&pred.0, &reference.0))?;
-        Ok(TableHandle(Rc::new(ev)))
+        Ok(Dynamic::from(TableHandle(Rc::new(ev))))
     }
 
     /// Groups tables by model: `#{name: table or [tables], ...}` (one table
@@ -187,6 +219,9 @@ pub mod metrics_api {
     /// ```
     #[rhai_fn(get = "metrics", pure)]
     pub fn evaluator_metrics(metrics: &mut Metrics) -> Array {
+        if let Some(o) = &metrics.1 {
+            return string_array(o.profile.columns());
+        }
         string_array(metrics.0.specs().iter().map(|s| s.name()))
     }
 
@@ -205,6 +240,13 @@ pub mod metrics_api {
     /// ```
     #[rhai_fn(global, name = "to_string", name = "to_debug", pure)]
     pub fn evaluator_string(metrics: &mut Metrics) -> String {
+        if let Some(o) = &metrics.1 {
+            return format!(
+                "Metrics(cell-eval profile {}: {})",
+                o.profile.as_str(),
+                o.profile.columns().join(", ")
+            );
+        }
         let names: Vec<String> = metrics.0.specs().iter().map(|s| s.name()).collect();
         format!(
             "Metrics({}; device {})",

@@ -20,6 +20,7 @@
 //! The core library never depends on this module.
 
 pub mod block;
+pub mod cell_eval;
 pub mod comparison;
 pub mod condition;
 pub mod convert;
@@ -66,6 +67,7 @@ pub fn register_objects(engine: &mut rhai::Engine) {
     trainer::register(engine);
     sampler::register(engine);
     metrics::register(engine);
+    cell_eval::register(engine);
     comparison::register(engine);
     plot::register(engine);
     report::register(engine);

@@ -25,3 +25,4 @@ mod sample;
 mod script;
 mod sim;
 mod train;
+mod vcc_metrics;
