@@ -33,7 +33,8 @@ pub struct Args {
     /// A split CSV.
     #[arg(long, value_name = "SPLIT.csv", conflicts_with = "task")]
     pub split: Option<PathBuf>,
-    /// Generate the split of this task (covariate-transfer, combination).
+    /// Generate the split of this task (covariate-transfer, combination,
+    /// unseen-perturbation).
     #[arg(long, value_name = "TASK")]
     pub task: Option<String>,
     /// Seed of the generated split.

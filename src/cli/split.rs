@@ -11,7 +11,7 @@ use primeflow::data::{Dataset, LoadOptions, ObsColumns, Split, SplitOptions, Tas
 pub struct Args {
     /// Input data (.h5ad).
     pub file: PathBuf,
-    /// covariate-transfer or combination.
+    /// covariate-transfer, combination or unseen-perturbation.
     #[arg(long)]
     pub task: String,
     /// Random seed (PerturBench uses 42).

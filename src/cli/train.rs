@@ -41,7 +41,8 @@ pub struct Args {
     /// A split CSV (see `primeflow split`); train on its train part.
     #[arg(long, value_name = "SPLIT.csv", conflicts_with = "task")]
     pub split: Option<PathBuf>,
-    /// Generate a split for this task: covariate-transfer or combination.
+    /// Generate a split for this task: covariate-transfer, combination or
+    /// unseen-perturbation.
     #[arg(long, value_name = "TASK")]
     pub task: Option<String>,
     /// Seed of the generated split (and of unlisted controls of a CSV split).

@@ -17,6 +17,12 @@
 //!   eligible; `round(holdout_fraction * n_eligible)` of them (at least one
 //!   when any is eligible and the fraction is positive) are held out and split
 //!   50/50 into val/test. All singles and the other combinations train.
+//! * Unseen perturbation (not a PerturBench task; the Virtual Cell
+//!   Challenge's setting): per covariate key, `floor(holdout_fraction * n)`
+//!   of its single perturbations (at least one when it has two or more) are
+//!   held out, val/test 50/50, with every combination of that key that
+//!   contains one of them, so the held-out perturbations are never seen in
+//!   training with that covariate key.
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::path::Path;
@@ -26,7 +32,9 @@ use rand_chacha::ChaCha8Rng;
 use serde::{Deserialize, Serialize};
 
 use crate::data::dataset::Dataset;
-use crate::data::split_tasks::{combination, covariate_transfer, split_controls};
+use crate::data::split_tasks::{
+    combination, covariate_transfer, split_controls, unseen_perturbation,
+};
 use crate::error::{Error, Result};
 
 /// One part of a split.
@@ -69,18 +77,21 @@ impl Part {
 pub enum Task {
     CovariateTransfer,
     Combination,
+    UnseenPerturbation,
 }
 
 impl Task {
-    /// Parses `covariate-transfer` / `combination` (underscores accepted).
+    /// Parses `covariate-transfer` / `combination` / `unseen-perturbation`
+    /// (underscores accepted).
     pub fn parse(s: &str) -> Result<Task> {
         match s.trim().replace('_', "-").as_str() {
             "covariate-transfer" | "transfer" => Ok(Task::CovariateTransfer),
             "combination" | "combinations" | "combo" => Ok(Task::Combination),
+            "unseen-perturbation" | "unseen" => Ok(Task::UnseenPerturbation),
             other => Err(Error::unknown(
                 "split task",
                 other,
-                &["covariate-transfer", "combination"],
+                &["covariate-transfer", "combination", "unseen-perturbation"],
             )),
         }
     }
@@ -91,11 +102,13 @@ impl Task {
 pub struct SplitOptions {
     pub task: Task,
     pub seed: u64,
-    /// Fraction of perturbations (transfer) or eligible combinations
-    /// (combination) held out. Default: 0.3 (transfer), 0.7 (combination,
-    /// PerturBench v2's Norman19 setting).
+    /// Fraction of perturbations (transfer), eligible combinations
+    /// (combination) or single perturbations (unseen) held out. Default: 0.3
+    /// (transfer), 0.7 (combination, PerturBench v2's Norman19 setting), 0.2
+    /// (unseen).
     pub holdout_fraction: Option<f64>,
-    /// Cap on held-out perturbations per covariate key (transfer; 200).
+    /// Cap on held-out perturbations per covariate key (transfer, unseen;
+    /// 200).
     pub max_holdout: usize,
 }
 
@@ -124,6 +137,7 @@ impl Split {
         let frac = opts.holdout_fraction.unwrap_or(match opts.task {
             Task::CovariateTransfer => 0.3,
             Task::Combination => 0.7,
+            Task::UnseenPerturbation => 0.2,
         });
         if !(0.0..=1.0).contains(&frac) {
             return Err(Error::invalid(
@@ -138,6 +152,9 @@ impl Split {
                 covariate_transfer(ds, frac, opts.max_holdout, &mut rng, &mut unit_part)
             }
             Task::Combination => combination(ds, frac, &mut rng, &mut unit_part)?,
+            Task::UnseenPerturbation => {
+                unseen_perturbation(ds, frac, opts.max_holdout, &mut rng, &mut unit_part)?
+            }
         }
         let mut parts = vec![Part::Train; ds.n_cells()];
         for (ui, u) in ds.units().iter().enumerate() {

@@ -1,6 +1,7 @@
 //! The generators behind [`Split::generate`](super::split::Split): which
-//! units PerturBench's covariate-transfer and combination tasks hold out,
-//! and how control cells are spread over the parts.
+//! units PerturBench's covariate-transfer and combination tasks and the
+//! unseen-perturbation task hold out, and how control cells are spread over
+//! the parts.
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 
@@ -87,6 +88,62 @@ pub(super) fn combination(
     }
     eligible.truncate(n);
     assign_val_test(&eligible, unit_part);
+    Ok(())
+}
+
+/// Unseen perturbations: per covariate key (sorted), `floor(frac * n)` of
+/// its `n` single-perturbation units (at most `cap`, at least one when
+/// `frac > 0` and the key has two or more), in seeded random order, are held
+/// out and split 50/50 into val/test; every combination of that key that
+/// contains a held-out perturbation leaves training too, into the part of
+/// its first held-out perturbation, so no held-out perturbation is seen in
+/// training with that covariate key.
+pub(super) fn unseen_perturbation(
+    ds: &Dataset,
+    frac: f64,
+    cap: usize,
+    rng: &mut ChaCha8Rng,
+    unit_part: &mut [Part],
+) -> Result<()> {
+    let mut singles: BTreeMap<&str, Vec<usize>> = BTreeMap::new();
+    for (i, u) in ds.units().iter().enumerate() {
+        if u.perturbations.len() == 1 {
+            singles.entry(u.cov_key.as_str()).or_default().push(i);
+        }
+    }
+    if singles.is_empty() {
+        return Err(Error::invalid(
+            "split task 'unseen-perturbation'",
+            format!("{} has no single-perturbation unit", ds.source_name()),
+        ));
+    }
+    // (covariate key, perturbation) -> its part.
+    let mut held_out: HashMap<(&str, &str), Part> = HashMap::new();
+    for (key, mut units) in singles {
+        let mut quota = ((frac * units.len() as f64).floor() as usize).min(cap);
+        if quota == 0 && frac > 0.0 && units.len() >= 2 {
+            quota = 1;
+        }
+        units.shuffle(rng);
+        units.truncate(quota);
+        assign_val_test(&units, unit_part);
+        for &ui in &units {
+            let p = ds.units()[ui].perturbations[0].as_str();
+            held_out.insert((key, p), unit_part[ui]);
+        }
+    }
+    for (i, u) in ds.units().iter().enumerate() {
+        if u.perturbations.len() < 2 {
+            continue;
+        }
+        if let Some(part) = u
+            .perturbations
+            .iter()
+            .find_map(|p| held_out.get(&(u.cov_key.as_str(), p.as_str())))
+        {
+            unit_part[i] = *part;
+        }
+    }
     Ok(())
 }
 

@@ -198,6 +198,7 @@ pub fn task_label(spec: &SplitSpec) -> String {
         SplitSpec::Task { task, .. } => match task {
             Task::CovariateTransfer => "covariate-transfer".into(),
             Task::Combination => "combination".into(),
+            Task::UnseenPerturbation => "unseen-perturbation".into(),
         },
     }
 }

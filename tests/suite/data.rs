@@ -423,6 +423,65 @@ fn covariate_transfer_follows_the_rules_on_simulated_data() {
     assert_eq!(s.parts["val"].units + s.parts["test"].units, held);
 }
 
+/// The unseen-perturbation task: per covariate key, floor(0.2 n) of its
+/// singles (at least one) leave training, split val/test; no held-out
+/// perturbation appears in any training unit of that key (combinations
+/// included); the split is seeded, and a seed changes it; the task name
+/// parses with its alias and unknown names list it.
+#[test]
+fn unseen_perturbation_split_keeps_held_out_perturbations_out_of_training() {
+    let ds = demo_small();
+    let opts = SplitOptions::new(Task::UnseenPerturbation);
+    let split = Split::generate(&ds, &opts).unwrap();
+    let part_of = |ui: usize| split.parts[ds.units()[ui].cells[0]];
+    let mut n_singles: BTreeMap<&str, usize> = BTreeMap::new();
+    let mut held: BTreeMap<&str, BTreeSet<&str>> = BTreeMap::new();
+    let mut parts_held = Vec::new();
+    for (ui, u) in ds.units().iter().enumerate() {
+        if u.perturbations.len() == 1 {
+            *n_singles.entry(u.cov_key.as_str()).or_default() += 1;
+            if part_of(ui) != Part::Train {
+                held.entry(u.cov_key.as_str())
+                    .or_default()
+                    .insert(u.perturbations[0].as_str());
+                parts_held.push(part_of(ui));
+            }
+        }
+    }
+    for (key, n) in &n_singles {
+        let want = ((0.2 * *n as f64).floor() as usize).max(1);
+        assert_eq!(
+            held.get(key).map(|h| h.len()).unwrap_or(0),
+            want,
+            "key {key}"
+        );
+    }
+    assert!(parts_held.contains(&Part::Val) && parts_held.contains(&Part::Test));
+    for (ui, u) in ds.units().iter().enumerate() {
+        if u.is_control() || part_of(ui) != Part::Train {
+            continue;
+        }
+        if let Some(h) = held.get(u.cov_key.as_str()) {
+            for p in &u.perturbations {
+                assert!(
+                    !h.contains(p.as_str()),
+                    "{} trains with held-out {p}",
+                    u.name()
+                );
+            }
+        }
+    }
+    assert_eq!(Split::generate(&ds, &opts).unwrap(), split);
+    let other = SplitOptions {
+        seed: 7,
+        ..SplitOptions::new(Task::UnseenPerturbation)
+    };
+    assert_ne!(Split::generate(&ds, &other).unwrap(), split);
+    assert_eq!(Task::parse("unseen").unwrap(), Task::UnseenPerturbation);
+    let e = Task::parse("nope").unwrap_err().to_string();
+    assert!(e.contains("unseen-perturbation"), "{e}");
+}
+
 #[test]
 fn combination_split_follows_the_rules_on_simulated_data() {
     let ds = demo_small();
