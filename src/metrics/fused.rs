@@ -45,7 +45,6 @@ pub(super) fn add_column_sums(
     let g = a_neg2x.f_mm(&b_x.f_transpose(0, 1)?)?.f_contiguous()?; // [n, m]
     buf.resize(n * m, 0.0);
     g.f_copy_data(buf.as_mut_slice(), n * m)?;
-    let floor = SQ_DIST_FLOOR as f32;
     let thr32 = thr as f32;
     let out = &mut out[..m];
 
@@ -102,7 +101,7 @@ pub(super) fn add_column_sums(
             if d2 < thr32 {
                 pi.push(i as i64);
                 pj.push(j as i64);
-                approx.push((if d2 > floor { d2 } else { floor }).sqrt() as f64);
+                approx.push(floored_sqrt(d2) as f64);
             }
         }
     }
@@ -117,7 +116,7 @@ pub(super) fn add_column_sums(
         .f_to_kind(Kind::Float)?;
     let exact: Vec<f32> = Vec::<f32>::try_from(&exact)?;
     for ((&j, &e), &a) in pj.iter().zip(&exact).zip(&approx) {
-        out[j as usize] += (if e > floor { e } else { floor }).sqrt() as f64 - a;
+        out[j as usize] += floored_sqrt(e) as f64 - a;
     }
     Ok(())
 }
@@ -134,7 +133,6 @@ fn scan(
     thr: f32,
     out: &mut [f64],
 ) -> Vec<usize> {
-    let floor = SQ_DIST_FLOOR as f32;
     let mut near_rows = Vec::new();
     for (k, row) in block.chunks_exact(m).enumerate() {
         let i = first + k;
@@ -145,11 +143,19 @@ fn scan(
         for ((&g, &sb), o) in row.iter().zip(b_sq).zip(out.iter_mut()) {
             let d2 = g + sa + sb;
             near |= (d2 < thr) as u32;
-            *o += (if d2 > floor { d2 } else { floor }).sqrt() as f64;
+            *o += floored_sqrt(d2) as f64;
         }
         if near != 0 {
             near_rows.push(i);
         }
     }
     near_rows
+}
+
+/// `sqrt(max(d2, 1e-8))` in f32 (a select, not `f32::max`, so the scan
+/// loop vectorises).
+#[inline]
+fn floored_sqrt(d2: f32) -> f32 {
+    let floor = SQ_DIST_FLOOR as f32;
+    (if d2 > floor { d2 } else { floor }).sqrt()
 }
