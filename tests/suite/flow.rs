@@ -145,6 +145,7 @@ fn finite_differences_of_x_t_give_the_target() {
 
 #[test]
 fn path_endpoints_and_bad_inputs() {
+    let _rng = primeflow::device::rng_guard(None);
     let shape = [2i64, 3];
     let x0 = Tensor::randn(shape, (Kind::Double, Device::Cpu));
     let x1 = Tensor::randn(shape, (Kind::Double, Device::Cpu));
@@ -243,6 +244,7 @@ impl VelocityField for Zero {
 
 #[test]
 fn cfm_loss_is_the_mse_to_the_target() {
+    let _rng = primeflow::device::rng_guard(None);
     let path = Path::new(PathKind::Linear, 0.0).unwrap();
     let x1 = Tensor::rand([64, 10], (Kind::Float, Device::Cpu)) * 3.0;
     let cond = Tensor::ones([64, 4], (Kind::Float, Device::Cpu));

@@ -4,20 +4,17 @@ mod unet {
     //! The U-Net velocity field (model.md "The U-Net velocity field"; issue 3
     //! section 1).
 
-    use std::sync::{Mutex, MutexGuard};
-
     use primeflow::model::unet::{AttentionBlock, ResBlock};
     use primeflow::model::{UNetConfig, UNetVelocity, VelocityField};
     use tch::nn::VarStore;
     use tch::{Device, Kind, Tensor};
 
     /// torch's global RNG is shared by all test threads: every test here that
-    /// draws from it (building a net draws its initial weights) holds this
-    /// lock, so the seeded tests see an undisturbed stream.
-    static RNG: Mutex<()> = Mutex::new(());
-
-    fn lock() -> MutexGuard<'static, ()> {
-        RNG.lock().unwrap_or_else(|e| e.into_inner())
+    /// draws from it (building a net draws its initial weights) holds the
+    /// library's own generator guard, so neither these tests nor the seeded
+    /// library calls of other tests in this binary see a disturbed stream.
+    fn lock() -> primeflow::device::RngGuard {
+        primeflow::device::rng_guard(None)
     }
 
     fn n_params(vs: &VarStore) -> i64 {
@@ -101,6 +98,7 @@ mod unet {
 
     #[test]
     fn srivatsan20_flops_match_model_md() {
+        let _rng = primeflow::device::rng_guard(None);
         let f = UNetVelocity::flops_per_cell(&cfg("srivatsan20"), 2000, 200);
         let rel = (f - 104.5e9).abs() / 104.5e9;
         assert!(rel < 0.02, "flops {f:e} vs 104.5e9 (rel {rel})");
@@ -337,6 +335,7 @@ mod unet {
 
     #[test]
     fn presets_validate_and_unknown_lists_known() {
+        let _rng = primeflow::device::rng_guard(None);
         for name in UNetConfig::PRESETS {
             cfg(name).validate().unwrap();
         }
@@ -360,6 +359,7 @@ mod unet {
 
     #[test]
     fn json_round_trip_and_unknown_fields() {
+        let _rng = primeflow::device::rng_guard(None);
         let c = cfg("norman19");
         let s = serde_json::to_string(&c).unwrap();
         let back: UNetConfig = serde_json::from_str(&s).unwrap();
@@ -584,6 +584,7 @@ for npz, cfg_path in zip(sys.argv[1::2], sys.argv[2::2]):
 
     #[test]
     fn matches_independent_pytorch_reference() {
+        let _rng = primeflow::device::rng_guard(None);
         if !crate::common::python_has("torch") {
             println!("skipped: the venv's Python has no torch");
             return;
@@ -668,6 +669,7 @@ for npz, cfg_path in zip(sys.argv[1::2], sys.argv[2::2]):
     /// and CPU inputs to a CUDA model are refused with both devices named.
     #[test]
     fn bf16_autocast_on_gpu() {
+        let _rng = primeflow::device::rng_guard(None);
         if !tch::Cuda::is_available() {
             println!("skipped: no GPU");
             return;

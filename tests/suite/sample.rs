@@ -37,6 +37,7 @@ impl VelocityField for CondSum {
 
 #[test]
 fn guidance_combines_one_doubled_forward() {
+    let _rng = primeflow::device::rng_guard(None);
     let (b, m) = (3i64, 4i64);
     let x0 = Tensor::randn([b, m], (Kind::Float, Device::Cpu));
     let cond = Tensor::from_slice(&[1f32, 0., 1., 1., 1., 1., 0., 0., 0.]).reshape([b, 3]);

@@ -135,6 +135,7 @@ fn params_equal(a: &Model, b: &Model) -> bool {
 
 #[test]
 fn mlp_parameter_count_names_and_shapes() {
+    let _rng = primeflow::device::rng_guard(None);
     // Count by hand for m = 50 genes, n_c = 7, H = 32, d_t = 16, 2/2/2/3 layers:
     // x: 50*32+32 + 32*32+32; cond: 7*32+32 + 32*32+32; time: 16*32+32 + 32*32+32;
     // decoder: 96*32+32 + 32*32+32 + 32*50+50.
