@@ -8,7 +8,12 @@
 //! decomposed with libtorch's `linalg_eigh` in f64: deterministic, no random
 //! start. Each component's sign is fixed so that its largest-|loading| gene is
 //! positive (signs do not change distances, hence MMD).
+//!
+//! This is the crate's one PCA: the metrics' `pca` space, the PCA flow
+//! spaces' statistics (`model::stats`) and the Figure 1 view
+//! (`plot::pca_view`, fitted on a seeded subsample) all use it.
 
+use ndarray::Array2;
 use tch::{Device, Kind, Tensor};
 
 use super::aggregate::rows_tensor;
@@ -26,6 +31,8 @@ pub struct Pca {
     pub components: Tensor,
     /// `k` variances along the components (ddof = 1).
     pub explained_variance: Vec<f64>,
+    /// The total variance of the fitted cells (trace of the covariance).
+    pub total_variance: f64,
 }
 
 impl Pca {
@@ -76,6 +83,7 @@ impl Pca {
         let idx = Tensor::f_from_slice(&idx)?.f_to_device(device)?;
         let comps = vecs.f_index_select(1, &idx)?; // [G, k]
         let explained_variance = super::aggregate::to_vec1(&vals.f_index_select(0, &idx)?)?;
+        let total_variance = f64::try_from(cov.f_trace()?)?;
         // Sign: the largest-|loading| gene of each component is positive.
         let arg = comps.f_abs()?.f_argmax(0, true)?; // [1, k]
         let sign = comps.f_gather(0, &arg, false)?.f_sign()?; // [1, k]
@@ -85,6 +93,7 @@ impl Pca {
             mean,
             components,
             explained_variance,
+            total_variance,
         })
     }
 
@@ -96,8 +105,85 @@ impl Pca {
         Ok(xc.f_mm(&self.components)?)
     }
 
+    /// Projects the cells `rows` of `x` (`[n_cells, G]`, dense or CSR) to
+    /// `[rows.len(), k]` f32 on the host ([`CHUNK`] rows densified at a time).
+    pub fn project_rows(&self, x: &crate::anndata::Expr, rows: &[usize]) -> Result<Array2<f32>> {
+        let g = self.mean.size().first().copied().unwrap_or(0) as usize;
+        if x.ncols() != g {
+            return Err(Error::Mismatch(format!(
+                "PCA was fitted on {g} genes, the data has {}",
+                x.ncols()
+            )));
+        }
+        let k = self.n_components();
+        let device = self.mean.device();
+        let mut out = Vec::with_capacity(rows.len() * k);
+        for chunk in rows.chunks(CHUNK) {
+            let z = self.project(&rows_tensor(x, chunk, None, device)?)?; // [c, k] f64
+            let z = z.f_to_kind(Kind::Float)?.f_to_device(Device::Cpu)?;
+            out.extend(Vec::<f32>::try_from(&z.f_flatten(0, -1)?)?);
+        }
+        Array2::from_shape_vec((rows.len(), k), out)
+            .map_err(|e| Error::Mismatch(format!("PCA projection: {e}")))
+    }
+
+    /// Fraction of the total variance along each component, `[k]`.
+    pub fn explained_variance_ratio(&self) -> Vec<f64> {
+        self.explained_variance
+            .iter()
+            .map(|v| {
+                if self.total_variance > 0.0 {
+                    v / self.total_variance
+                } else {
+                    0.0
+                }
+            })
+            .collect()
+    }
+
     /// Number of components.
     pub fn n_components(&self) -> usize {
         self.explained_variance.len()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::anndata::Expr;
+
+    /// Points along (1, 1, 0) with small noise along (1, -1, 0): the first
+    /// component is (1, 1, 0)/sqrt(2), sign fixed positive, and it carries
+    /// almost all the variance.
+    #[test]
+    fn recovers_the_main_axis() {
+        let mut x = Array2::<f32>::zeros((50, 3));
+        for i in 0..50 {
+            let t = i as f32 - 25.0;
+            let e = if i % 2 == 0 { 0.1 } else { -0.1 };
+            x[[i, 0]] = t + e;
+            x[[i, 1]] = t - e;
+        }
+        let x = Expr::from(x);
+        let rows: Vec<usize> = (0..50).collect();
+        let p = Pca::fit(&x, &rows, 2, Kind::Double, Device::Cpu).unwrap();
+        let c: Vec<f64> = Vec::try_from(&p.components.select(1, 0)).unwrap();
+        let h = std::f64::consts::FRAC_1_SQRT_2;
+        assert!((c[0] - h).abs() < 1e-3 && (c[1] - h).abs() < 1e-3, "{c:?}");
+        assert!(p.explained_variance_ratio()[0] > 0.99);
+        let r: f64 = p.explained_variance_ratio().iter().sum();
+        assert!(r <= 1.0 + 1e-12, "{r}");
+        let z = p.project_rows(&x, &rows).unwrap();
+        assert_eq!(z.dim(), (50, 2));
+        // First point: t = -25, mean t = -0.5, so (x - mean) . c1 = -24.5 sqrt(2)
+        // (the +-0.1 noise cancels along c1).
+        assert!(
+            (z[[0, 0]] + 24.5 * std::f32::consts::SQRT_2).abs() < 1e-3,
+            "{}",
+            z[[0, 0]]
+        );
+        assert!(p
+            .project_rows(&Expr::from(Array2::<f32>::zeros((2, 4))), &[0])
+            .is_err());
     }
 }

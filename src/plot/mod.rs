@@ -10,7 +10,6 @@
 
 pub mod bars;
 pub mod loss;
-pub mod pca;
 pub mod pca_view;
 pub mod report;
 pub mod xy;
@@ -23,7 +22,6 @@ use crate::error::{Error, Result};
 
 pub use bars::{metric_bars, BarRow};
 pub use loss::{loss_curves, LossSeries};
-pub use pca::Pca;
 pub use pca_view::{pca_view, PcaViewOptions};
 pub use report::{Block, Report};
 pub use xy::{xy_lines, XySeries};

@@ -10,10 +10,10 @@ use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
 use serde_json::{json, Value};
 
-use super::pca::Pca;
 use super::{axis_key, axis_names, panel_title, Figure, PALETTE};
 use crate::data::{Condition, Dataset};
 use crate::error::{Error, Result};
+use crate::metrics::Pca;
 
 /// Options of [`pca_view`].
 #[derive(Debug, Clone, PartialEq)]
@@ -103,18 +103,19 @@ pub fn pca_view(
         opts.seed,
     );
     let pca = Pca::fit(
-        reference.x.rows_dense(&fit_rows)?.view(),
-        2,
-        usize::MAX,
-        opts.seed,
+        &reference.x,
+        &fit_rows,
+        2.min(reference.n_genes()),
+        tch::Kind::Double,
+        tch::Device::Cpu,
     )?;
     let bg_rows = subsample(
         (0..reference.n_cells()).collect(),
         opts.max_background,
         opts.seed,
     );
-    let bg = pca.project(reference.x.rows_dense(&bg_rows)?.view())?;
-    let tr = pca.project(reference.x.rows_dense(&truth)?.view())?;
+    let bg = pca.project_rows(&reference.x, &bg_rows)?;
+    let tr = pca.project_rows(&reference.x, &truth)?;
     let mut model_points = Vec::new();
     for (name, p) in preds {
         let rows = cells_of(p, cond);
@@ -125,7 +126,7 @@ pub fn pca_view(
             ));
         }
         let rows = subsample(rows, opts.cells, opts.seed);
-        model_points.push(pca.project(p.x.rows_dense(&rows)?.view())?);
+        model_points.push(pca.project_rows(&p.x, &rows)?);
     }
     // One frame for every panel: the range of everything drawn, padded 5%.
     let (mut x0, mut x1, mut y0, mut y1) = (
@@ -155,7 +156,7 @@ pub fn pca_view(
     let rows = n_panels.div_ceil(cols);
     let title = format!("PCA of the reference cells: {label}");
     let mut fig = Figure::new(&title);
-    let evr = &pca.explained_variance_ratio;
+    let evr = pca.explained_variance_ratio();
     let pct = |j: usize| evr.get(j).map(|v| v * 100.0).unwrap_or(0.0);
     let mut annotations = Vec::new();
     for i in 0..n_panels {
