@@ -396,6 +396,31 @@ impl Expr {
         Ok(())
     }
 
+    /// True when every stored value satisfies `ok` (the zeros a CSR matrix
+    /// does not store are not tested). One branch-free pass over the whole
+    /// store's values when no row selection applies (it vectorises), else a
+    /// row by row pass; callers that need the offender then look it up with
+    /// [`for_each_stored`](Self::for_each_stored).
+    pub fn all_stored(&self, ok: impl Fn(f32) -> bool) -> bool {
+        let all = |v: &[f32]| {
+            v.chunks(4096)
+                .all(|c| c.iter().fold(true, |acc, &x| acc & ok(x)))
+        };
+        match (self.store.as_ref(), &self.rows) {
+            (Store::Csr(c), None) => all(&c.data),
+            (Store::Dense(x), None) if x.as_slice().is_some() => x.as_slice().is_some_and(all),
+            _ => self
+                .for_each_stored(|_, _, v| {
+                    if ok(v) {
+                        Ok(())
+                    } else {
+                        Err(Error::invalid("value", ""))
+                    }
+                })
+                .is_ok(),
+        }
+    }
+
     /// Number of stored values satisfying `pred` (see
     /// [`for_each_stored`](Self::for_each_stored)).
     pub fn count_stored(&self, pred: impl Fn(f32) -> bool) -> usize {

@@ -190,25 +190,29 @@ impl Dataset {
             ));
         }
         // Values: finite, non-negative unless allowed (the zeros a CSR
-        // matrix does not store are both).
-        ad.x.for_each_stored(|i, j, v| {
-            if v.is_finite() && (allow_negative || v >= 0.0) {
-                return Ok(());
-            }
-            let what = if !v.is_finite() {
-                "a non-finite value"
-            } else {
-                "a negative value (log1p data expected)"
-            };
-            Err(Error::format(
-                &src,
-                field("X"),
-                format!(
-                    "{what} {v} at cell {i} ('{}'), gene {j} ('{}')",
-                    ad.obs.index[i], ad.var.index[j]
-                ),
-            ))
-        })?;
+        // matrix does not store are both). A fast pass first; the located
+        // error only when it fails.
+        let ok = |v: f32| v.is_finite() & (allow_negative | (v >= 0.0));
+        if !ad.x.all_stored(ok) {
+            ad.x.for_each_stored(|i, j, v| {
+                if ok(v) {
+                    return Ok(());
+                }
+                let what = if !v.is_finite() {
+                    "a non-finite value"
+                } else {
+                    "a negative value (log1p data expected)"
+                };
+                Err(Error::format(
+                    &src,
+                    field("X"),
+                    format!(
+                        "{what} {v} at cell {i} ('{}'), gene {j} ('{}')",
+                        ad.obs.index[i], ad.var.index[j]
+                    ),
+                ))
+            })?;
+        }
         let check_col = |name: &str| -> Result<Vec<String>> {
             ad.obs.labels("obs", name).map_err(|e| match e {
                 Error::Unknown { .. } | Error::Invalid { .. } => {
