@@ -394,6 +394,27 @@ impl Sampler {
         })
     }
 
+    /// Generates `n_each` cells for every non-control unit of `ds` (a whole
+    /// file or a split part selected from one), in the dataset's unit order
+    /// (see [`sample_conditions`](Self::sample_conditions)). The one way the
+    /// CLI and the scripting layer sample a dataset's units.
+    pub fn sample_dataset(&self, model: &Model, ds: &Dataset, n_each: usize) -> Result<AnnData> {
+        model.check_data(ds)?;
+        let conds: Vec<Condition> = ds
+            .units()
+            .iter()
+            .filter(|u| !u.is_control())
+            .map(|u| u.condition())
+            .collect();
+        if conds.is_empty() {
+            return Err(Error::invalid(
+                "sample target",
+                format!("{} has no perturbed units", ds.source_name()),
+            ));
+        }
+        self.sample_conditions(model, &conds, n_each)
+    }
+
     /// The non-control units of `part` in `ds`, in the dataset's unit order.
     pub fn split_conditions(ds: &Dataset, split: &Split, part: Part) -> Result<Vec<Condition>> {
         if split.parts.len() != ds.n_cells() {

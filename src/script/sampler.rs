@@ -70,31 +70,18 @@ fn sample(
 ) -> RhaiResult<(DatasetHandle, f64)> {
     let label = model.type_label();
     model.with_model(|m| {
-        let conds: Vec<Condition> = if let Some(ds) = target.read_lock::<DatasetHandle>() {
-            guard(|| m.check_data(&ds.0))?;
-            let c: Vec<Condition> =
-                ds.0.units()
-                    .iter()
-                    .filter(|u| !u.is_control())
-                    .map(|u| u.condition())
-                    .collect();
-            if c.is_empty() {
-                return Err(invalid(
-                    "sample target",
-                    format!("{} has no perturbed units", ds.0.source_name()),
-                ));
-            }
-            c
-        } else {
-            conditions_arg(target)?
-                .iter()
-                .map(|c| c.resolve(&m.vocab))
-                .collect::<RhaiResult<_>>()?
-        };
         let sampler = Sampler::new(cfg.clone()).map_err(to_rhai)?;
         let _rng = crate::device::rng_guard(None);
         let n = cfg.cells_per_unit;
-        let ad = guard(|| sampler.sample_conditions(m, &conds, n))?;
+        let ad = if let Some(ds) = target.read_lock::<DatasetHandle>() {
+            guard(|| sampler.sample_dataset(m, &ds.0, n))?
+        } else {
+            let conds: Vec<Condition> = conditions_arg(target)?
+                .iter()
+                .map(|c| c.resolve(&m.vocab))
+                .collect::<RhaiResult<_>>()?;
+            guard(|| sampler.sample_conditions(m, &conds, n))?
+        };
         let columns = ObsColumns {
             perturbation: m.vocab.perturbation_column.clone(),
             covariates: m.vocab.covariate_columns.clone(),

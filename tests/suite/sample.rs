@@ -192,6 +192,18 @@ fn samples_every_unit_of_a_split_part() {
         e.contains("val part") && e.contains("no perturbed units"),
         "{e}"
     );
+    // A whole dataset: every perturbed unit, in unit order, the same cells
+    // as asking for those conditions.
+    let conds: Vec<_> = ds
+        .units()
+        .iter()
+        .filter(|u| !u.is_control())
+        .map(|u| u.condition())
+        .collect();
+    let all = s.sample_dataset(&model, &ds, 3).unwrap();
+    assert_eq!(all.n_obs(), 3 * conds.len());
+    let by_conds = s.sample_conditions(&model, &conds, 3).unwrap();
+    assert_eq!(all.x.to_dense(), by_conds.x.to_dense());
 }
 
 /// `train` then `sample` through the command line: the test units of the
