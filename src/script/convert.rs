@@ -6,6 +6,51 @@ use rhai::{Array, Dynamic, Map};
 
 use super::error::{invalid, to_rhai, RhaiResult};
 
+/// The top-level field names `base` serialises to (a config's serde keys),
+/// less `hidden` (e.g. an internal `kind` tag).
+pub fn serde_keys<T: serde::Serialize>(base: &T, hidden: &[&str]) -> Vec<String> {
+    serde_json::to_value(base)
+        .ok()
+        .and_then(|v| {
+            v.as_object().map(|o| {
+                o.keys()
+                    .filter(|k| !hidden.contains(&k.as_str()))
+                    .cloned()
+                    .collect()
+            })
+        })
+        .unwrap_or_default()
+}
+
+/// The overrides of a script settings map, as the JSON object the core's
+/// `preset + overrides -> config` functions take (`crate::overlay`): every
+/// key of `map` but the `handled` ones (read by the caller, e.g. `preset`,
+/// `device`) must be one of `known` (the config's serde field names);
+/// otherwise the error names the key, the nearest valid one and all of them
+/// (`what` names the map). One loop for every settings map of the
+/// scripting layer.
+pub fn overrides(
+    map: &Map,
+    known: &[String],
+    handled: &[&str],
+    what: &str,
+) -> RhaiResult<serde_json::Map<String, serde_json::Value>> {
+    let mut over = serde_json::Map::new();
+    for (k, v) in map {
+        let k = k.as_str();
+        if handled.contains(&k) {
+            continue;
+        }
+        if !known.iter().any(|x| x == k) {
+            let mut all: Vec<String> = known.to_vec();
+            all.extend(handled.iter().map(|h| h.to_string()));
+            return Err(unknown_key(what, k, &all));
+        }
+        over.insert(k.to_string(), to_json(v)?);
+    }
+    Ok(over)
+}
+
 /// An option map checked against its known keys.
 #[derive(Debug, Clone)]
 pub struct Opts {
@@ -207,4 +252,32 @@ pub fn path_arg(what: &str, p: &str) -> RhaiResult<std::path::PathBuf> {
         return Err(invalid(what, "the path is empty"));
     }
     Ok(std::path::PathBuf::from(p))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Simulator settings: known keys pass through as JSON, handled keys are
+    /// skipped, an unknown key names itself, the nearest valid key and the
+    /// handled ones.
+    #[test]
+    fn overrides_keep_known_keys_and_name_unknown_ones() {
+        let keys = serde_keys(&crate::sim::SimConfig::default(), &[]);
+        assert!(keys.iter().any(|k| k == "n_genes"), "{keys:?}");
+        let mut m = Map::new();
+        m.insert("preset".into(), Dynamic::from("tiny".to_string()));
+        m.insert("n_genes".into(), Dynamic::from_int(40));
+        let o = overrides(&m, &keys, &["preset"], "settings").unwrap();
+        assert_eq!(o.len(), 1);
+        assert_eq!(o["n_genes"], serde_json::json!(40));
+        m.insert("n_gene".into(), Dynamic::from_int(40));
+        let e = super::super::error::describe(
+            &overrides(&m, &keys, &["preset"], "settings").unwrap_err(),
+        );
+        assert!(
+            e.contains("'n_gene'") && e.contains("did you mean 'n_genes'") && e.contains("preset"),
+            "{e}"
+        );
+    }
 }

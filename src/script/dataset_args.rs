@@ -159,35 +159,16 @@ pub(super) fn sorted(v: &[String]) -> Vec<String> {
 /// A simulated dataset from `preset` (default `demo`) and `SimConfig`
 /// fields; unknown keys are errors listing the valid ones.
 pub fn simulate_map(settings: Map) -> RhaiResult<DatasetHandle> {
-    let mut preset = "demo".to_string();
-    let mut overrides = serde_json::Map::new();
-    let base_keys: Vec<String> = serde_json::to_value(crate::sim::SimConfig::default())
-        .ok()
-        .and_then(|v| v.as_object().map(|o| o.keys().cloned().collect()))
-        .unwrap_or_default();
-    for (k, v) in &settings {
-        if k.as_str() == "preset" {
-            preset = v.to_string();
-        } else if base_keys.iter().any(|b| b == k.as_str()) {
-            overrides.insert(k.to_string(), super::convert::to_json(v)?);
-        } else {
-            let mut all = base_keys.clone();
-            all.push("preset".into());
-            return Err(super::convert::unknown_key(
-                "Dataset::simulate settings",
-                k.as_str(),
-                &all,
-            ));
-        }
-    }
+    const WHAT: &str = "Dataset::simulate settings";
+    let preset = match settings.get("preset") {
+        Some(p) if !p.is_unit() => p.to_string(),
+        _ => "demo".to_string(),
+    };
     let base = crate::sim::SimConfig::preset(&preset).map_err(to_rhai)?;
-    let mut j =
-        serde_json::to_value(&base).map_err(|e| invalid("simulation settings", e.to_string()))?;
-    if let Some(o) = j.as_object_mut() {
-        o.extend(overrides);
-    }
-    let cfg: crate::sim::SimConfig = serde_json::from_value(j)
-        .map_err(|e| invalid("Dataset::simulate settings", e.to_string()))?;
+    let keys = super::convert::serde_keys(&base, &[]);
+    let over = super::convert::overrides(&settings, &keys, &["preset"], WHAT)?;
+    let cfg =
+        crate::overlay::overlay(&base, &serde_json::Value::Object(over), WHAT).map_err(to_rhai)?;
     let name = format!("simulated ({preset}, seed {})", cfg.seed);
     let spec = DataSpec::simulated(cfg, name);
     let ds = guard(|| spec.load())?;

@@ -22,7 +22,7 @@ use rhai::{Array, Dynamic, Map};
 use tch::Device;
 
 use super::condition::ConditionHandle;
-use super::convert::{from_json, path_arg, to_json, Opts};
+use super::convert::{from_json, path_arg, Opts};
 use super::dataset::DatasetHandle;
 use super::error::{guard, invalid, to_rhai, RhaiResult};
 use crate::data::Dataset;
@@ -114,24 +114,10 @@ fn make(kind: &str, spec: Dynamic) -> RhaiResult<ModelHandle> {
     let config = if fields.is_empty() {
         base
     } else {
-        let j = serde_json::to_value(&base).map_err(|e| invalid("model config", e.to_string()))?;
-        let known: Vec<String> = j
-            .as_object()
-            .map(|o| o.keys().filter(|k| *k != "kind").cloned().collect())
-            .unwrap_or_default();
-        let mut over = serde_json::Map::new();
-        for (k, v) in &fields {
-            if !known.iter().any(|x| x == k.as_str()) {
-                let mut all: Vec<String> = known.clone();
-                all.extend(["preset", "device", "seed"].map(String::from));
-                return Err(super::convert::unknown_key(
-                    &format!("{kind} settings"),
-                    k.as_str(),
-                    &all,
-                ));
-            }
-            over.insert(k.to_string(), to_json(v)?);
-        }
+        let known = super::convert::serde_keys(&base, &["kind"]);
+        let handled = ["preset", "device", "seed"];
+        let over =
+            super::convert::overrides(&fields, &known, &handled, &format!("{kind} settings"))?;
         base.merged(
             &serde_json::Value::Object(over),
             &format!("{kind} settings"),

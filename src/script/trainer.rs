@@ -31,7 +31,7 @@ use super::model::{ModelHandle, ModelSlot};
 use crate::plot::LossSeries;
 use crate::train::{run_dir, History, RunRecord, TrainConfig, Trainer};
 
-pub use super::trainer_config::{train_config, train_spec, trainer_keys, TrainSpec};
+pub use super::trainer_config::{train_config, train_spec, TrainSpec};
 
 /// The state behind a trainer handle.
 #[derive(Debug)]

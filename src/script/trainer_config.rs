@@ -5,19 +5,9 @@ use std::path::PathBuf;
 
 use rhai::Map;
 
-use super::convert::{path_arg, to_json};
+use super::convert::path_arg;
 use super::error::{to_rhai, RhaiResult};
 use crate::train::TrainConfig;
-
-/// The keys a `Trainer(#{...})` map accepts.
-pub fn trainer_keys() -> Vec<String> {
-    let mut keys: Vec<String> = serde_json::to_value(TrainConfig::default())
-        .ok()
-        .and_then(|v| v.as_object().map(|o| o.keys().cloned().collect()))
-        .unwrap_or_default();
-    keys.extend(["preset".to_string(), "out".to_string()]);
-    keys
-}
 
 /// A `TrainConfig` from a script map: `preset` (`tiny`, `small`,
 /// `norman19`, `srivatsan20`; default: the library defaults) then the keys.
@@ -38,27 +28,13 @@ pub type TrainSpec = (
 /// A `TrainConfig` for model kind `kind` from a script map, with the
 /// preset and overrides it came from (when it names a preset).
 pub fn train_spec(map: &Map, kind: &str) -> RhaiResult<TrainSpec> {
-    let keys = trainer_keys();
-    let mut overrides = serde_json::Map::new();
-    let mut preset = None;
-    let mut out = None;
-    for (k, v) in map {
-        match k.as_str() {
-            "preset" => preset = Some(v.to_string()),
-            "out" if !v.is_unit() => out = Some(path_arg("Trainer 'out'", &v.to_string())?),
-            "out" => {}
-            other if keys.iter().any(|x| x == other) => {
-                overrides.insert(other.to_string(), to_json(v)?);
-            }
-            other => {
-                return Err(super::convert::unknown_key(
-                    "Trainer settings",
-                    other,
-                    &keys,
-                ))
-            }
-        }
-    }
+    let keys = super::convert::serde_keys(&TrainConfig::default(), &[]);
+    let preset = map.get("preset").map(|v| v.to_string());
+    let out = match map.get("out") {
+        Some(v) if !v.is_unit() => Some(path_arg("Trainer 'out'", &v.to_string())?),
+        _ => None,
+    };
+    let overrides = super::convert::overrides(map, &keys, &["preset", "out"], "Trainer settings")?;
     let base = match &preset {
         Some(p) => TrainConfig::preset(kind, p).map_err(to_rhai)?,
         None => TrainConfig::default(),
