@@ -13,6 +13,7 @@ use std::path::Path;
 use serde::{Deserialize, Serialize};
 
 use super::report::{csv_field, Evaluation};
+use super::table::Cell;
 use crate::error::Result;
 
 /// Mean and sample sd of one (model, metric) cell.
@@ -154,22 +155,23 @@ impl Comparison {
         }
     }
 
-    /// Header (`model`, `runs`, metrics) and rows of `mean ± sd` cells;
-    /// `mark` decorates the best cell of each column.
-    pub fn cells(&self, mark: impl Fn(String) -> String) -> (Vec<String>, Vec<Vec<String>>) {
+    /// Header (`model`, `runs`, metrics) and rows of `mean ± sd` cells, the
+    /// best cell of each column marked bold.
+    pub fn table(&self) -> (Vec<String>, Vec<Vec<Cell>>) {
         let mut header = vec!["model".to_string(), "runs".to_string()];
         header.extend(self.metrics.iter().cloned());
         let rows = self
             .rows
             .iter()
             .map(|r| {
-                let mut row = vec![r.model.clone(), r.seeds.len().to_string()];
+                let mut row = vec![
+                    Cell::from(r.model.clone()),
+                    Cell::from(r.seeds.len().to_string()),
+                ];
                 for m in &self.metrics {
-                    let c = stat_cell(r.values.get(m).copied().unwrap_or(stat(&[])));
-                    row.push(if self.is_best(&r.model, m) {
-                        mark(c)
-                    } else {
-                        c
+                    row.push(Cell {
+                        text: stat_cell(r.values.get(m).copied().unwrap_or(stat(&[]))),
+                        bold: self.is_best(&r.model, m),
                     });
                 }
                 row
@@ -180,23 +182,14 @@ impl Comparison {
 
     /// The comparison as a Markdown table, the best of each column in bold.
     pub fn markdown(&self) -> String {
-        let (header, rows) = self.cells(|c| format!("**{c}**"));
-        let line = |cells: &[String]| {
-            format!(
-                "| {} |\n",
-                cells
-                    .iter()
-                    .map(|c| c.replace('|', "\\|"))
-                    .collect::<Vec<_>>()
-                    .join(" | ")
-            )
-        };
-        let mut s = line(&header);
-        s.push_str(&format!("|{}\n", "---|".repeat(header.len())));
-        for r in &rows {
-            s.push_str(&line(r));
-        }
-        s
+        let (header, rows) = self.table();
+        super::table::markdown(&header, &rows)
+    }
+
+    /// The comparison as an HTML table, the best of each column in bold.
+    pub fn html(&self) -> String {
+        let (header, rows) = self.table();
+        super::table::html(&header, &rows)
     }
 
     /// The cell of `model` and `metric`.
@@ -246,7 +239,21 @@ fn num(v: f64) -> String {
 
 impl std::fmt::Display for Comparison {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        let (_, cells) = self.cells(|c| format!("{c}*"));
+        let (_, table) = self.table();
+        let cells: Vec<Vec<String>> = table
+            .into_iter()
+            .map(|r| {
+                r.into_iter()
+                    .map(|c| {
+                        if c.bold {
+                            format!("{}*", c.text)
+                        } else {
+                            c.text
+                        }
+                    })
+                    .collect()
+            })
+            .collect();
         let mw = self
             .rows
             .iter()

@@ -49,6 +49,7 @@ pub mod per_unit;
 pub mod plan;
 pub mod rank;
 pub mod report;
+pub mod table;
 pub mod ttest;
 pub mod vcc;
 

@@ -85,6 +85,40 @@ pub fn mean_skip_nan(v: &[f64]) -> f64 {
 }
 
 impl Evaluation {
+    /// Header (`metric`, `value`) and one row per metric of the summary
+    /// (six decimals).
+    pub fn summary_table(&self) -> (Vec<String>, Vec<Vec<super::table::Cell>>) {
+        let header = vec!["metric".to_string(), "value".to_string()];
+        let rows = self
+            .metrics
+            .iter()
+            .map(|m| {
+                vec![
+                    m.as_str().into(),
+                    format!("{:.6}", self.get(m).unwrap_or(f64::NAN)).into(),
+                ]
+            })
+            .collect();
+        (header, rows)
+    }
+
+    /// The summary as HTML: a line with the number of scored units, then
+    /// the table (notebooks, report pages).
+    pub fn summary_html(&self) -> String {
+        let (header, rows) = self.summary_table();
+        format!(
+            "<div>PerturBench metrics: {} units</div>{}",
+            self.per_unit.len(),
+            super::table::html(&header, &rows)
+        )
+    }
+
+    /// The summary as a Markdown table.
+    pub fn summary_markdown(&self) -> String {
+        let (header, rows) = self.summary_table();
+        super::table::markdown(&header, &rows)
+    }
+
     /// The summary value of metric `name`.
     pub fn get(&self, name: &str) -> Option<f64> {
         self.summary.get(name).copied()

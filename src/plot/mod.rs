@@ -102,12 +102,7 @@ pub(crate) fn safe_json(v: &Value) -> String {
     v.to_string().replace("</", "<\\/")
 }
 
-pub(crate) fn html_escape(s: &str) -> String {
-    s.replace('&', "&amp;")
-        .replace('<', "&lt;")
-        .replace('>', "&gt;")
-        .replace('"', "&quot;")
-}
+pub(crate) use crate::metrics::table::escape as html_escape;
 
 /// Plotly's axis names for panel `i` (0-based): `("x", "y")`, `("x2", "y2")`...
 pub fn axis_names(i: usize) -> (String, String) {

@@ -102,11 +102,6 @@ fn nan_stat() -> Stat {
 }
 
 impl ComparisonHandle {
-    /// Header and rows (model, runs, one `mean ± sd` cell per metric).
-    pub fn cells(&self) -> (Vec<String>, Vec<Vec<String>>) {
-        self.0.cells(|c| c)
-    }
-
     /// The comparison as a Markdown table (best per column in bold).
     pub fn markdown(&self) -> String {
         self.0.markdown()
@@ -135,9 +130,7 @@ impl ComparisonHandle {
     /// The comparison as an HTML table (notebooks), the best of each
     /// column in bold.
     pub fn html(&self) -> Html {
-        let (header, rows) = self.0.cells(|c| format!("\u{1}{c}\u{2}"));
-        let Html(table) = Html::table(&header, &rows);
-        Html(table.replace('\u{1}', "<b>").replace('\u{2}', "</b>"))
+        Html(self.0.html())
     }
 }
 

@@ -100,19 +100,7 @@ pub fn metrics_settings(map: Map) -> RhaiResult<(MetricsConfig, Option<CellEvalO
 impl TableHandle {
     /// The summary as an HTML table (notebooks).
     pub fn html(&self) -> Html {
-        let e = &self.0;
-        let rows: Vec<Vec<String>> = e
-            .metrics
-            .iter()
-            .map(|m| vec![m.clone(), format!("{:.6}", e.get(m).unwrap_or(f64::NAN))])
-            .collect();
-        let mut h = Html::table(&["metric".to_string(), "value".to_string()], &rows);
-        h.0 = format!(
-            "<div>PerturBench metrics: {} units</div>{}",
-            e.per_unit.len(),
-            h.0
-        );
-        h
+        Html(self.0.summary_html())
     }
 }
 

@@ -40,24 +40,11 @@ impl Html {
 
     /// A table with a header row; cells are escaped.
     pub fn table(header: &[String], rows: &[Vec<String>]) -> Html {
-        let mut s =
-            String::from("<table style=\"border-collapse:collapse;font-family:monospace\">\n<tr>");
-        for h in header {
-            s.push_str(&format!(
-                "<th style=\"text-align:left;padding:2px 8px;border-bottom:1px solid #888\">{}</th>",
-                escape(h)
-            ));
-        }
-        s.push_str("</tr>\n");
-        for r in rows {
-            s.push_str("<tr>");
-            for c in r {
-                s.push_str(&format!("<td style=\"padding:2px 8px\">{}</td>", escape(c)));
-            }
-            s.push_str("</tr>\n");
-        }
-        s.push_str("</table>");
-        Html(s)
+        let rows: Vec<Vec<crate::metrics::table::Cell>> = rows
+            .iter()
+            .map(|r| r.iter().map(|c| c.as_str().into()).collect())
+            .collect();
+        Html(crate::metrics::table::html(header, &rows))
     }
 
     /// An evaluation's summary (metric | value).
@@ -85,12 +72,7 @@ impl Html {
 }
 
 /// HTML-escapes `s`.
-pub fn escape(s: &str) -> String {
-    s.replace('&', "&amp;")
-        .replace('<', "&lt;")
-        .replace('>', "&gt;")
-        .replace('"', "&quot;")
-}
+pub use crate::metrics::table::escape;
 
 /// What one Rhai cell produced: printed lines, the value, or an error.
 #[derive(Debug, Clone, Default, PartialEq, serde::Serialize, serde::Deserialize)]
