@@ -109,6 +109,18 @@ pub struct Args {
     /// No progress bar.
     #[arg(long)]
     pub quiet: bool,
+    /// Stream the training cells from the file instead of loading X
+    /// (files larger than memory): chunks of consecutive cells read by a
+    /// background thread, shuffled within a buffer of random chunks
+    /// (flow models in gene space).
+    #[arg(long)]
+    pub stream: bool,
+    /// Cells per streamed chunk [default: 1024].
+    #[arg(long, value_name = "N", requires = "stream")]
+    pub stream_chunk: Option<usize>,
+    /// Chunks shuffled together in the streaming buffer [default: 64].
+    #[arg(long, value_name = "K", requires = "stream")]
+    pub stream_buffer: Option<usize>,
 }
 
 /// Runs the subcommand.
@@ -159,7 +171,11 @@ fn resume_run(args: &Args, device: tch::Device, started: Instant) -> anyhow::Res
         trainer.start_step(),
         trainer.config.steps
     );
-    let ds = spec.load()?;
+    let ds = if trainer.config.stream.is_some() {
+        spec.open_for_streaming()?
+    } else {
+        spec.load()?
+    };
     let (train, val) = spec.train_val(&ds)?;
     let record = (!recorded).then_some(&train);
     train_and_report(
@@ -188,7 +204,11 @@ fn fresh_run(args: &Args, device: tch::Device, started: Instant) -> anyhow::Resu
     let (mconf, preset) = (settings.model, settings.preset);
     let mut trainer = Trainer::new(settings.train)?;
     let spec = settings.data;
-    let ds = spec.load()?;
+    let ds = if trainer.config.stream.is_some() {
+        spec.open_for_streaming()?
+    } else {
+        spec.load()?
+    };
     let (train, val) = spec.train_val(&ds)?;
     let mut model = Model::for_dataset(mconf, &train, device, trainer.config.seed)?;
     run_dir::record_fresh_run(

@@ -15,6 +15,10 @@ pub fn trainer_keys() -> Vec<String> {
         .ok()
         .and_then(|v| v.as_object().map(|o| o.keys().cloned().collect()))
         .unwrap_or_default();
+    // Keys left out of the JSON while unset.
+    if !keys.iter().any(|k| k == "stream") {
+        keys.push("stream".to_string());
+    }
     keys.extend(["preset".to_string(), "out".to_string()]);
     keys
 }
