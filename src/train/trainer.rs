@@ -18,6 +18,11 @@
 //! to N gives the same weights bit for bit as training N steps in one go (on
 //! the same device and thread count).
 //!
+//! With `config.stream` the cells come from the file instead
+//! (`train::stream`: chunks read ahead by a thread, shuffled within a
+//! buffer); the batches are still a function of `(seed, micro-batch)` and
+//! the checkpoint records the loader's position.
+//!
 //! Ctrl-C (`progress::interrupted`) stops after the current step; the
 //! checkpoint of that step is written (when an output folder is given) and
 //! [`Trainer::fit`] returns `Ok` with `History::interrupted` set — the caller
