@@ -317,7 +317,8 @@ impl StreamSource {
 
     /// Calls `f(first, x)` for consecutive chunks of the training cells in
     /// position order: cells `first..first + x.nrows()` as `x`
-    /// `[<= chunk, m]` (one pass over the data in bounded memory).
+    /// `[<= chunk, m]` (one pass over the data in bounded memory). Ctrl-C
+    /// stops it with [`Error::Interrupted`].
     pub fn for_each_chunk(
         &self,
         chunk: usize,
@@ -327,6 +328,10 @@ impl StreamSource {
         let n = self.rows.len();
         let mut first = 0;
         while first < n {
+            // A pass over a large file takes a while: honour Ctrl-C.
+            if crate::progress::interrupted() {
+                return Err(Error::Interrupted);
+            }
             let end = (first + chunk.max(1)).min(n);
             let cells: Vec<usize> = (first..end).collect();
             let x = self.read(&reader, &cells)?;

@@ -175,6 +175,8 @@ impl Trainer {
             Some(_) => Some(stream_source(model, &objective, train)?),
             None => None,
         };
+        // The streamed statistics passes honour Ctrl-C from here on.
+        crate::progress::clear_interrupt();
         if !model.has_stats() {
             match &source {
                 None => model.fit_stats(train, cfg.control_cells, cfg.seed)?,
