@@ -8,10 +8,11 @@
 #   bench/vcc/run.sh       evaluate --profile vcc vs cell-eval 0.8.2 (VCC-shaped, simulated)
 #   bench/solvers.sh       sample quality vs velocity evaluations (solvers, steps)
 #   bench/sparse_train.sh  training memory on CSR vs dense X (issue 9; docs/results/scale.md)
+#   bench/stream_train.sh  streamed training: memory, throughput, shuffle (issue 9; docs/results/scale.md)
 #   bench/fuzz_h5ad.sh     10 minutes of mutation fuzzing of every .h5ad-reading command
 set -euo pipefail
 cd "$(dirname "$0")/.."
-for b in bench/read_h5ad.sh bench/metrics/run.sh bench/perturbench/run.sh bench/vcc/run.sh bench/solvers.sh bench/sparse_train.sh bench/fuzz_h5ad.sh; do
+for b in bench/read_h5ad.sh bench/metrics/run.sh bench/perturbench/run.sh bench/vcc/run.sh bench/solvers.sh bench/sparse_train.sh bench/stream_train.sh bench/fuzz_h5ad.sh; do
   if [ -x "$b" ]; then
     echo "=== $b"
     "$b"

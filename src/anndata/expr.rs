@@ -106,6 +106,10 @@ impl Csr {
 enum Store {
     Dense(Array2<f32>),
     Csr(Csr),
+    /// Values left in the file (opened for streaming): the shape only.
+    Absent {
+        n_rows: usize,
+    },
 }
 
 impl Store {
@@ -113,6 +117,7 @@ impl Store {
         match self {
             Store::Dense(x) => x.nrows(),
             Store::Csr(c) => c.n_rows(),
+            Store::Absent { n_rows } => *n_rows,
         }
     }
 }
@@ -211,13 +216,51 @@ impl Expr {
         matches!(*self.store, Store::Csr(_))
     }
 
-    /// `dense` or `csr`.
+    /// `dense`, `csr`, or `absent` (values left in the file).
     pub fn layout(&self) -> &'static str {
-        if self.is_csr() {
-            "csr"
-        } else {
-            "dense"
+        match &*self.store {
+            Store::Dense(_) => "dense",
+            Store::Csr(_) => "csr",
+            Store::Absent { .. } => "absent",
         }
+    }
+
+    /// An `[n, m]` matrix whose values stay in its file (a dataset opened
+    /// for streaming: obs and var in memory, X read chunk by chunk by
+    /// `train::stream`). Its rows can be selected, but asking for values is
+    /// an error.
+    pub fn absent(n: usize, m: usize) -> Expr {
+        Expr {
+            store: Arc::new(Store::Absent { n_rows: n }),
+            rows: None,
+            n_cols: m,
+        }
+    }
+
+    /// True when the values were left in the file ([`Expr::absent`]).
+    pub fn is_absent(&self) -> bool {
+        matches!(*self.store, Store::Absent { .. })
+    }
+
+    /// The store row of each row of this matrix `[n]`: for a matrix read
+    /// whole from a file (or [`Expr::absent`]) and then selected, the
+    /// file's row of each cell.
+    pub fn store_rows(&self) -> Vec<usize> {
+        match &self.rows {
+            Some(r) => r.to_vec(),
+            None => (0..self.store.n_rows()).collect(),
+        }
+    }
+
+    /// An error when the values were left in the file.
+    fn require_values(&self) -> Result<()> {
+        if self.is_absent() {
+            return Err(Error::invalid(
+                "expression values",
+                "X was not read into memory (the data was opened for streaming); load it without streaming to use its values",
+            ));
+        }
+        Ok(())
     }
 
     /// Heap bytes of the shared store (all its rows, however many this
@@ -226,6 +269,7 @@ impl Expr {
         match &*self.store {
             Store::Dense(x) => x.len() * 4,
             Store::Csr(c) => c.bytes(),
+            Store::Absent { .. } => 0,
         }
     }
 
@@ -246,6 +290,7 @@ impl Expr {
                 let (j, v) = c.row(s);
                 Row::Sparse(j, v)
             }
+            Store::Absent { .. } => return None,
         })
     }
 
@@ -292,6 +337,7 @@ impl Expr {
     /// The rows `rows` densified into a row-major `[rows.len(), c]` buffer,
     /// where `c` is `cols.len()` (those columns, in that order) or `m`.
     pub fn rows_vec(&self, rows: &[usize], cols: Option<&[usize]>) -> Result<Vec<f32>> {
+        self.require_values()?;
         if let Some(&j) = cols.and_then(|c| c.iter().find(|&&j| j >= self.n_cols)) {
             return Err(Error::invalid(
                 "gene index",
@@ -341,12 +387,13 @@ impl Expr {
     /// A dense, unshared matrix to edit in place (densifies a CSR matrix or
     /// a selection first; copies values shared with other matrices).
     pub fn dense_mut(&mut self) -> Result<&mut Array2<f32>> {
+        self.require_values()?;
         if self.rows.is_some() || self.is_csr() {
             *self = Expr::from(self.to_dense());
         }
         match Arc::make_mut(&mut self.store) {
             Store::Dense(x) => Ok(x),
-            Store::Csr(_) => Err(Error::Mismatch(
+            Store::Csr(_) | Store::Absent { .. } => Err(Error::Mismatch(
                 "internal: a densified matrix is still CSR".into(),
             )),
         }
@@ -354,6 +401,7 @@ impl Expr {
 
     /// Calls `f(i, row)` with each row `i` densified `[m]`, in order.
     pub fn for_each_row(&self, mut f: impl FnMut(usize, &[f32]) -> Result<()>) -> Result<()> {
+        self.require_values()?;
         let mut scratch = vec![0f32; self.n_cols];
         for i in 0..self.nrows() {
             let contiguous = match self.row(i) {
@@ -372,8 +420,8 @@ impl Expr {
     }
 
     /// Calls `f(i, j, v)` for each stored value (every value of a dense
-    /// matrix; the stored ones of a CSR matrix, whose other values are 0),
-    /// row by row; the first error stops.
+    /// matrix; the stored ones of a CSR matrix, whose other values are 0;
+    /// none of an [`Expr::absent`] one), row by row; the first error stops.
     pub fn for_each_stored(
         &self,
         mut f: impl FnMut(usize, usize, f32) -> Result<()>,

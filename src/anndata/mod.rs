@@ -16,6 +16,7 @@ mod h5_write;
 pub mod info;
 mod matrix;
 pub mod read;
+pub mod row_reader;
 mod sparse;
 pub mod stream;
 mod uns;
@@ -29,6 +30,7 @@ pub use expr::{Csr, Expr, Row};
 pub use frame::{Categorical, Column, DataFrame};
 pub use info::{inspect_h5ad, ColumnInfo, FrameInfo, H5adInfo, LayerInfo, MatrixInfo};
 pub use read::{read_h5ad, ReadOptions};
+pub use row_reader::RowReader;
 pub use stream::H5adStreamWriter;
 pub use write::{write_h5ad, WriteOptions, XFormat};
 

@@ -11,7 +11,7 @@
 use std::path::Path;
 
 use super::h5::{self, ferr, Node};
-use super::{frame_io, matrix, uns, AnnData};
+use super::{frame_io, matrix, uns, AnnData, Expr};
 use crate::error::Result;
 
 /// Options for [`read_h5ad`].
@@ -23,6 +23,9 @@ pub struct ReadOptions {
     pub rows: Option<Vec<usize>>,
     /// Also load every layer into `ad.layers` (same rows).
     pub load_layers: bool,
+    /// Leave X (or the layer) in the file: `x` is [`Expr::absent`] with
+    /// its shape (obs, var and uns are read), for streaming.
+    pub obs_only: bool,
 }
 
 /// Reads `path`: `x` is `[n_rows, n_vars]` f32 (CSR when the file's is) where `n_rows` is the file's
@@ -96,6 +99,11 @@ pub fn read_h5ad(path: &Path, opts: &ReadOptions) -> Result<AnnData> {
     };
 
     let x = match &opts.layer {
+        Some(name) if opts.obs_only => {
+            check_layer(name)?;
+            absent_rows(n_obs, n_vars, rows, path)?
+        }
+        None if opts.obs_only => absent_rows(n_obs, n_vars, rows, path)?,
         None => matrix::read_expr(&file, "X", path, "X", rows)?,
         Some(name) => {
             check_layer(name)?;
@@ -129,6 +137,15 @@ pub fn read_h5ad(path: &Path, opts: &ReadOptions) -> Result<AnnData> {
         layers,
         uns,
     })
+}
+
+/// An [`Expr::absent`] `[n, m]`, selected to `rows` when given.
+fn absent_rows(n: usize, m: usize, rows: Option<&[usize]>, path: &Path) -> Result<Expr> {
+    let x = Expr::absent(n, m);
+    match rows {
+        None => Ok(x),
+        Some(r) => x.select(r).map_err(|e| ferr(path, "X", e.to_string())),
+    }
 }
 
 /// The root must be an AnnData group (`encoding-type` `anndata` when present;

@@ -140,7 +140,7 @@ pub(super) fn read_csr(
     nnz: usize,
     rows: Option<&[usize]>,
 ) -> Result<Csr> {
-    let (n, m) = shape;
+    let m = shape.1;
     if u32::try_from(m).is_err() {
         return Err(ferr(
             path,
@@ -149,6 +149,20 @@ pub(super) fn read_csr(
         ));
     }
     let sp = Sparse::open(g, path, field, nnz)?;
+    read_csr_rows(&sp, path, field, shape, rows)
+}
+
+/// The rows `rows` (all when `None`; the caller checked they are `< n`)
+/// of the open CSR matrix `sp` (`shape` `(n, m)`, `m < 2^32`) as a [`Csr`]
+/// `[rows.len(), m]`. Memory: the result plus one bounded run.
+pub(super) fn read_csr_rows(
+    sp: &Sparse,
+    path: &Path,
+    field: &str,
+    shape: (usize, usize),
+    rows: Option<&[usize]>,
+) -> Result<Csr> {
+    let (n, m) = shape;
     let n_out = rows.map_or(n, |r| r.len());
     let src = |k: usize| rows.map_or(k, |r| r[k]);
     let mut indptr = Vec::with_capacity(n_out + 1);

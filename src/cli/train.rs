@@ -6,7 +6,9 @@
 //! Settings come from, in order: the preset (`--preset`), a JSON config file
 //! (`--config`, `{"model": {...}, "train": {...}}`, unknown keys are errors),
 //! then the explicit flags. `--resume` continues the run in `--out` with its
-//! saved settings and data set-up (only `--steps` may change).
+//! saved settings and data set-up (only `--steps` may change). `--stream`
+//! leaves X in the file and streams the training cells from it
+//! (`train::stream`): files larger than memory.
 
 use std::path::PathBuf;
 use std::time::Instant;
@@ -109,6 +111,18 @@ pub struct Args {
     /// No progress bar.
     #[arg(long)]
     pub quiet: bool,
+    /// Stream the training cells from the file instead of loading X
+    /// (files larger than memory): chunks of consecutive cells read by a
+    /// background thread, shuffled within a buffer of random chunks
+    /// (flow models in gene space).
+    #[arg(long)]
+    pub stream: bool,
+    /// Cells per streamed chunk [default: 1024].
+    #[arg(long, value_name = "N", requires = "stream")]
+    pub stream_chunk: Option<usize>,
+    /// Chunks shuffled together in the streaming buffer [default: 64].
+    #[arg(long, value_name = "K", requires = "stream")]
+    pub stream_buffer: Option<usize>,
 }
 
 /// Runs the subcommand.
@@ -159,8 +173,14 @@ fn resume_run(args: &Args, device: tch::Device, started: Instant) -> anyhow::Res
         trainer.start_step(),
         trainer.config.steps
     );
-    let ds = spec.load()?;
+    let ds = if trainer.config.stream.is_some() {
+        spec.open_for_streaming()?
+    } else {
+        spec.load()?
+    };
     let (train, val) = spec.train_val(&ds)?;
+    // The parts share X; the whole file's obs is no longer needed.
+    drop(ds);
     let record = (!recorded).then_some(&train);
     train_and_report(
         args,
@@ -188,8 +208,15 @@ fn fresh_run(args: &Args, device: tch::Device, started: Instant) -> anyhow::Resu
     let (mconf, preset) = (settings.model, settings.preset);
     let mut trainer = Trainer::new(settings.train)?;
     let spec = settings.data;
-    let ds = spec.load()?;
+    let ds = if trainer.config.stream.is_some() {
+        spec.open_for_streaming()?
+    } else {
+        spec.load()?
+    };
     let (train, val) = spec.train_val(&ds)?;
+    let summary = ds.summary();
+    // The parts share X; the whole file's obs is no longer needed.
+    drop(ds);
     let mut model = Model::for_dataset(mconf, &train, device, trainer.config.seed)?;
     run_dir::record_fresh_run(
         &args.out,
@@ -199,7 +226,7 @@ fn fresh_run(args: &Args, device: tch::Device, started: Instant) -> anyhow::Resu
             preset: preset.clone(),
         }),
     )?;
-    print!("{}", ds.summary());
+    print!("{summary}");
     println!(
         "Model: {} '{}' ({} parameters, {:.3} GFLOP/cell forward), {} genes, condition width {}, device {}",
         model.config.kind(),
@@ -229,6 +256,14 @@ fn fresh_run(args: &Args, device: tch::Device, started: Instant) -> anyhow::Resu
     }
     if c.val_every.is_some() && val.is_none() {
         println!("Note: no validation cells (no split, or its val part is empty): --val-every is ignored");
+    }
+    if let Some(sc) = &c.stream {
+        println!(
+            "Streaming X from {} in chunks of {} cells, shuffled within buffers of {} chunks",
+            spec.path.display(),
+            sc.chunk_rows,
+            sc.buffer_chunks
+        );
     }
     println!(
         "Training on {} cells{}: {} steps x {} cells (batch {} x accumulation {}), lr {}, seed {}",

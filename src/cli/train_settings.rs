@@ -158,6 +158,17 @@ pub fn check_resume(
             p.to_ascii_lowercase(),
         );
     }
+    if args.stream {
+        let mut given = train.stream.clone().unwrap_or_default();
+        given.chunk_rows = args.stream_chunk.unwrap_or(given.chunk_rows);
+        given.buffer_chunks = args.stream_buffer.unwrap_or(given.buffer_chunks);
+        differ(
+            &mut diffs,
+            "--stream/--stream-chunk/--stream-buffer",
+            format!("{:?}", train.stream),
+            format!("{:?}", Some(given)),
+        );
+    }
     // The data set-up: compare the parts the flags give.
     let given = DataSpec {
         path: args.data.clone().unwrap_or_else(|| spec.path.clone()),
@@ -305,6 +316,16 @@ pub(super) fn apply_flags(args: &Args, mut cfg: TrainConfig) -> anyhow::Result<T
     }
     if let Some(v) = args.log_every {
         cfg.log_every = v;
+    }
+    if args.stream {
+        let mut sc = cfg.stream.clone().unwrap_or_default();
+        if let Some(v) = args.stream_chunk {
+            sc.chunk_rows = v;
+        }
+        if let Some(v) = args.stream_buffer {
+            sc.buffer_chunks = v;
+        }
+        cfg.stream = Some(sc);
     }
     cfg.validate()?;
     Ok(cfg)

@@ -155,6 +155,23 @@ impl Dataset {
         Self::from_anndata(ad, opts.columns.clone(), Some(path), opts.allow_negative)
     }
 
+    /// Reads obs and var of `path` and leaves X (or the layer) in the file
+    /// ([`Expr::absent`](crate::anndata::Expr::absent)): cells, units and
+    /// genes as [`load`](Self::load) gives them, for streaming training
+    /// (`train::stream` reads the values chunk by chunk and checks them as
+    /// they arrive).
+    pub fn open_for_streaming(path: &Path, opts: &LoadOptions) -> Result<Dataset> {
+        let ad = anndata::read_h5ad(
+            path,
+            &ReadOptions {
+                layer: opts.layer.clone(),
+                obs_only: true,
+                ..ReadOptions::default()
+            },
+        )?;
+        Self::from_anndata(ad, opts.columns.clone(), Some(path), opts.allow_negative)
+    }
+
     /// Builds a dataset from an in-memory AnnData (validated as in
     /// [`load`](Self::load)); `source` is used in messages.
     pub fn from_anndata(

@@ -197,6 +197,25 @@ impl DataSpec {
         Ok(ds)
     }
 
+    /// As [`load`](Self::load), with X left in the file
+    /// ([`Dataset::open_for_streaming`]); simulated data is an error (it
+    /// has no file to stream from).
+    pub fn open_for_streaming(&self) -> Result<Dataset> {
+        if self.simulate.is_some() {
+            return Err(Error::invalid(
+                format!("data set-up of {}", self.path.display()),
+                "simulated data has no file to stream from; write it with `primeflow simulate` first",
+            ));
+        }
+        let ds = Dataset::open_for_streaming(&self.path, &self.load_options())?;
+        let mut ds = apply_filters(ds, &self.filters)?;
+        ds.provenance = Some(Provenance::whole(DataSpec {
+            split: SplitSpec::None,
+            ..self.clone()
+        }));
+        Ok(ds)
+    }
+
     /// The split of `ds` (`None` when every cell trains).
     pub fn split(&self, ds: &Dataset) -> Result<Option<Split>> {
         match &self.split {

@@ -24,6 +24,7 @@ pub mod persist;
 pub mod space;
 pub mod stats;
 mod stats_file;
+mod stats_stream;
 
 pub use config::{Family, ModelConfig};
 pub use floor::FloorConfig;

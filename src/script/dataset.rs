@@ -405,11 +405,14 @@ pub mod dataset_static {
 
     /// Reads an .h5ad file: `perturbation` (column), `covariates` (columns),
     /// `control` (label), `layer` (train on `layers/<name>`),
-    /// `allow_negative`, and `filter` (`#{dataset: "norman19"}`: keep the
-    /// cells whose obs column equals the value, as the CLI's `--filter`).
+    /// `allow_negative`, `filter` (`#{dataset: "norman19"}`: keep the
+    /// cells whose obs column equals the value, as the CLI's `--filter`),
+    /// and `stream` (`true`: read obs and var only and leave X in the file,
+    /// for a `Trainer(#{stream: true})` on a file larger than memory).
     /// ```rhai
     /// let data = Dataset::load("data.h5ad", #{perturbation: "condition", covariates: ["cell_type"], control: "control"});
     /// let n19 = Dataset::load("../shared/data/devel.h5ad", #{filter: #{dataset: "norman19"}});
+    /// let big = Dataset::load("../shared/data/devel.h5ad", #{stream: true});
     /// ```
     #[rhai_fn(name = "load", return_raw)]
     pub fn load_with(path: &str, options: Map) -> RhaiResult<DatasetHandle> {
@@ -419,6 +422,15 @@ pub mod dataset_static {
             None => Vec::new(),
             Some(f) => load_filters(&f)?,
         };
+        let stream = match options.remove("stream") {
+            None => false,
+            Some(v) => v.as_bool().map_err(|t| {
+                invalid(
+                    "Dataset::load 'stream'",
+                    format!("expected true or false, got {t}"),
+                )
+            })?,
+        };
         let opts = load_options(options)?;
         let spec = DataSpec {
             allow_negative: opts.allow_negative,
@@ -427,7 +439,11 @@ pub mod dataset_static {
             filters,
             ..DataSpec::new(p.clone())
         };
-        let mut ds = guard(|| spec.load())?;
+        let mut ds = if stream {
+            guard(|| spec.open_for_streaming())?
+        } else {
+            guard(|| spec.load())?
+        };
         // Recorded with an absolute path, so the run folder works from any
         // working folder.
         if let Some(prov) = ds.provenance.as_mut() {

@@ -28,7 +28,11 @@ pub type TrainSpec = (
 /// A `TrainConfig` for model kind `kind` from a script map, with the
 /// preset and overrides it came from (when it names a preset).
 pub fn train_spec(map: &Map, kind: &str) -> RhaiResult<TrainSpec> {
-    let keys = super::convert::serde_keys(&TrainConfig::default(), &[]);
+    let mut keys = super::convert::serde_keys(&TrainConfig::default(), &[]);
+    // Left out of the JSON while unset.
+    if !keys.iter().any(|k| k == "stream") {
+        keys.push("stream".to_string());
+    }
     let preset = map.get("preset").map(|v| v.to_string());
     let out = match map.get("out") {
         Some(v) if !v.is_unit() => Some(path_arg("Trainer 'out'", &v.to_string())?),

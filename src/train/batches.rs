@@ -39,6 +39,10 @@ pub mod tags {
     pub const VAL: u64 = 3;
     /// Initial weights: `[INIT]`.
     pub const INIT: u64 = 4;
+    /// Chunk order of streamed epoch `e`: `[STREAM, e]`.
+    pub const STREAM: u64 = 5;
+    /// Shuffle of buffer `g` of streamed epoch `e`: `[STREAM_BUFFER, e, g]`.
+    pub const STREAM_BUFFER: u64 = 6;
 }
 
 /// Epoch-wise shuffled micro-batches over `n` cells.

@@ -294,6 +294,54 @@ impl Cells {
             .collect()
     }
 
+    /// Condition encodings `[b, n_c]` of the cells `idx`.
+    pub fn cond(&self, idx: &[i64]) -> Result<Tensor> {
+        let it = Tensor::f_from_slice(idx)?.f_to_device(self.cell_unit.device())?; // [b]
+        let units = self.cell_unit.f_index_select(0, &it)?; // [b]
+        Ok(self.unit_cond.f_index_select(0, &units)?) // [b, n_c]
+    }
+
+    /// Flow-space coordinates `[b, d]` of the cells `idx` whose gene
+    /// values `values` `[b, m]` (row-major) were read elsewhere (streamed
+    /// training); only for gene-sized spaces, whose cells are encoded per
+    /// batch.
+    pub fn encode_values(&self, idx: &[i64], values: &[f32]) -> Result<Tensor> {
+        let Coords::PerBatch {
+            cov, space, device, ..
+        } = &self.coords
+        else {
+            return Err(Error::invalid(
+                "streaming",
+                "models that flow in PCA space encode every cell up front; train them without streaming",
+            ));
+        };
+        let pos = self.positions(idx, cov.len())?;
+        let m = self.dim();
+        if values.len() != pos.len() * m as usize {
+            return Err(Error::Mismatch(format!(
+                "{} values for {} cells of {m} genes",
+                values.len(),
+                pos.len()
+            )));
+        }
+        let dense = Tensor::f_from_slice(values)?
+            .f_reshape([pos.len() as i64, m])?
+            .f_to_device(*device)?; // [b, m]
+        let c: Vec<i64> = pos.iter().map(|&p| cov[p]).collect();
+        let c = Tensor::f_from_slice(&c)?; // [b]
+        space.encode(&dense, Some(&c)) // [b, m]
+    }
+
+    /// `idx` as positions below `n`, or an error.
+    fn positions(&self, idx: &[i64], n: usize) -> Result<Vec<usize>> {
+        idx.iter()
+            .map(|&i| usize::try_from(i).ok().filter(|&p| p < n))
+            .collect::<Option<Vec<usize>>>()
+            .ok_or_else(|| {
+                Error::invalid("cell position", format!("a batch index is outside 0..{n}"))
+            })
+    }
+
     /// Flow-space coordinates of the cells `idx` `[b, d]` (densified and
     /// encoded here for CSR data in a gene-sized space).
     pub fn rows(&self, idx: &[i64]) -> Result<Tensor> {
@@ -308,16 +356,7 @@ impl Cells {
                 space,
                 device,
             } => {
-                let pos = idx
-                    .iter()
-                    .map(|&i| usize::try_from(i).ok().filter(|&p| p < cov.len()))
-                    .collect::<Option<Vec<usize>>>()
-                    .ok_or_else(|| {
-                        Error::invalid(
-                            "cell position",
-                            format!("a batch index is outside 0..{}", cov.len()),
-                        )
-                    })?;
+                let pos = self.positions(idx, cov.len())?;
                 let m = x.ncols() as i64;
                 let dense = Tensor::f_from_slice(&x.rows_vec(&pos, None)?)?
                     .f_reshape([pos.len() as i64, m])?

@@ -21,7 +21,9 @@
 //! once complete; `latest` is then replaced atomically, so a crash (even
 //! SIGKILL) at any moment leaves `latest` naming a complete checkpoint. The
 //! RNG state is `(seed, step)`: every random draw of step `s` is derived
-//! from it (see `train::batches`), so nothing else needs saving.
+//! from it (see `train::batches`), so nothing else needs saving; a streamed
+//! run also records its loader position (`train::stream`), a function of
+//! the same, checked on resume.
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -66,6 +68,10 @@ pub struct TrainState {
     pub n_train_cells: usize,
     /// The primeflow version that wrote the checkpoint.
     pub version: String,
+    /// Where the training stream stands (streamed runs): the next cell's
+    /// epoch, buffer and place in it. Resuming restarts the stream there.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub loader: Option<crate::train::stream::LoaderPosition>,
 }
 
 /// A loaded checkpoint.

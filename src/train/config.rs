@@ -99,6 +99,15 @@ pub struct TrainConfig {
     /// cells baselines map and FM PCA OT starts from; PerturBench's
     /// `max_control_cells_per_covariate`).
     pub control_cells: usize,
+    /// Stream the training cells from their file instead of holding X in
+    /// memory (`train::stream`): `true` for the default chunks and buffer,
+    /// a map `{chunk_rows, buffer_chunks}`, or `null`/`false` (the
+    /// default: in memory). Flow models in gene space only.
+    #[serde(
+        deserialize_with = "crate::train::stream::deserialize_stream",
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub stream: Option<crate::train::stream::StreamConfig>,
 }
 
 impl Default for TrainConfig {
@@ -131,6 +140,7 @@ impl Default for TrainConfig {
             precision: Precision::Fp32,
             ema_decay: None,
             control_cells: 1000,
+            stream: None,
         }
     }
 }
@@ -233,6 +243,9 @@ impl TrainConfig {
         }
         if self.control_cells == 0 {
             return bad("control_cells", "must be at least 1".into());
+        }
+        if let Some(s) = &self.stream {
+            s.validate()?;
         }
         self.flow_path()?;
         Ok(())

@@ -10,6 +10,7 @@
 //! * [`checkpoint`]: atomic checkpoints (`OUT/step-N/` + `OUT/latest`).
 //! * [`history`]: the loss history (CSV/JSON).
 //! * [`data`]: which cells a run uses (file, filters, split); now in `crate::data::spec`.
+//! * [`stream`]: streaming the training cells from a file larger than memory.
 //! * [`run_dir`]: a run folder's `data.json` and `run.json`, shared by the CLI and scripts.
 
 pub mod batches;
@@ -23,6 +24,7 @@ pub mod objective;
 pub mod optimizer;
 pub mod presets;
 pub mod run_dir;
+pub mod stream;
 pub mod trainer;
 
 pub use batches::{derive_seed, BatchSampler};
@@ -32,4 +34,5 @@ pub use data::{DataSpec, SplitSpec};
 pub use history::{History, HistoryRow};
 pub use optimizer::AdamW;
 pub use run_dir::RunRecord;
+pub use stream::{LoaderPosition, StreamConfig};
 pub use trainer::{data_fingerprint, Trainer};

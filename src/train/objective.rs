@@ -91,20 +91,18 @@ impl Objective {
         autocast: bool,
     ) -> Result<Tensor> {
         match self {
-            Objective::Cfm(path) => {
+            Objective::Cfm(_) => {
                 let (x1, cond) = cells.batch(idx)?; // [b, d], [b, n_c]
-                let noise = FlowNoise::draw(
-                    idx.len() as i64,
-                    model.flow_dim() as i64,
-                    path.sigma() > 0.0,
-                    prob_unconditional,
-                    model.device(),
+                self.loss_on(
+                    model,
+                    &x1,
+                    &cond,
                     seed,
-                )?;
-                let cond = drop_covariates(model, &cond, covariate_dropout)?;
-                tch::autocast(autocast, || {
-                    cfm_loss_with(model, path, &x1, &cond, &noise, train)
-                })
+                    prob_unconditional,
+                    covariate_dropout,
+                    train,
+                    autocast,
+                )
             }
             Objective::CfmOt(path, ot) => {
                 let (x0, x1, cond) = ot_batch(cells, ot, idx.len(), seed)?; // [b, d] x2, [b, n_c]
@@ -143,6 +141,45 @@ impl Objective {
                     .f_mean(Kind::Float)?)
             }
         }
+    }
+}
+
+impl Objective {
+    /// The conditional flow-matching loss of given cells: flow-space
+    /// coordinates `x1` `[b, d]` and condition encodings `cond` `[b, n_c]`
+    /// (streamed training reads them outside [`Cells`]); the draws as in
+    /// [`Objective::loss`]. Only [`Objective::Cfm`]: the others pair cells
+    /// within the training data.
+    #[allow(clippy::too_many_arguments)]
+    pub fn loss_on(
+        &self,
+        model: &Model,
+        x1: &Tensor,
+        cond: &Tensor,
+        seed: u64,
+        prob_unconditional: f64,
+        covariate_dropout: f64,
+        train: bool,
+        autocast: bool,
+    ) -> Result<Tensor> {
+        let Objective::Cfm(path) = self else {
+            return Err(Error::invalid(
+                "streaming",
+                "only the plain flow-matching objective trains on given cells; models that pair cells with control cells (FM PCA OT, PerturBench's baselines) train without streaming",
+            ));
+        };
+        let noise = FlowNoise::draw(
+            x1.size().first().copied().unwrap_or(0),
+            model.flow_dim() as i64,
+            path.sigma() > 0.0,
+            prob_unconditional,
+            model.device(),
+            seed,
+        )?;
+        let cond = drop_covariates(model, cond, covariate_dropout)?;
+        tch::autocast(autocast, || {
+            cfm_loss_with(model, path, x1, &cond, &noise, train)
+        })
     }
 }
 

@@ -18,6 +18,11 @@
 //! to N gives the same weights bit for bit as training N steps in one go (on
 //! the same device and thread count).
 //!
+//! With `config.stream` the cells come from the file instead
+//! (`train::stream`: chunks read ahead by a thread, shuffled within a
+//! buffer); the batches are still a function of `(seed, micro-batch)` and
+//! the checkpoint records the loader's position.
+//!
 //! Ctrl-C (`progress::interrupted`) stops after the current step; the
 //! checkpoint of that step is written (when an output folder is given) and
 //! [`Trainer::fit`] returns `Ok` with `History::interrupted` set — the caller
@@ -44,6 +49,7 @@ use crate::train::ema::Ema;
 use crate::train::history::{History, HistoryRow};
 use crate::train::objective::Objective;
 use crate::train::optimizer::AdamW;
+use crate::train::stream::{StreamLoader, StreamPlan, StreamSource};
 
 /// Where a resumed run picks up.
 #[derive(Debug)]
@@ -164,10 +170,27 @@ impl Trainer {
                 format!("{} has no training cells", train.source_name()),
             ));
         }
-        if !model.has_stats() {
-            model.fit_stats(train, cfg.control_cells, cfg.seed)?;
-        }
         let objective = Objective::for_model(model, cfg.flow_path()?);
+        let source = match &cfg.stream {
+            Some(_) => Some(stream_source(model, &objective, train)?),
+            None => None,
+        };
+        // The streamed statistics passes honour Ctrl-C from here on.
+        crate::progress::clear_interrupt();
+        if !model.has_stats() {
+            match &source {
+                None => model.fit_stats(train, cfg.control_cells, cfg.seed)?,
+                Some(src) => model.set_stats(crate::model::DataStats::fit_streamed(
+                    train,
+                    src,
+                    &crate::model::stats::StatsOptions {
+                        control_cells: cfg.control_cells,
+                        pca_components: model.config.pca_components(),
+                        seed: cfg.seed,
+                    },
+                )?)?,
+            }
+        }
         let flow = objective.is_some();
         let cells = if flow {
             Cells::new(model, train, None, false)?
@@ -183,7 +206,17 @@ impl Trainer {
                 )));
                 rows.truncate(cfg.val_cells);
                 rows.sort_unstable();
-                Some(Cells::new(model, v, Some(&rows), true)?).filter(|c| !c.is_empty())
+                if v.x.is_absent() {
+                    // Opened for streaming: read the (few) validation cells.
+                    let mut vs = v.subset(&rows)?;
+                    vs.provenance = v.provenance.clone();
+                    let src = StreamSource::of(&vs)?;
+                    let all: Vec<usize> = (0..vs.n_cells()).collect();
+                    vs.x = src.read(&src.open()?, &all)?;
+                    Some(Cells::new(model, &vs, None, true)?).filter(|c| !c.is_empty())
+                } else {
+                    Some(Cells::new(model, v, Some(&rows), true)?).filter(|c| !c.is_empty())
+                }
             }
             _ => None,
         };
@@ -211,6 +244,7 @@ impl Trainer {
             data_fingerprint: fingerprint.clone(),
             n_train_cells: train.n_cells(),
             version: env!("CARGO_PKG_VERSION").to_string(),
+            loader: None,
         };
         let mut history = History::default();
         if let Some(r) = self.resume.take() {
@@ -258,7 +292,23 @@ impl Trainer {
             ));
         }
         let b = cfg.batch_size;
-        let mut sampler = BatchSampler::new(examples.len(), cfg.seed);
+        let mut draw = match (&source, &cfg.stream) {
+            (Some(src), Some(sc)) => {
+                let plan = StreamPlan::new(train.n_cells(), sc, cfg.seed)?;
+                let drawn = (state.step * cfg.grad_accum * b) as u64;
+                if let Some(saved) = state.loader {
+                    if saved != plan.position(drawn) {
+                        return Err(Error::Mismatch(format!(
+                            "the checkpoint's stream position {saved:?} is not where step {} of this stream starts ({:?}); resume with the run's own stream settings",
+                            state.step,
+                            plan.position(drawn)
+                        )));
+                    }
+                }
+                Draw::Stream(StreamLoader::start(src.clone(), plan, drawn)?)
+            }
+            _ => Draw::Memory(BatchSampler::new(examples.len(), cfg.seed)),
+        };
         let bar = crate::progress::bar(cfg.steps as u64, "train");
         bar.set_position(state.step as u64);
         let mut loss_sum = Tensor::f_zeros([], (Kind::Float, device))?;
@@ -268,22 +318,41 @@ impl Trainer {
             opt.zero_grad();
             for a in 0..cfg.grad_accum {
                 let micro = ((step - 1) * cfg.grad_accum + a) as u64;
-                let idx: Vec<i64> = sampler
-                    .batch(micro, b)
-                    .into_iter()
-                    .map(|i| examples[i])
-                    .collect();
                 let seed = derive_seed(cfg.seed, &[tags::STEP, step as u64, a as u64]);
-                let loss = objective.loss(
-                    model,
-                    &cells,
-                    &idx,
-                    seed,
-                    cfg.prob_unconditional,
-                    cfg.covariate_dropout,
-                    true,
-                    autocast,
-                )?;
+                let loss = match &mut draw {
+                    Draw::Memory(sampler) => {
+                        let idx: Vec<i64> = sampler
+                            .batch(micro, b)
+                            .into_iter()
+                            .map(|i| examples[i])
+                            .collect();
+                        objective.loss(
+                            model,
+                            &cells,
+                            &idx,
+                            seed,
+                            cfg.prob_unconditional,
+                            cfg.covariate_dropout,
+                            true,
+                            autocast,
+                        )?
+                    }
+                    Draw::Stream(loader) => {
+                        let (idx, values) = loader.next_batch(b)?;
+                        let x1 = cells.encode_values(&idx, &values)?; // [b, d]
+                        let cond = cells.cond(&idx)?; // [b, n_c]
+                        objective.loss_on(
+                            model,
+                            &x1,
+                            &cond,
+                            seed,
+                            cfg.prob_unconditional,
+                            cfg.covariate_dropout,
+                            true,
+                            autocast,
+                        )?
+                    }
+                };
                 loss.f_div_scalar(cfg.grad_accum as f64)?.f_backward()?;
                 let _guard = tch::no_grad_guard();
                 let _ = loss_sum.f_add_(&loss.f_detach()?)?;
@@ -297,6 +366,9 @@ impl Trainer {
             }
             state.step = step;
             state.optimizer_steps = opt.steps_taken();
+            if let Draw::Stream(loader) = &draw {
+                state.loader = Some(loader.position());
+            }
             history.final_step = step;
             n_summed += cfg.grad_accum;
             cells_since += b * cfg.grad_accum;
@@ -369,6 +441,37 @@ impl Trainer {
         }
         Ok(history)
     }
+}
+
+/// Where micro-batches come from.
+enum Draw {
+    /// Epoch-wise shuffled cells held in memory.
+    Memory(BatchSampler),
+    /// Cells streamed from the file.
+    Stream(StreamLoader),
+}
+
+/// The file to stream `train` from, after checking that the model trains
+/// on given cells in a gene-sized space (see `train::stream`).
+fn stream_source(
+    model: &Model,
+    objective: &Option<Objective>,
+    train: &Dataset,
+) -> Result<StreamSource> {
+    let name = model.config.display_name();
+    if model.config.pca_components().is_some() {
+        return Err(Error::invalid(
+            "streaming",
+            format!("{name} flows in PCA space, fitted on every training cell at once; train it without streaming"),
+        ));
+    }
+    if matches!(objective, Some(Objective::CfmOt(..) | Objective::Response)) {
+        return Err(Error::invalid(
+            "streaming",
+            format!("{name} pairs each training cell with control cells drawn from the whole training set; train it without streaming"),
+        ));
+    }
+    StreamSource::of(train)
 }
 
 /// Mean loss over the validation examples (no dropout, no condition

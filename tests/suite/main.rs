@@ -24,5 +24,6 @@ mod run_dir;
 mod sample;
 mod script;
 mod sim;
+mod stream;
 mod train;
 mod vcc_metrics;

@@ -552,10 +552,19 @@ fn wait_for(path: &std::path::Path, child: &mut std::process::Child) {
 /// The resume requirement: N steps in one go == k steps, SIGKILL
 /// after the step-k checkpoint appears, `--resume` to N (bit for bit). A
 /// tiny U-Net with dropout 0.1 (so dropout masks must replay too) on 12
-/// genes, with gradient accumulation.
+/// genes, with gradient accumulation; in memory and streamed from the file
+/// (`--stream`, small chunks and buffers: the loader restarts mid-epoch).
 #[test]
 fn cli_resume_after_sigkill_is_bit_identical() {
-    let dir = tmpdir("train_cli_sigkill");
+    sigkill_resume("memory", &[]);
+    sigkill_resume(
+        "stream",
+        &["--stream", "--stream-chunk", "7", "--stream-buffer", "3"],
+    );
+}
+
+fn sigkill_resume(name: &str, extra: &[&str]) {
+    let dir = tmpdir(&format!("train_cli_sigkill_{name}"));
     let data = toy_h5ad(&dir, 12, 10);
     std::fs::write(
         dir.join("cfg.json"),
@@ -591,6 +600,7 @@ fn cli_resume_after_sigkill_is_bit_identical() {
             out.to_str().unwrap(),
         ]
         .iter()
+        .chain(extra)
         .map(|s| s.to_string())
         .collect()
     };
@@ -652,6 +662,12 @@ fn cli_resume_after_sigkill_is_bit_identical() {
     assert!(
         o1.iter().zip(&o2).all(|((_, x), (_, y))| x.equal(y)),
         "optimizer state differs"
+    );
+    let state = std::fs::read_to_string(killed.join("step-00000150/state.json")).unwrap();
+    assert_eq!(
+        state.contains("cells_drawn"),
+        !extra.is_empty(),
+        "{name}: the loader position is recorded exactly for streamed runs: {state}"
     );
 }
 
