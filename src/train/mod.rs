@@ -4,7 +4,7 @@
 //!
 //! * [`config`]: `TrainConfig` (serde, validation, lr schedule).
 //! * [`presets`]: `TrainConfig::preset(kind, name)`, the paper's tables per model.
-//! * [`trainer`]: `Trainer::fit` / `Trainer::resume`.
+//! * [`trainer`]: `Trainer::fit` / `Trainer::resume`; `run`: the run in progress (its named steps).
 //! * [`optimizer`]: AdamW with explicit, saveable state; grad clipping.
 //! * [`batches`]: the seeded shuffling sampler and per-step seeds.
 //! * [`checkpoint`]: atomic checkpoints (`OUT/step-N/` + `OUT/latest`).
@@ -23,6 +23,7 @@ pub mod history;
 pub mod objective;
 pub mod optimizer;
 pub mod presets;
+mod run;
 pub mod run_dir;
 pub mod stream;
 pub mod trainer;

@@ -29,27 +29,25 @@
 //! decides whether that is an error (the CLI exits with 130).
 
 use std::path::{Path, PathBuf};
-use std::time::Instant;
 
 use rand::seq::SliceRandom;
 use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
-use tch::{Device, Kind, Tensor};
+use tch::{Device, Tensor};
 
 use crate::data::Dataset;
 use crate::error::{Error, Result};
 use crate::model::Model;
-use crate::train::batches::{derive_seed, tags, BatchSampler};
+use crate::train::batches::{derive_seed, tags};
 use crate::train::cells::Cells;
-use crate::train::checkpoint::{
-    load_checkpoint, save_checkpoint, TrainState, EMA_STATE_FILE, OPTIMIZER_FILE,
-};
+use crate::train::checkpoint::{load_checkpoint, TrainState, EMA_STATE_FILE, OPTIMIZER_FILE};
 use crate::train::config::{Precision, TrainConfig};
 use crate::train::ema::Ema;
-use crate::train::history::{History, HistoryRow};
+use crate::train::history::History;
 use crate::train::objective::Objective;
 use crate::train::optimizer::AdamW;
-use crate::train::stream::{StreamLoader, StreamPlan, StreamSource};
+use crate::train::run::{Run, RunParts};
+use crate::train::stream::StreamSource;
 
 /// Where a resumed run picks up.
 #[derive(Debug)]
@@ -149,6 +147,49 @@ impl Trainer {
         // them (FlowNoise::draw) and its dropout continues from there, so no
         // other thread may draw in between (device::rng_guard).
         let _rng = crate::device::rng_guard(Some(cfg.seed));
+        let mut run = self.prepare(model, train, val, cfg)?;
+        crate::progress::clear_interrupt();
+        if !run.trains_weights() {
+            // The floors have no weights: their statistics are the model.
+            if let Some(out) = out {
+                run.checkpoint(model, out)?;
+            }
+            return Ok(run.history);
+        }
+        run.start_drawing(model, train)?;
+        let steps = run.cfg.steps;
+        let bar = crate::progress::bar(steps as u64, "train");
+        bar.set_position(run.state.step as u64);
+        for step in run.state.step + 1..=steps {
+            run.step(model, step)?;
+            bar.inc(1);
+            let interrupted = crate::progress::interrupted();
+            run.log_and_validate(model, step, interrupted, &bar)?;
+            let stop = interrupted || run.history.stopped_early || self.stop_at == Some(step);
+            run.history.interrupted = interrupted;
+            if let Some(out) = out {
+                if run.checkpoint_due(step) || stop {
+                    run.checkpoint(model, out)?;
+                }
+            }
+            if stop {
+                break;
+            }
+        }
+        bar.finish_and_clear();
+        run.finish()
+    }
+
+    /// Everything a run needs before its first step: the device checks, the
+    /// model's statistics, the training and validation cells, the
+    /// optimizer and EMA, and (when resuming) their saved state.
+    fn prepare(
+        &mut self,
+        model: &mut Model,
+        train: &Dataset,
+        val: Option<&Dataset>,
+        cfg: TrainConfig,
+    ) -> Result<Run> {
         let device = model.device();
         let autocast = match cfg.precision {
             Precision::Fp32 => false,
@@ -272,183 +313,20 @@ impl Trainer {
         }
         history.interrupted = false;
         history.stopped_early = false;
-        crate::progress::clear_interrupt();
-        let Some(objective) = objective else {
-            // The floors have no weights: their statistics are the model.
-            if let Some(out) = out {
-                save_checkpoint(out, model, &cfg, &state, &opt, ema.as_ref(), &history)?;
-            }
-            return Ok(history);
-        };
-        let examples = objective.examples(&cells);
-        if examples.is_empty() {
-            return Err(Error::invalid(
-                "training data",
-                format!(
-                    "{} has no training examples for {} (it trains on perturbed cells)",
-                    train.source_name(),
-                    model.config.display_name()
-                ),
-            ));
-        }
-        let b = cfg.batch_size;
-        let mut draw = match (&source, &cfg.stream) {
-            (Some(src), Some(sc)) => {
-                let plan = StreamPlan::new(train.n_cells(), sc, cfg.seed)?;
-                let drawn = (state.step * cfg.grad_accum * b) as u64;
-                if let Some(saved) = state.loader {
-                    if saved != plan.position(drawn) {
-                        return Err(Error::Mismatch(format!(
-                            "the checkpoint's stream position {saved:?} is not where step {} of this stream starts ({:?}); resume with the run's own stream settings",
-                            state.step,
-                            plan.position(drawn)
-                        )));
-                    }
-                }
-                Draw::Stream(StreamLoader::start(src.clone(), plan, drawn)?)
-            }
-            _ => Draw::Memory(BatchSampler::new(examples.len(), cfg.seed)),
-        };
-        let bar = crate::progress::bar(cfg.steps as u64, "train");
-        bar.set_position(state.step as u64);
-        let mut loss_sum = Tensor::f_zeros([], (Kind::Float, device))?;
-        let (mut n_summed, mut cells_since, mut t_since) = (0usize, 0usize, Instant::now());
-        for step in state.step + 1..=cfg.steps {
-            let lr = cfg.lr_at(step);
-            opt.zero_grad();
-            for a in 0..cfg.grad_accum {
-                let micro = ((step - 1) * cfg.grad_accum + a) as u64;
-                let seed = derive_seed(cfg.seed, &[tags::STEP, step as u64, a as u64]);
-                let loss = match &mut draw {
-                    Draw::Memory(sampler) => {
-                        let idx: Vec<i64> = sampler
-                            .batch(micro, b)
-                            .into_iter()
-                            .map(|i| examples[i])
-                            .collect();
-                        objective.loss(
-                            model,
-                            &cells,
-                            &idx,
-                            seed,
-                            cfg.prob_unconditional,
-                            cfg.covariate_dropout,
-                            true,
-                            autocast,
-                        )?
-                    }
-                    Draw::Stream(loader) => {
-                        let (idx, values) = loader.next_batch(b)?;
-                        let x1 = cells.encode_values(&idx, &values)?; // [b, d]
-                        let cond = cells.cond(&idx)?; // [b, n_c]
-                        objective.loss_on(
-                            model,
-                            &x1,
-                            &cond,
-                            seed,
-                            cfg.prob_unconditional,
-                            cfg.covariate_dropout,
-                            true,
-                            autocast,
-                        )?
-                    }
-                };
-                loss.f_div_scalar(cfg.grad_accum as f64)?.f_backward()?;
-                let _guard = tch::no_grad_guard();
-                let _ = loss_sum.f_add_(&loss.f_detach()?)?;
-            }
-            if cfg.grad_clip > 0.0 {
-                let _ = opt.clip_grad_norm(cfg.grad_clip)?;
-            }
-            opt.step(lr)?;
-            if let Some(e) = ema.as_mut() {
-                e.update(&params)?;
-            }
-            state.step = step;
-            state.optimizer_steps = opt.steps_taken();
-            if let Draw::Stream(loader) = &draw {
-                state.loader = Some(loader.position());
-            }
-            history.final_step = step;
-            n_summed += cfg.grad_accum;
-            cells_since += b * cfg.grad_accum;
-            bar.inc(1);
-
-            let validate = cfg.val_every.is_some_and(|k| step % k == 0) && val_cells.is_some();
-            let interrupted = crate::progress::interrupted();
-            if step % cfg.log_every == 0 || step == cfg.steps || validate || interrupted {
-                let loss = loss_sum.f_double_value(&[])? / n_summed.max(1) as f64;
-                if !loss.is_finite() {
-                    return Err(Error::invalid(
-                        "training",
-                        format!("the loss became {loss} at step {step}; lower the learning rate (now {lr}) or check the data"),
-                    ));
-                }
-                let val_loss = match (&val_cells, validate) {
-                    (Some(v), true) => Some(validation_loss(model, &objective, v, &cfg, autocast)?),
-                    _ => None,
-                };
-                let secs = t_since.elapsed().as_secs_f64().max(1e-9);
-                history.push(HistoryRow {
-                    step,
-                    loss,
-                    lr,
-                    val_loss,
-                    cells_per_s: cells_since as f64 / secs,
-                });
-                bar.set_prefix(format!(
-                    "loss {loss:.4} {:.0} cells/s",
-                    cells_since as f64 / secs
-                ));
-                if let Some(vl) = val_loss {
-                    if state.best_val.is_none_or(|(_, best)| vl < best) {
-                        state.best_val = Some((step, vl));
-                        state.evals_since_best = 0;
-                    } else {
-                        state.evals_since_best += 1;
-                    }
-                    history.best_val_loss = state.best_val;
-                    if cfg
-                        .early_stopping_patience
-                        .is_some_and(|p| state.evals_since_best >= p)
-                    {
-                        history.stopped_early = true;
-                    }
-                }
-                let _ = loss_sum.f_zero_()?;
-                n_summed = 0;
-                cells_since = 0;
-                t_since = Instant::now();
-            }
-            let stop = interrupted || history.stopped_early || self.stop_at == Some(step);
-            history.interrupted = interrupted;
-            if let Some(out) = out {
-                if (cfg.checkpoint_every > 0 && step % cfg.checkpoint_every == 0)
-                    || stop
-                    || step == cfg.steps
-                {
-                    save_checkpoint(out, model, &cfg, &state, &opt, ema.as_ref(), &history)?;
-                }
-            }
-            if stop {
-                break;
-            }
-        }
-        bar.finish_and_clear();
-        // Sampling uses the averaged weights (the checkpoints hold both).
-        if let Some(e) = &ema {
-            e.copy_to(&params)?;
-        }
-        Ok(history)
+        Ok(Run::new(RunParts {
+            cfg,
+            autocast,
+            objective,
+            source,
+            cells,
+            val_cells,
+            params,
+            opt,
+            ema,
+            state,
+            history,
+        }))
     }
-}
-
-/// Where micro-batches come from.
-enum Draw {
-    /// Epoch-wise shuffled cells held in memory.
-    Memory(BatchSampler),
-    /// Cells streamed from the file.
-    Stream(StreamLoader),
 }
 
 /// The file to stream `train` from, after checking that the model trains
@@ -472,34 +350,4 @@ fn stream_source(
         ));
     }
     StreamSource::of(train)
-}
-
-/// Mean loss over the validation examples (no dropout, no condition
-/// dropout, fixed draws so evaluations are comparable).
-fn validation_loss(
-    model: &Model,
-    objective: &Objective,
-    cells: &Cells,
-    cfg: &TrainConfig,
-    autocast: bool,
-) -> Result<f64> {
-    let _guard = tch::no_grad_guard();
-    // Validation cells of a covariate without validation controls cannot
-    // be paired; they are left out.
-    let examples: Vec<i64> = objective
-        .examples(cells)
-        .into_iter()
-        .filter(|&i| {
-            !matches!(objective, Objective::Response)
-                || !cells.controls_by_cov[cells.cell_cov[i as usize]].is_empty()
-        })
-        .collect();
-    let (mut total, mut count) = (0f64, 0usize);
-    for (k, idx) in examples.chunks(cfg.batch_size.max(1)).enumerate() {
-        let seed = derive_seed(cfg.seed, &[tags::VAL, k as u64]);
-        let loss = objective.loss(model, cells, idx, seed, 0.0, 0.0, false, autocast)?;
-        total += loss.f_double_value(&[])? * idx.len() as f64;
-        count += idx.len();
-    }
-    Ok(total / count.max(1) as f64)
 }
