@@ -630,3 +630,58 @@ fn solver_curve_runs_at_tiny_size() {
     let html = std::fs::read_to_string(out.join("report.html")).unwrap();
     assert!(html.contains("mmd_gex against velocity evaluations"));
 }
+
+#[test]
+fn vcc_script_runs_at_tiny_size() {
+    // scripts/vcc.rhai at its CI size: simulate, truth-derived embeddings,
+    // unseen-perturbation split, embedding MLP and the two floors, export,
+    // cell-eval's VCC profile, report.
+    let out = tmpdir("script_vcc");
+    let (code, stdout, stderr) = primeflow(&[
+        "run",
+        root().join("scripts/vcc.rhai").to_str().unwrap(),
+        "--set",
+        "preset=tiny",
+        "--set",
+        &format!("out={}", out.display()),
+    ]);
+    assert_eq!(code, 0, "stdout: {stdout}\nstderr: {stderr}");
+    for f in [
+        "embeddings.tsv",
+        "embeddings_shuffled.tsv",
+        "real.h5ad",
+        "submission.h5ad",
+        "submission_control.h5ad",
+        "submission_mean.h5ad",
+        "vcc.json",
+        "report.html",
+    ] {
+        assert!(out.join(f).is_file(), "no {f}: {stdout}");
+    }
+    for row in [
+        "| model | overlap_at_N | mae | discrimination_score_l1 |",
+        "| mlp + embeddings |",
+        "| mean of training perturbations (floor) |",
+    ] {
+        assert!(stdout.contains(row), "no '{row}' in\n{stdout}");
+    }
+    // The submission is what the challenge reads: target_gene with
+    // non-targeting controls, the data's genes.
+    let sub = primeflow::data::Dataset::load(
+        &out.join("submission.h5ad"),
+        &primeflow::data::LoadOptions {
+            columns: primeflow::data::ObsColumns {
+                perturbation: "target_gene".into(),
+                covariates: vec![],
+                control: "non-targeting".into(),
+            },
+            allow_negative: true,
+            ..Default::default()
+        },
+    )
+    .unwrap();
+    assert_eq!(sub.n_genes(), 48);
+    let labels = sub.conditions();
+    assert!(labels.contains(&"non-targeting".to_string()), "{labels:?}");
+    assert!(labels.len() >= 2, "{labels:?}");
+}
