@@ -23,49 +23,9 @@
 
 use serde::{Deserialize, Serialize};
 
+pub use crate::data::encoding::ConditionEncoding;
 use crate::data::embedding::EmbeddingTable;
 use crate::error::{Error, Result};
-
-/// How the perturbation block of a condition is encoded.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
-#[serde(rename_all = "kebab-case")]
-pub enum ConditionEncoding {
-    /// A multi-hot over the training perturbations (the paper's).
-    #[default]
-    MultiHot,
-    /// The sum of the perturbations' embedding vectors.
-    Embedding,
-    /// Multi-hot, then the embedding sum.
-    Both,
-}
-
-impl ConditionEncoding {
-    /// Names accepted by [`parse`](Self::parse).
-    pub const NAMES: [&'static str; 3] = ["multi-hot", "embedding", "both"];
-
-    /// `multi-hot` (also `multihot`, `onehot`), `embedding` or `both`.
-    pub fn parse(s: &str) -> Result<Self> {
-        match s.trim().to_ascii_lowercase().replace('_', "-").as_str() {
-            "multi-hot" | "multihot" | "one-hot" | "onehot" => Ok(Self::MultiHot),
-            "embedding" | "embeddings" => Ok(Self::Embedding),
-            "both" => Ok(Self::Both),
-            other => Err(Error::unknown("condition encoding", other, &Self::NAMES)),
-        }
-    }
-
-    /// The name as [`parse`](Self::parse) reads it.
-    pub fn name(self) -> &'static str {
-        match self {
-            Self::MultiHot => "multi-hot",
-            Self::Embedding => "embedding",
-            Self::Both => "both",
-        }
-    }
-
-    fn multi_hot(self) -> bool {
-        matches!(self, Self::MultiHot | Self::Both)
-    }
-}
 
 /// Labels that mean "no perturbation" besides the dataset's own control label
 /// (GEARS/CPA write `ctrl`, and `A+ctrl` for a single perturbation).

@@ -5,6 +5,7 @@
 pub mod condition;
 pub mod dataset;
 pub mod embedding;
+pub mod encoding;
 pub mod provenance;
 pub mod spec;
 pub mod split;
