@@ -218,7 +218,13 @@ fn fresh_run(args: &Args, device: tch::Device, started: Instant) -> anyhow::Resu
     let (train, val) = spec.train_val(&ds)?;
     let (encoding, table) = super::train_settings::condition_encoding(args)?;
     let vocab = train.vocab().with_encoding(encoding, table)?;
-    let mut model = Model::new(mconf, train.genes.clone(), vocab, device, trainer.config.seed)?;
+    let mut model = Model::new(
+        mconf,
+        train.genes.clone(),
+        vocab,
+        device,
+        trainer.config.seed,
+    )?;
     run_dir::record_fresh_run(
         &args.out,
         &train,

@@ -23,8 +23,8 @@
 
 use serde::{Deserialize, Serialize};
 
-pub use crate::data::encoding::ConditionEncoding;
 use crate::data::embedding::EmbeddingTable;
+pub use crate::data::encoding::ConditionEncoding;
 use crate::error::{Error, Result};
 
 /// Labels that mean "no perturbation" besides the dataset's own control label
@@ -420,8 +420,7 @@ mod tests {
         let c = b.parse("A+NEW @ k562").unwrap();
         assert_eq!(b.encode(&c).unwrap(), vec![1., 0., 0., 6., 7., 1., 0.]);
         // A training perturbation missing from the table is an error naming it and the file.
-        let small =
-            EmbeddingTable::new("small.tsv", vec!["A".into()], 1, vec![1.0]).unwrap();
+        let small = EmbeddingTable::new("small.tsv", vec!["A".into()], 1, vec![1.0]).unwrap();
         let e = vocab()
             .with_encoding(ConditionEncoding::Embedding, Some(small))
             .unwrap_err()

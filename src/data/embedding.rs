@@ -258,13 +258,7 @@ fn read_npy(path: &Path) -> Result<Raw> {
     let arr: ndarray::Array2<f32> = match ndarray_npy::read_npy::<_, ndarray::Array2<f32>>(path) {
         Ok(a) => a,
         Err(_) => ndarray_npy::read_npy::<_, ndarray::Array2<f64>>(path)
-            .map_err(|e| {
-                Error::format(
-                    path,
-                    "npy",
-                    format!("not a 2-D f32 or f64 array ({e})"),
-                )
-            })?
+            .map_err(|e| Error::format(path, "npy", format!("not a 2-D f32 or f64 array ({e})")))?
             .mapv(|v| v as f32),
     };
     let beside = path.with_file_name(format!(

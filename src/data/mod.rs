@@ -13,8 +13,8 @@ mod split_tasks;
 mod summary;
 
 pub use condition::{parse_perturbations, Condition, ConditionEncoding, ConditionVocab};
-pub use embedding::EmbeddingTable;
 pub use dataset::{obs_for_conditions, Dataset, DatasetSummary, LoadOptions, ObsColumns, Unit};
+pub use embedding::EmbeddingTable;
 pub use provenance::Provenance;
 pub use spec::{apply_filters, parse_filter, DataSpec, SplitSpec};
 pub use split::{Part, Split, SplitOptions, SplitSummary, Task};

@@ -95,7 +95,9 @@ pub fn vcc_anndata_with(
     genes: &[String],
 ) -> Result<AnnData> {
     let extra: Vec<usize> = match controls {
-        Some(c) => (0..c.n_cells()).filter(|&i| c.unit_of(i).is_control()).collect(),
+        Some(c) => (0..c.n_cells())
+            .filter(|&i| c.unit_of(i).is_control())
+            .collect(),
         None => Vec::new(),
     };
     let n = pred.n_cells() + extra.len();

@@ -90,7 +90,8 @@ pub fn preset_for_kind(kind: &str, preset: &str) -> String {
 impl ModelConfig {
     /// Model kinds, as `--model` spells them.
     pub const KINDS: [&'static str; 10] = [
-        "unet", "mlp", "pca", "pca-ot", "linear", "latent", "decoder", "control", "additive", "mean",
+        "unet", "mlp", "pca", "pca-ot", "linear", "latent", "decoder", "control", "additive",
+        "mean",
     ];
 
     /// The preset `preset` of model kind `model`: `cpu` (the CPU recipe of
@@ -166,7 +167,9 @@ impl ModelConfig {
             ModelConfig::Linear(_) | ModelConfig::Latent(_) | ModelConfig::Decoder(_) => {
                 Family::Response
             }
-            ModelConfig::Control(_) | ModelConfig::Additive(_) | ModelConfig::Mean(_) => Family::Floor,
+            ModelConfig::Control(_) | ModelConfig::Additive(_) | ModelConfig::Mean(_) => {
+                Family::Floor
+            }
         }
     }
 

@@ -35,8 +35,8 @@ use crate::model::unet::UNetVelocity;
 use crate::model::VelocityField;
 
 pub use crate::model::persist::{
-    read_tensors, resolve_model_dir, write_tensors, CONFIG_FILE, EMA_FILE, GENES_FILE, LATEST_FILE,
-    VOCAB_FILE, WEIGHTS_FILE, EMBEDDINGS_FILE,
+    read_tensors, resolve_model_dir, write_tensors, CONFIG_FILE, EMA_FILE, EMBEDDINGS_FILE,
+    GENES_FILE, LATEST_FILE, VOCAB_FILE, WEIGHTS_FILE,
 };
 
 /// The network of a model.

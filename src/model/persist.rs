@@ -37,8 +37,12 @@ impl Model {
         crate::atomic::write_json(&dir.join(CONFIG_FILE), &self.config)?;
         crate::atomic::write_json(&dir.join(VOCAB_FILE), &self.vocab)?;
         if let Some(t) = &self.vocab.embeddings {
-            let values = Tensor::f_from_slice(t.values())?.f_reshape([t.len() as i64, t.dim as i64])?; // [n, d]
-            write_tensors(&dir.join(EMBEDDINGS_FILE), &[("embeddings".to_string(), values)])?;
+            let values =
+                Tensor::f_from_slice(t.values())?.f_reshape([t.len() as i64, t.dim as i64])?; // [n, d]
+            write_tensors(
+                &dir.join(EMBEDDINGS_FILE),
+                &[("embeddings".to_string(), values)],
+            )?;
         }
         crate::atomic::write_json(&dir.join(GENES_FILE), &self.genes)?;
         if self.has_stats() {
@@ -70,13 +74,11 @@ impl Model {
         if let Some(t) = vocab.embeddings.as_mut() {
             let path = dir.join(EMBEDDINGS_FILE);
             let stored = read_tensors(&path)?;
-            let v = stored.get("embeddings").ok_or_else(|| {
-                Error::format(&path, "embeddings", "the tensor is missing")
-            })?;
-            let flat: Vec<f32> = Vec::try_from(
-                v.f_to_kind(tch::Kind::Float)?.f_flatten(0, -1)?,
-            )
-            .map_err(|e: tch::TchError| Error::format(&path, "embeddings", e.to_string()))?;
+            let v = stored
+                .get("embeddings")
+                .ok_or_else(|| Error::format(&path, "embeddings", "the tensor is missing"))?;
+            let flat: Vec<f32> = Vec::try_from(v.f_to_kind(tch::Kind::Float)?.f_flatten(0, -1)?)
+                .map_err(|e: tch::TchError| Error::format(&path, "embeddings", e.to_string()))?;
             t.restore_values(flat, &path)?;
         }
         let genes: Vec<String> = crate::atomic::read_json(&dir.join(GENES_FILE))?;

@@ -363,7 +363,10 @@ impl DataStats {
             .map(|s| s.shift.shallow_clone())
             .collect();
         let all = if here.is_empty() {
-            self.shifts.iter().map(|s| s.shift.shallow_clone()).collect()
+            self.shifts
+                .iter()
+                .map(|s| s.shift.shallow_clone())
+                .collect()
         } else {
             here
         };

@@ -107,7 +107,13 @@ impl ModelHandle {
 fn make(kind: &str, spec: Dynamic) -> RhaiResult<ModelHandle> {
     let (preset, fields, device, seed, encoding) = if spec.is_string() {
         let multi_hot = (ConditionEncoding::MultiHot, None);
-        (spec.to_string(), Map::new(), "auto".to_string(), None, multi_hot)
+        (
+            spec.to_string(),
+            Map::new(),
+            "auto".to_string(),
+            None,
+            multi_hot,
+        )
     } else if let Some(m) = spec.read_lock::<Map>() {
         let mut fields = m.clone();
         let o = Opts::any("model", m.clone());
@@ -115,7 +121,13 @@ fn make(kind: &str, spec: Dynamic) -> RhaiResult<ModelHandle> {
         let device = o.string("device")?.unwrap_or_else(|| "auto".into());
         let seed = o.seed("seed")?;
         let encoding = encoding_arg(&o)?;
-        for k in ["preset", "device", "seed", "condition_encoding", "embeddings"] {
+        for k in [
+            "preset",
+            "device",
+            "seed",
+            "condition_encoding",
+            "embeddings",
+        ] {
             fields.remove(k);
         }
         (preset, fields, device, seed, encoding)
@@ -139,8 +151,14 @@ fn make(kind: &str, spec: Dynamic) -> RhaiResult<ModelHandle> {
             if !known.iter().any(|x| x == k.as_str()) {
                 let mut all: Vec<String> = known.clone();
                 all.extend(
-                    ["preset", "device", "seed", "condition_encoding", "embeddings"]
-                        .map(String::from),
+                    [
+                        "preset",
+                        "device",
+                        "seed",
+                        "condition_encoding",
+                        "embeddings",
+                    ]
+                    .map(String::from),
                 );
                 return Err(super::convert::unknown_key(
                     &format!("{kind} settings"),

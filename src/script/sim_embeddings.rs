@@ -20,7 +20,10 @@ use crate::sim::{write_truth_embeddings, EmbeddingOptions, Simulation};
 
 /// `dir/stem_shuffled.ext` beside `path`.
 fn shuffled_path(path: &Path) -> PathBuf {
-    let stem = path.file_stem().and_then(|s| s.to_str()).unwrap_or("embeddings");
+    let stem = path
+        .file_stem()
+        .and_then(|s| s.to_str())
+        .unwrap_or("embeddings");
     let name = match path.extension().and_then(|e| e.to_str()) {
         Some(ext) => format!("{stem}_shuffled.{ext}"),
         None => format!("{stem}_shuffled"),

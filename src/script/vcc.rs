@@ -40,7 +40,10 @@ fn report_map(r: &VccReport, out: &str) -> Map {
     m.insert("path".into(), Dynamic::from(out.to_string()));
     m.insert("n_cells".into(), Dynamic::from(r.n_cells as i64));
     m.insert("n_genes".into(), Dynamic::from(r.n_genes as i64));
-    m.insert("n_perturbations".into(), Dynamic::from(r.n_perturbations as i64));
+    m.insert(
+        "n_perturbations".into(),
+        Dynamic::from(r.n_perturbations as i64),
+    );
     m.insert("n_controls".into(), Dynamic::from(r.n_controls as i64));
     m
 }

@@ -239,11 +239,9 @@ fn embedding_tables_read_from_tsv_csv_npy_and_h5ad_alike() {
     }
     std::fs::write(dir.join("t.csv"), csv).unwrap();
     // .npy (f64) + names beside it.
-    let arr = ndarray::Array2::from_shape_vec(
-        (4, 2),
-        want.values().iter().map(|&v| v as f64).collect(),
-    )
-    .unwrap();
+    let arr =
+        ndarray::Array2::from_shape_vec((4, 2), want.values().iter().map(|&v| v as f64).collect())
+            .unwrap();
     ndarray_npy::write_npy(dir.join("t.npy"), &arr).unwrap();
     std::fs::write(dir.join("t.npy.names.txt"), want.names.join("\n")).unwrap();
     // .h5ad: obs_names are the names, X rows the vectors.
@@ -260,19 +258,32 @@ fn embedding_tables_read_from_tsv_csv_npy_and_h5ad_alike() {
         let t = EmbeddingTable::read(&dir.join(f)).unwrap_or_else(|e| panic!("{f}: {e}"));
         assert_eq!(
             (t.names.clone(), t.values().to_vec(), t.checksum.clone()),
-            (want.names.clone(), want.values().to_vec(), want.checksum.clone()),
+            (
+                want.names.clone(),
+                want.values().to_vec(),
+                want.checksum.clone()
+            ),
             "{f}"
         );
     }
     // Errors name the file and the line or field.
     std::fs::write(dir.join("bad.tsv"), "A\t1\t2\nB\t1\n").unwrap();
-    let e = EmbeddingTable::read(&dir.join("bad.tsv")).unwrap_err().to_string();
-    assert!(e.contains("bad.tsv") && e.contains("line 2") && e.contains("'B'"), "{e}");
+    let e = EmbeddingTable::read(&dir.join("bad.tsv"))
+        .unwrap_err()
+        .to_string();
+    assert!(
+        e.contains("bad.tsv") && e.contains("line 2") && e.contains("'B'"),
+        "{e}"
+    );
     std::fs::write(dir.join("t2.npy.names.txt"), "A\nB\n").unwrap();
     ndarray_npy::write_npy(dir.join("t2.npy"), &arr).unwrap();
-    let e = EmbeddingTable::read(&dir.join("t2.npy")).unwrap_err().to_string();
+    let e = EmbeddingTable::read(&dir.join("t2.npy"))
+        .unwrap_err()
+        .to_string();
     assert!(e.contains("2 names for the 4 rows"), "{e}");
-    let e = EmbeddingTable::read(&dir.join("t.json")).unwrap_err().to_string();
+    let e = EmbeddingTable::read(&dir.join("t.json"))
+        .unwrap_err()
+        .to_string();
     assert!(e.contains("not an embedding format"), "{e}");
 }
 
@@ -299,19 +310,18 @@ fn an_embedding_model_folder_is_self_contained_and_checked() {
     model.save(&dir).unwrap();
     let back = Model::load(&dir, tch::Device::Cpu).unwrap();
     assert_eq!(back.vocab, model.vocab);
-    assert_eq!(back.vocab.embeddings.as_ref().unwrap().values(), toy_table().values());
+    assert_eq!(
+        back.vocab.embeddings.as_ref().unwrap().values(),
+        toy_table().values()
+    );
     // NEW was never trained on: no multi-hot bit, its vector, the covariate.
     let c = back.vocab.parse("NEW @ k562").unwrap();
     let enc = Vec::<f32>::try_from(back.encode(&[c]).unwrap().flatten(0, -1)).unwrap();
     assert_eq!(enc, vec![0.0, 0.0, 0.0, 0.25, 0.75, 1.0]);
     // A table file of another model is refused by its checksum.
-    let other = primeflow::data::EmbeddingTable::new(
-        "o",
-        toy_table().names.clone(),
-        2,
-        vec![9.0; 8],
-    )
-    .unwrap();
+    let other =
+        primeflow::data::EmbeddingTable::new("o", toy_table().names.clone(), 2, vec![9.0; 8])
+            .unwrap();
     let values = tch::Tensor::from_slice(other.values()).reshape([4, 2]);
     primeflow::model::model::write_tensors(
         &dir.join("embeddings.safetensors"),
@@ -319,7 +329,10 @@ fn an_embedding_model_folder_is_self_contained_and_checked() {
     )
     .unwrap();
     let e = Model::load(&dir, tch::Device::Cpu).unwrap_err().to_string();
-    assert!(e.contains("embeddings.safetensors") && e.contains("checksum"), "{e}");
+    assert!(
+        e.contains("embeddings.safetensors") && e.contains("checksum"),
+        "{e}"
+    );
     // Without the file the folder is incomplete, and says so.
     std::fs::remove_file(dir.join("embeddings.safetensors")).unwrap();
     let e = Model::load(&dir, tch::Device::Cpu).unwrap_err().to_string();
