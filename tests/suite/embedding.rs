@@ -169,6 +169,38 @@ fn embedding_conditions_predict_unseen_perturbations_and_shuffled_ones_do_not() 
     assert!(shuffled.0 < mean.0 + 0.05, "shuffled cosine_logfc: {table}");
     assert!(shuffled.0 < emb.0 - 0.3, "{table}");
 
+    // A prediction of perturbed cells only becomes a submission with the
+    // measured controls appended (export-vcc --controls).
+    let genes: String = (0..200).map(|g| format!("G{g:04}\n")).collect();
+    std::fs::write(dir.join("genes.txt"), genes).unwrap();
+    let (code, _, err) = common::primeflow(&[
+        "export-vcc",
+        "--pred",
+        &p("pred_control.h5ad"),
+        "--genes",
+        &p("genes.txt"),
+        "--out",
+        &p("sub.h5ad"),
+    ]);
+    assert_ne!(code, 0);
+    assert!(err.contains("--controls"), "{err}");
+    let out = run(&[
+        "export-vcc",
+        "--pred",
+        &p("pred_control.h5ad"),
+        "--genes",
+        &p("genes.txt"),
+        "--controls",
+        &p("sim.h5ad"),
+        "--out",
+        &p("sub.h5ad"),
+    ]);
+    // 10 test perturbations x 200 cells + the data's 500 control cells.
+    assert!(
+        out.contains("2500 cells x 200 genes: 10 perturbations, 500 non-targeting cells"),
+        "{out}"
+    );
+
     // The checkpoint alone encodes a perturbation it never trained on.
     let split = std::fs::read_to_string(dir.join("split.csv")).unwrap();
     let held = split
