@@ -4,7 +4,7 @@
 use std::path::PathBuf;
 
 use primeflow::data::{Dataset, LoadOptions, ObsColumns};
-use primeflow::export::{export_vcc, read_gene_list};
+use primeflow::export::{export_vcc_with, read_gene_list};
 
 /// Arguments.
 #[derive(Debug, clap::Args)]
@@ -24,6 +24,11 @@ pub struct Args {
     /// Label of control cells in the prediction (written as non-targeting).
     #[arg(long, default_value = "control")]
     pub control: String,
+    /// Append the control cells of this .h5ad (same --perturbation-col and
+    /// --control) as non-targeting cells, e.g. the measured controls when
+    /// the prediction holds perturbed cells only.
+    #[arg(long, value_name = "FILE.h5ad")]
+    pub controls: Option<PathBuf>,
 }
 
 /// Runs the subcommand.
@@ -38,7 +43,11 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         ..Default::default()
     };
     let pred = Dataset::load(&args.pred, &opts)?;
-    let report = export_vcc(&pred, &genes, &args.out)?;
+    let controls = match &args.controls {
+        Some(p) => Some(Dataset::load(p, &opts)?),
+        None => None,
+    };
+    let report = export_vcc_with(&pred, controls.as_ref(), &genes, &args.out)?;
     println!("wrote {}: {report}", args.out.display());
     Ok(())
 }

@@ -4,7 +4,10 @@
 use std::path::PathBuf;
 
 use anyhow::Context;
-use primeflow::sim::{simulate_to_file, SimConfig};
+use primeflow::sim::{
+    embedding_paths, simulate_to_file, write_truth_embeddings, EmbeddingOptions, SimConfig,
+    Simulation,
+};
 
 /// Arguments.
 #[derive(Debug, clap::Args)]
@@ -42,6 +45,18 @@ pub struct Args {
     /// Worker threads (does not change the data).
     #[arg(long)]
     pub threads: Option<usize>,
+    /// Also write perturbation embeddings derived from the ground-truth
+    /// gene programs (plus noise), `<out>.embeddings.tsv`, and a copy with
+    /// the vectors shuffled among perturbations (the negative control),
+    /// `<out>.embeddings_shuffled.tsv`, for `train --embeddings`.
+    #[arg(long)]
+    pub embeddings: bool,
+    /// Width of the embeddings.
+    #[arg(long, value_name = "D", default_value_t = 16)]
+    pub embedding_dim: usize,
+    /// Noise of the embeddings, relative to their root mean square.
+    #[arg(long, value_name = "X", default_value_t = 0.1)]
+    pub embedding_noise: f64,
     /// Print the report as JSON.
     #[arg(long)]
     pub json: bool,
@@ -94,6 +109,24 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         println!("{}", serde_json::to_string_pretty(&report)?);
     } else {
         println!("{report}");
+    }
+    if args.embeddings {
+        let (path, shuffled) = embedding_paths(&args.out);
+        let opts = EmbeddingOptions {
+            dim: args.embedding_dim,
+            noise: args.embedding_noise,
+            seed: cfg.seed,
+        };
+        let truth = Simulation::new(&cfg)?.truth;
+        write_truth_embeddings(&truth, &opts, &path, &shuffled)?;
+        if !args.json {
+            println!(
+                "  embeddings ({} dims): {} (shuffled: {})",
+                opts.dim,
+                path.display(),
+                shuffled.display()
+            );
+        }
     }
     Ok(())
 }

@@ -108,6 +108,18 @@ pub struct Args {
     /// one per core). 1 is faster for small models on a busy machine.
     #[arg(long, value_name = "N")]
     pub threads: Option<usize>,
+    /// How a condition's perturbations are encoded: multi-hot (the
+    /// paper's: one bit per training perturbation), embedding (the sum of
+    /// their rows of --embeddings, so perturbations never seen in training
+    /// can be sampled) or both (concatenated) [default: multi-hot, or
+    /// embedding when --embeddings is given].
+    #[arg(long, value_name = "MODE")]
+    pub condition_encoding: Option<String>,
+    /// Perturbation embedding table keyed by gene (or compound) name: .tsv
+    /// or .csv (name, then the values), .npy with FILE.names.txt beside it,
+    /// or .h5ad (obs_names, rows of X). Saved with the model.
+    #[arg(long, value_name = "FILE")]
+    pub embeddings: Option<PathBuf>,
     /// No progress bar.
     #[arg(long)]
     pub quiet: bool,
@@ -159,6 +171,20 @@ fn resume_run(args: &Args, device: tch::Device, started: Instant) -> anyhow::Res
         }
     };
     super::train_settings::check_resume(args, &model.config, &trainer.config, &spec)?;
+    if args.condition_encoding.is_some() || args.embeddings.is_some() {
+        let given = super::train_settings::condition_encoding(args)?.0;
+        if given != model.vocab.encoding {
+            return Err(Error::invalid(
+                "--resume",
+                format!(
+                    "--condition-encoding: the run has {}, the command gives {}",
+                    model.vocab.encoding.name(),
+                    given.name()
+                ),
+            )
+            .into());
+        }
+    }
     if let Some(d) = &args.data {
         if *d != spec.path || spec.simulate.is_some() {
             spec.path = d.clone();
@@ -217,7 +243,15 @@ fn fresh_run(args: &Args, device: tch::Device, started: Instant) -> anyhow::Resu
     let summary = ds.summary();
     // The parts share X; the whole file's obs is no longer needed.
     drop(ds);
-    let mut model = Model::for_dataset(mconf, &train, device, trainer.config.seed)?;
+    let (encoding, table) = super::train_settings::condition_encoding(args)?;
+    let vocab = train.vocab().with_encoding(encoding, table)?;
+    let mut model = Model::new(
+        mconf,
+        train.genes.clone(),
+        vocab,
+        device,
+        trainer.config.seed,
+    )?;
     run_dir::record_fresh_run(
         &args.out,
         &train,
@@ -228,13 +262,14 @@ fn fresh_run(args: &Args, device: tch::Device, started: Instant) -> anyhow::Resu
     )?;
     print!("{summary}");
     println!(
-        "Model: {} '{}' ({} parameters, {:.3} GFLOP/cell forward), {} genes, condition width {}, device {}",
+        "Model: {} '{}' ({} parameters, {:.3} GFLOP/cell forward), {} genes, condition width {} ({}), device {}",
         model.config.kind(),
         preset,
         model.n_params(),
         model.config.flops_per_cell(model.n_genes(), model.cond_dim()) / 1e9,
         model.n_genes(),
         model.cond_dim(),
+        model.vocab.encoding.name(),
         primeflow::device::device_name(device)
     );
     let c = &trainer.config;

@@ -5,7 +5,7 @@
 
 use std::path::Path;
 
-use primeflow::data::{ObsColumns, Task};
+use primeflow::data::{ConditionEncoding, EmbeddingTable, ObsColumns, Task};
 use primeflow::model::config::normalize_kind;
 use primeflow::model::ModelConfig;
 use primeflow::train::data::parse_filter;
@@ -378,4 +378,37 @@ pub(super) fn data_spec(args: &Args) -> anyhow::Result<DataSpec> {
             .collect::<primeflow::Result<_>>()?,
         split,
     })
+}
+
+/// The condition encoding of `--condition-encoding` and `--embeddings`:
+/// the mode (default multi-hot, or embedding when a table is given) and the
+/// table read from the file. A table without a mode that uses it, or a mode
+/// without a table, is an error.
+pub fn condition_encoding(
+    args: &Args,
+) -> anyhow::Result<(ConditionEncoding, Option<EmbeddingTable>)> {
+    let mode = match (&args.condition_encoding, &args.embeddings) {
+        (Some(m), _) => ConditionEncoding::parse(m)?,
+        (None, Some(_)) => ConditionEncoding::Embedding,
+        (None, None) => ConditionEncoding::MultiHot,
+    };
+    let table = match &args.embeddings {
+        Some(p) => Some(EmbeddingTable::read(p)?),
+        None => None,
+    };
+    if mode == ConditionEncoding::MultiHot && table.is_some() {
+        return Err(Error::invalid(
+            "--embeddings",
+            "the multi-hot encoding uses no embeddings; pass --condition-encoding embedding or both",
+        )
+        .into());
+    }
+    if mode != ConditionEncoding::MultiHot && table.is_none() {
+        return Err(Error::invalid(
+            "--condition-encoding",
+            format!("'{}' needs --embeddings FILE", mode.name()),
+        )
+        .into());
+    }
+    Ok((mode, table))
 }

@@ -7,9 +7,24 @@
 //! column. The null condition used for classifier-free guidance is the zero
 //! vector. The vocabulary is saved with every model so a checkpoint can encode
 //! new requests, including unseen combinations of seen perturbations.
+//!
+//! Beyond the paper (issue 12), the perturbation block can instead be the
+//! sum of the perturbations' rows of a gene-embedding table `E` `[n, d]`
+//! ([`ConditionEncoding::Embedding`]), or both blocks concatenated
+//! ([`ConditionEncoding::Both`]):
+//!
+//! `Enc_emb(c) = [ sum_k E[p_k] || OneHot(cov_1) || ... ]`,
+//! `Enc_both(c) = [ sum_k OneHot(p_k) || sum_k E[p_k] || OneHot(cov_1) || ... ]`
+//!
+//! so a perturbation absent from training but present in the table can be
+//! encoded (with `both`, its multi-hot bits stay zero). Covariates stay
+//! one-hot; the control's perturbation block is zero, as is the null
+//! condition.
 
 use serde::{Deserialize, Serialize};
 
+use crate::data::embedding::EmbeddingTable;
+pub use crate::data::encoding::ConditionEncoding;
 use crate::error::{Error, Result};
 
 /// Labels that mean "no perturbation" besides the dataset's own control label
@@ -88,12 +103,79 @@ pub struct ConditionVocab {
     pub perturbations: Vec<String>,
     /// Known values per covariate column, sorted (one-hot block order).
     pub covariates: Vec<Vec<String>>,
+    /// How the perturbation block is encoded (absent in models saved
+    /// before issue 12: multi-hot).
+    #[serde(default)]
+    pub encoding: ConditionEncoding,
+    /// The embedding table (`embedding` and `both` encodings); its values
+    /// are saved beside the weights (`embeddings.safetensors`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub embeddings: Option<EmbeddingTable>,
 }
 
 impl ConditionVocab {
-    /// Width of the encoding: `n_perturbations + sum_j n_values(cov_j)`.
+    /// Width of the encoding: the perturbation block
+    /// ([`perturbation_width`](Self::perturbation_width)) plus
+    /// `sum_j n_values(cov_j)`.
     pub fn width(&self) -> usize {
-        self.perturbations.len() + self.covariates.iter().map(|c| c.len()).sum::<usize>()
+        self.perturbation_width() + self.covariates.iter().map(|c| c.len()).sum::<usize>()
+    }
+
+    /// Width of the perturbation block: `n_perturbations` (multi-hot),
+    /// `d` (embedding) or `n_perturbations + d` (both).
+    pub fn perturbation_width(&self) -> usize {
+        let hot = if self.encoding.multi_hot() {
+            self.perturbations.len()
+        } else {
+            0
+        };
+        hot + self.embedding_dim()
+    }
+
+    fn embedding_dim(&self) -> usize {
+        match (self.encoding, &self.embeddings) {
+            (ConditionEncoding::MultiHot, _) | (_, None) => 0,
+            (_, Some(t)) => t.dim,
+        }
+    }
+
+    /// This vocabulary with the perturbation block encoded by `encoding`;
+    /// `embedding` and `both` need `table`, which must hold every
+    /// perturbation of the vocabulary (the error names the first missing
+    /// one and the file). `multi-hot` drops any table.
+    pub fn with_encoding(
+        mut self,
+        encoding: ConditionEncoding,
+        table: Option<EmbeddingTable>,
+    ) -> Result<ConditionVocab> {
+        self.encoding = encoding;
+        if encoding == ConditionEncoding::MultiHot {
+            self.embeddings = None;
+            return Ok(self);
+        }
+        let table = table.ok_or_else(|| {
+            Error::invalid(
+                "condition encoding",
+                format!(
+                    "'{}' needs an embedding table (--embeddings FILE)",
+                    encoding.name()
+                ),
+            )
+        })?;
+        for p in &self.perturbations {
+            table.vector(p)?;
+        }
+        self.embeddings = Some(table);
+        Ok(self)
+    }
+
+    /// True when `p` can be encoded: a training perturbation, or (with
+    /// embeddings) a name of the table.
+    pub fn knows_perturbation(&self, p: &str) -> bool {
+        match (&self.embeddings, self.encoding) {
+            (Some(t), ConditionEncoding::Embedding | ConditionEncoding::Both) => t.get(p).is_some(),
+            _ => self.pert_index(p).is_ok(),
+        }
     }
 
     fn pert_index(&self, p: &str) -> Result<usize> {
@@ -123,10 +205,38 @@ impl ConditionVocab {
                 ),
             ));
         }
-        for p in &c.perturbations {
-            out[self.pert_index(p)?] = 1.0;
+        let hot = self.perturbation_width() - self.embedding_dim();
+        match (self.encoding, &self.embeddings) {
+            (ConditionEncoding::MultiHot, _) => {
+                for p in &c.perturbations {
+                    out[self.pert_index(p)?] = 1.0;
+                }
+            }
+            (_, None) => {
+                return Err(Error::invalid(
+                    "condition vocabulary",
+                    format!(
+                        "the '{}' encoding has no embedding table (a model folder without its embeddings.safetensors?)",
+                        self.encoding.name()
+                    ),
+                ))
+            }
+            (enc, Some(table)) => {
+                for p in &c.perturbations {
+                    let v = table.vector(p)?;
+                    if enc.multi_hot() {
+                        // An unseen perturbation has no bit, only its vector.
+                        if let Ok(i) = self.pert_index(p) {
+                            out[i] = 1.0;
+                        }
+                    }
+                    for (o, x) in out[hot..hot + table.dim].iter_mut().zip(v) {
+                        *o += *x;
+                    }
+                }
+            }
         }
-        let mut offset = self.perturbations.len();
+        let mut offset = self.perturbation_width();
         for ((col, values), v) in self
             .covariate_columns
             .iter()
@@ -279,7 +389,52 @@ mod tests {
             control: "control".into(),
             perturbations: vec!["A".into(), "B".into(), "C".into()],
             covariates: vec![vec!["k562".into(), "rpe1".into()]],
+            encoding: ConditionEncoding::MultiHot,
+            embeddings: None,
         }
+    }
+
+    fn table() -> EmbeddingTable {
+        let names = ["A", "B", "C", "NEW"].map(String::from).to_vec();
+        EmbeddingTable::new("emb.tsv", names, 2, vec![1., 0., 0., 1., 2., 2., 5., 7.]).unwrap()
+    }
+
+    #[test]
+    fn embedding_encoding_sums_rows_and_encodes_unseen_perturbations() {
+        let v = vocab()
+            .with_encoding(ConditionEncoding::Embedding, Some(table()))
+            .unwrap();
+        assert_eq!(v.width(), 2 + 2);
+        let c = v.parse("A+C @ rpe1").unwrap();
+        assert_eq!(v.encode(&c).unwrap(), vec![3.0, 2.0, 0.0, 1.0]);
+        // Not a training perturbation, but in the table.
+        let new = v.parse("NEW @ k562").unwrap();
+        assert_eq!(v.encode(&new).unwrap(), vec![5.0, 7.0, 1.0, 0.0]);
+        let e = v.parse("Z @ k562").unwrap_err().to_string();
+        assert!(e.contains("'Z'") && e.contains("emb.tsv"), "{e}");
+        // Both: the multi-hot block (no bit for NEW), then the sum.
+        let b = vocab()
+            .with_encoding(ConditionEncoding::Both, Some(table()))
+            .unwrap();
+        assert_eq!(b.width(), 3 + 2 + 2);
+        let c = b.parse("A+NEW @ k562").unwrap();
+        assert_eq!(b.encode(&c).unwrap(), vec![1., 0., 0., 6., 7., 1., 0.]);
+        // A training perturbation missing from the table is an error naming it and the file.
+        let small = EmbeddingTable::new("small.tsv", vec!["A".into()], 1, vec![1.0]).unwrap();
+        let e = vocab()
+            .with_encoding(ConditionEncoding::Embedding, Some(small))
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("'B'") && e.contains("small.tsv"), "{e}");
+    }
+
+    #[test]
+    fn vocab_json_without_encoding_is_multi_hot() {
+        let old = r#"{"perturbation_column":"condition","covariate_columns":["cell_type"],
+            "control":"control","perturbations":["A"],"covariates":[["k562"]]}"#;
+        let v: ConditionVocab = serde_json::from_str(old).unwrap();
+        assert_eq!(v.encoding, ConditionEncoding::MultiHot);
+        assert_eq!(v.width(), 2);
     }
 
     #[test]

@@ -364,6 +364,8 @@ impl Dataset {
             control: self.columns.control.clone(),
             perturbations: perts,
             covariates,
+            encoding: Default::default(),
+            embeddings: None,
         }
     }
 

@@ -4,14 +4,17 @@
 
 pub mod condition;
 pub mod dataset;
+pub mod embedding;
+pub mod encoding;
 pub mod provenance;
 pub mod spec;
 pub mod split;
 mod split_tasks;
 mod summary;
 
-pub use condition::{parse_perturbations, Condition, ConditionVocab};
+pub use condition::{parse_perturbations, Condition, ConditionEncoding, ConditionVocab};
 pub use dataset::{obs_for_conditions, Dataset, DatasetSummary, LoadOptions, ObsColumns, Unit};
+pub use embedding::EmbeddingTable;
 pub use provenance::Provenance;
 pub use spec::{apply_filters, parse_filter, DataSpec, SplitSpec};
 pub use split::{Part, Split, SplitOptions, SplitSummary, Task};

@@ -5,4 +5,6 @@
 
 pub mod vcc;
 
-pub use vcc::{export_vcc, read_gene_list, vcc_anndata, VccReport};
+pub use vcc::{
+    export_vcc, export_vcc_with, read_gene_list, vcc_anndata, vcc_anndata_with, VccReport,
+};

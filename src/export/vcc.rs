@@ -82,21 +82,38 @@ pub fn read_gene_list(path: &Path) -> Result<Vec<String>> {
 /// The submission AnnData: `[n_cells, genes.len()]` X (the prediction's
 /// columns picked by name), obs `target_gene`, var names `genes`.
 pub fn vcc_anndata(pred: &Dataset, genes: &[String]) -> Result<AnnData> {
-    let n = pred.n_cells();
+    vcc_anndata_with(pred, None, genes)
+}
+
+/// As [`vcc_anndata`], with the control cells of `controls` (e.g. the real
+/// control cells of the data set) appended as `non-targeting` cells, as a
+/// challenge participant adds the measured controls to a prediction of the
+/// perturbed cells only. Their obs names get a `ctrl_` prefix.
+pub fn vcc_anndata_with(
+    pred: &Dataset,
+    controls: Option<&Dataset>,
+    genes: &[String],
+) -> Result<AnnData> {
+    let extra: Vec<usize> = match controls {
+        Some(c) => (0..c.n_cells())
+            .filter(|&i| c.unit_of(i).is_control())
+            .collect(),
+        None => Vec::new(),
+    };
+    let n = pred.n_cells() + extra.len();
     if n > MAX_CELLS {
         return Err(Error::invalid(
             "prediction",
             format!(
-                "{} has {n} cells; a Virtual Cell Challenge submission holds at most {MAX_CELLS}",
+                "{} has {n} cells (with the appended controls); a Virtual Cell Challenge submission holds at most {MAX_CELLS}",
                 pred.source_name()
             ),
         ));
     }
     let cols = pred.gene_columns(genes, "the gene list", "the prediction")?;
-    let rows: Vec<usize> = (0..n).collect();
-    let x = Array2::from_shape_vec((n, cols.len()), pred.x.rows_vec(&rows, Some(&cols))?)
-        .map_err(|e| Error::Mismatch(e.to_string()))?;
-    let labels: Vec<String> = (0..n)
+    let rows: Vec<usize> = (0..pred.n_cells()).collect();
+    let mut values = pred.x.rows_vec(&rows, Some(&cols))?;
+    let mut labels: Vec<String> = (0..pred.n_cells())
         .map(|i| {
             let u = pred.unit_of(i);
             if u.is_control() {
@@ -106,18 +123,27 @@ pub fn vcc_anndata(pred: &Dataset, genes: &[String]) -> Result<AnnData> {
             }
         })
         .collect();
+    let mut index = pred.obs.index.clone();
+    if let (Some(c), false) = (controls, extra.is_empty()) {
+        let ccols = c.gene_columns(genes, "the gene list", "the control cells")?;
+        values.extend(c.x.rows_vec(&extra, Some(&ccols))?);
+        labels.extend(std::iter::repeat_n(NON_TARGETING.to_string(), extra.len()));
+        index.extend(extra.iter().map(|&i| format!("ctrl_{}", c.obs.index[i])));
+    }
+    let x = Array2::from_shape_vec((n, cols.len()), values)
+        .map_err(|e| Error::Mismatch(e.to_string()))?;
     if !labels.iter().any(|l| l == NON_TARGETING) {
         return Err(Error::invalid(
             "prediction",
             format!(
-                "{} has no control cells ('{}' in obs column '{}'); the challenge needs {NON_TARGETING} cells",
+                "{} has no control cells ('{}' in obs column '{}'); the challenge needs {NON_TARGETING} cells (append the measured ones: --controls)",
                 pred.source_name(),
                 pred.columns.control,
                 pred.columns.perturbation
             ),
         ));
     }
-    let mut obs = DataFrame::with_index(pred.obs.index.clone());
+    let mut obs = DataFrame::with_index(index);
     obs.insert(
         TARGET_GENE,
         Column::Categorical(Categorical::from_labels(&labels, true)),
@@ -132,7 +158,18 @@ pub fn vcc_anndata(pred: &Dataset, genes: &[String]) -> Result<AnnData> {
 
 /// Writes the submission file `out` (float32 CSR X, atomically).
 pub fn export_vcc(pred: &Dataset, genes: &[String], out: &Path) -> Result<VccReport> {
-    let ad = vcc_anndata(pred, genes)?;
+    export_vcc_with(pred, None, genes, out)
+}
+
+/// As [`export_vcc`], with the control cells of `controls` appended (see
+/// [`vcc_anndata_with`]).
+pub fn export_vcc_with(
+    pred: &Dataset,
+    controls: Option<&Dataset>,
+    genes: &[String],
+    out: &Path,
+) -> Result<VccReport> {
+    let ad = vcc_anndata_with(pred, controls, genes)?;
     let labels: Vec<String> = (0..ad.n_obs())
         .filter_map(|i| ad.obs.get(TARGET_GENE).and_then(|c| c.label(i)))
         .collect();

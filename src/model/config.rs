@@ -15,6 +15,7 @@
 //! | `decoder` | PerturBench's Decoder-only | MSE on (control, perturbed) pairs | the condition |
 //! | `control` | control cells of the covariate (floor) | statistics | control cells |
 //! | `additive` | control cells + summed single-perturbation shifts (floor) | statistics | control cells |
+//! | `mean` | control cells + the mean shift of the training perturbations (floor) | statistics | control cells |
 
 use serde::{Deserialize, Serialize};
 
@@ -48,6 +49,8 @@ pub enum ModelConfig {
     Control(FloorConfig),
     /// The `additive` floor.
     Additive(FloorConfig),
+    /// The `mean` floor (mean of the training perturbations).
+    Mean(FloorConfig),
 }
 
 /// How a model is trained and where its cells come from.
@@ -86,8 +89,9 @@ pub fn preset_for_kind(kind: &str, preset: &str) -> String {
 
 impl ModelConfig {
     /// Model kinds, as `--model` spells them.
-    pub const KINDS: [&'static str; 9] = [
+    pub const KINDS: [&'static str; 10] = [
         "unet", "mlp", "pca", "pca-ot", "linear", "latent", "decoder", "control", "additive",
+        "mean",
     ];
 
     /// The preset `preset` of model kind `model`: `cpu` (the CPU recipe of
@@ -107,14 +111,14 @@ impl ModelConfig {
             "linear" => Ok(ModelConfig::Linear(LinearAdditiveConfig::preset(&p)?)),
             "latent" => Ok(ModelConfig::Latent(LatentAdditiveConfig::preset(&p)?)),
             "decoder" => Ok(ModelConfig::Decoder(DecoderOnlyConfig::preset(&p)?)),
-            kind @ ("control" | "additive") => {
+            kind @ ("control" | "additive" | "mean") => {
                 if !UNetConfig::PRESETS.contains(&p.as_str()) {
                     return Err(Error::unknown("preset", p.as_str(), UNetConfig::PRESETS));
                 }
-                Ok(if kind == "control" {
-                    ModelConfig::Control(FloorConfig::default())
-                } else {
-                    ModelConfig::Additive(FloorConfig::default())
+                Ok(match kind {
+                    "control" => ModelConfig::Control(FloorConfig::default()),
+                    "additive" => ModelConfig::Additive(FloorConfig::default()),
+                    _ => ModelConfig::Mean(FloorConfig::default()),
                 })
             }
             other => Err(Error::unknown("model", other, &Self::KINDS)),
@@ -133,6 +137,7 @@ impl ModelConfig {
             ModelConfig::Decoder(_) => "decoder",
             ModelConfig::Control(_) => "control",
             ModelConfig::Additive(_) => "additive",
+            ModelConfig::Mean(_) => "mean",
         }
     }
 
@@ -148,6 +153,7 @@ impl ModelConfig {
             ModelConfig::Decoder(_) => "Decoder-only",
             ModelConfig::Control(_) => "Control",
             ModelConfig::Additive(_) => "Additive",
+            ModelConfig::Mean(_) => "Mean perturbation",
         }
     }
 
@@ -161,7 +167,9 @@ impl ModelConfig {
             ModelConfig::Linear(_) | ModelConfig::Latent(_) | ModelConfig::Decoder(_) => {
                 Family::Response
             }
-            ModelConfig::Control(_) | ModelConfig::Additive(_) => Family::Floor,
+            ModelConfig::Control(_) | ModelConfig::Additive(_) | ModelConfig::Mean(_) => {
+                Family::Floor
+            }
         }
     }
 
@@ -208,7 +216,7 @@ impl ModelConfig {
             ModelConfig::Linear(c) => c.validate(),
             ModelConfig::Latent(c) => c.validate(),
             ModelConfig::Decoder(c) => c.validate(),
-            ModelConfig::Control(_) | ModelConfig::Additive(_) => Ok(()),
+            ModelConfig::Control(_) | ModelConfig::Additive(_) | ModelConfig::Mean(_) => Ok(()),
         }
     }
 
@@ -221,7 +229,7 @@ impl ModelConfig {
             ModelConfig::PcaOt(c) => c.velocity.dropout,
             ModelConfig::Latent(c) => c.dropout.unwrap_or(0.0),
             ModelConfig::Linear(_) | ModelConfig::Decoder(_) => 0.0,
-            ModelConfig::Control(_) | ModelConfig::Additive(_) => 0.0,
+            ModelConfig::Control(_) | ModelConfig::Additive(_) | ModelConfig::Mean(_) => 0.0,
         }
     }
 
@@ -254,7 +262,7 @@ impl ModelConfig {
             ModelConfig::Linear(_) | ModelConfig::Latent(_) | ModelConfig::Decoder(_) => {
                 self.response_flops(n_genes, cond_dim, 0)
             }
-            ModelConfig::Control(_) | ModelConfig::Additive(_) => 0.0,
+            ModelConfig::Control(_) | ModelConfig::Additive(_) | ModelConfig::Mean(_) => 0.0,
         }
     }
 

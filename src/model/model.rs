@@ -11,6 +11,9 @@
 //!   weights, which [`Model::load`] uses for sampling;
 //! * `model.json`: the [`ModelConfig`] (`{"kind": "mlp", ...}`);
 //! * `vocab.json`: the [`ConditionVocab`];
+//! * `embeddings.safetensors` (embedding-encoded conditions only): the
+//!   embedding table's values `[n, d]` (names and checksum in `vocab.json`),
+//!   so the folder encodes any perturbation of the table on its own;
 //! * `genes.json`: the gene names, in model order;
 //! * `stats.json` + `stats.safetensors`: the [`DataStats`].
 //!
@@ -32,8 +35,8 @@ use crate::model::unet::UNetVelocity;
 use crate::model::VelocityField;
 
 pub use crate::model::persist::{
-    read_tensors, resolve_model_dir, write_tensors, CONFIG_FILE, EMA_FILE, GENES_FILE, LATEST_FILE,
-    VOCAB_FILE, WEIGHTS_FILE,
+    read_tensors, resolve_model_dir, write_tensors, CONFIG_FILE, EMA_FILE, EMBEDDINGS_FILE,
+    GENES_FILE, LATEST_FILE, VOCAB_FILE, WEIGHTS_FILE,
 };
 
 /// The network of a model.
@@ -162,7 +165,7 @@ impl Model {
                 let (p, k) = vocab_split(&vocab);
                 Net::Response(Box::new(DecoderOnly::new(&root, c, m, p, k)?))
             }
-            ModelConfig::Control(_) | ModelConfig::Additive(_) => Net::Floor,
+            ModelConfig::Control(_) | ModelConfig::Additive(_) | ModelConfig::Mean(_) => Net::Floor,
         };
         let space = match config.space() {
             Some(SpaceKind::Genes(DataSpace::Log1p)) => Some(FlowSpace::Genes),
@@ -273,7 +276,10 @@ impl Model {
             ModelConfig::PcaOt(c) => wide(c.velocity.hidden_dim),
             ModelConfig::Latent(c) => wide(c.encoder_width),
             ModelConfig::Decoder(c) => wide(c.encoder_width),
-            ModelConfig::Linear(_) | ModelConfig::Control(_) | ModelConfig::Additive(_) => wide(0),
+            ModelConfig::Linear(_)
+            | ModelConfig::Control(_)
+            | ModelConfig::Additive(_)
+            | ModelConfig::Mean(_) => wide(0),
         }
     }
 
@@ -420,9 +426,9 @@ impl VelocityField for Model {
     }
 }
 
-/// Widths of the perturbation multi-hot and of the covariate one-hots in
-/// the condition encoding.
+/// Widths of the perturbation block (multi-hot and/or embedding sum) and
+/// of the covariate one-hots in the condition encoding.
 fn vocab_split(vocab: &ConditionVocab) -> (usize, usize) {
-    let p = vocab.perturbations.len();
+    let p = vocab.perturbation_width();
     (p, vocab.width() - p)
 }

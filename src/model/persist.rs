@@ -21,6 +21,8 @@ pub const EMA_FILE: &str = "ema.safetensors";
 pub const CONFIG_FILE: &str = "model.json";
 /// File name of the condition vocabulary.
 pub const VOCAB_FILE: &str = "vocab.json";
+/// File name of the embedding table's values (embedding-encoded models).
+pub const EMBEDDINGS_FILE: &str = "embeddings.safetensors";
 /// File name of the gene list.
 pub const GENES_FILE: &str = "genes.json";
 /// In a training output folder: the file naming the latest checkpoint folder.
@@ -34,6 +36,14 @@ impl Model {
         self.save_weights(&dir.join(WEIGHTS_FILE))?;
         crate::atomic::write_json(&dir.join(CONFIG_FILE), &self.config)?;
         crate::atomic::write_json(&dir.join(VOCAB_FILE), &self.vocab)?;
+        if let Some(t) = &self.vocab.embeddings {
+            let values =
+                Tensor::f_from_slice(t.values())?.f_reshape([t.len() as i64, t.dim as i64])?; // [n, d]
+            write_tensors(
+                &dir.join(EMBEDDINGS_FILE),
+                &[("embeddings".to_string(), values)],
+            )?;
+        }
         crate::atomic::write_json(&dir.join(GENES_FILE), &self.genes)?;
         if self.has_stats() {
             self.stats()?.save(dir)?;
@@ -60,7 +70,17 @@ impl Model {
         let dir = resolve_model_dir(dir)?;
         let raw: serde_json::Value = crate::atomic::read_json(&dir.join(CONFIG_FILE))?;
         let config = ModelConfig::from_json(raw, &dir.join(CONFIG_FILE).display().to_string())?;
-        let vocab: ConditionVocab = crate::atomic::read_json(&dir.join(VOCAB_FILE))?;
+        let mut vocab: ConditionVocab = crate::atomic::read_json(&dir.join(VOCAB_FILE))?;
+        if let Some(t) = vocab.embeddings.as_mut() {
+            let path = dir.join(EMBEDDINGS_FILE);
+            let stored = read_tensors(&path)?;
+            let v = stored
+                .get("embeddings")
+                .ok_or_else(|| Error::format(&path, "embeddings", "the tensor is missing"))?;
+            let flat: Vec<f32> = Vec::try_from(v.f_to_kind(tch::Kind::Float)?.f_flatten(0, -1)?)
+                .map_err(|e: tch::TchError| Error::format(&path, "embeddings", e.to_string()))?;
+            t.restore_values(flat, &path)?;
+        }
         let genes: Vec<String> = crate::atomic::read_json(&dir.join(GENES_FILE))?;
         let mut model = Model::new(config, genes, vocab, device, 0)?;
         let ema = dir.join(EMA_FILE);

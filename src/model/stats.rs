@@ -350,4 +350,32 @@ impl DataStats {
         }
         Ok(total)
     }
+
+    /// The `mean` floor's shift `[m]` for the covariates of `cond`: the mean
+    /// of `shift(p, k)` over the training single perturbations `p` of its
+    /// key `k` (over every key when `k` has none). No single perturbation in
+    /// training is an error.
+    pub fn mean_shift(&self, cond: &Condition) -> Result<Tensor> {
+        let here: Vec<Tensor> = self
+            .shifts
+            .iter()
+            .filter(|s| s.covariates == cond.covariates)
+            .map(|s| s.shift.shallow_clone())
+            .collect();
+        let all = if here.is_empty() {
+            self.shifts
+                .iter()
+                .map(|s| s.shift.shallow_clone())
+                .collect()
+        } else {
+            here
+        };
+        if all.is_empty() {
+            return Err(Error::invalid(
+                "mean",
+                "the training data has no single-perturbation cells, so there is no mean shift",
+            ));
+        }
+        Ok(Tensor::f_stack(&all, 0)?.f_mean_dim(Some(&[0i64][..]), false, Kind::Float)?)
+    }
 }

@@ -260,6 +260,9 @@ impl Sampler {
                 _ if matches!(model.config, ModelConfig::Additive(_)) => {
                     x = x.f_add(&stats.additive_shift(c)?.f_unsqueeze(0)?)?;
                 }
+                _ if matches!(model.config, ModelConfig::Mean(_)) && !c.is_control() => {
+                    x = x.f_add(&stats.mean_shift(c)?.f_unsqueeze(0)?)?;
+                }
                 _ => {}
             }
             if self.config.clip_negative {

@@ -42,10 +42,12 @@ pub mod repl;
 pub mod report;
 pub mod runner;
 pub mod sampler;
+pub mod sim_embeddings;
 pub mod split;
 pub mod trainer;
 mod trainer_config;
 pub mod util;
+pub mod vcc;
 
 pub use engine::{
     build_engine, display_value, notice, parse_set, parse_value, EngineOptions, Limits,
@@ -68,6 +70,8 @@ pub fn register_objects(engine: &mut rhai::Engine) {
     sampler::register(engine);
     metrics::register(engine);
     cell_eval::register(engine);
+    vcc::register(engine);
+    sim_embeddings::register(engine);
     comparison::register(engine);
     plot::register(engine);
     report::register(engine);

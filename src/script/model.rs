@@ -6,9 +6,15 @@
 //! it first meets data: `trainer.fit(model, data)`, `model.build(data)`, or
 //! the two-argument constructor.
 //!
+//! The map may also set the condition encoding (issue 12):
+//! `condition_encoding` (`"multi-hot"`, the default; `"embedding"`;
+//! `"both"`) and `embeddings` (the table's file, see
+//! [`crate::data::embedding`]; alone it means `"embedding"`).
+//!
 //! ```rhai
 //! let model = UNetVelocity("tiny");
 //! let mlp = MlpVelocity(#{preset: "small", dropout: 0.0});
+//! let emb = MlpVelocity(#{preset: "cpu", embeddings: "genes.tsv"});
 //! Trainer(#{steps: 100}).fit(model, data);
 //! print(model.n_params);
 //! ```
@@ -25,7 +31,7 @@ use super::condition::ConditionHandle;
 use super::convert::{from_json, path_arg, Opts};
 use super::dataset::DatasetHandle;
 use super::error::{guard, invalid, to_rhai, RhaiResult};
-use crate::data::Dataset;
+use crate::data::{ConditionEncoding, Dataset, EmbeddingTable};
 use crate::model::{Model, ModelConfig};
 
 /// The state behind a model handle.
@@ -41,6 +47,9 @@ pub struct ModelSlot {
     pub seed: Option<u64>,
     /// The built model (weights, genes, vocabulary).
     pub model: Option<Model>,
+    /// How its conditions are encoded once built (with the embedding
+    /// table, read when the handle was made).
+    pub encoding: (ConditionEncoding, Option<EmbeddingTable>),
 }
 
 /// A model handle (cheap to clone; clones share the weights).
@@ -56,8 +65,12 @@ impl ModelHandle {
             return Ok(());
         }
         let (cfg, device, seed) = (s.config.clone(), s.device, s.seed.unwrap_or(seed));
+        let (encoding, table) = s.encoding.clone();
         let _rng = crate::device::rng_guard(None);
-        s.model = Some(guard(|| Model::for_dataset(cfg, ds, device, seed))?);
+        s.model = Some(guard(|| {
+            let vocab = ds.vocab().with_encoding(encoding, table)?;
+            Model::new(cfg, ds.genes.clone(), vocab, device, seed)
+        })?);
         Ok(())
     }
 
@@ -92,18 +105,32 @@ impl ModelHandle {
 /// The config of `kind` from a preset name or a map (`preset` (default
 /// `tiny`), `device` (default `auto`), `seed`, and config fields).
 fn make(kind: &str, spec: Dynamic) -> RhaiResult<ModelHandle> {
-    let (preset, fields, device, seed) = if spec.is_string() {
-        (spec.to_string(), Map::new(), "auto".to_string(), None)
+    let (preset, fields, device, seed, encoding) = if spec.is_string() {
+        let multi_hot = (ConditionEncoding::MultiHot, None);
+        (
+            spec.to_string(),
+            Map::new(),
+            "auto".to_string(),
+            None,
+            multi_hot,
+        )
     } else if let Some(m) = spec.read_lock::<Map>() {
         let mut fields = m.clone();
         let o = Opts::any("model", m.clone());
         let preset = o.string("preset")?.unwrap_or_else(|| "tiny".into());
         let device = o.string("device")?.unwrap_or_else(|| "auto".into());
         let seed = o.seed("seed")?;
-        for k in ["preset", "device", "seed"] {
+        let encoding = encoding_arg(&o)?;
+        for k in [
+            "preset",
+            "device",
+            "seed",
+            "condition_encoding",
+            "embeddings",
+        ] {
             fields.remove(k);
         }
-        (preset, fields, device, seed)
+        (preset, fields, device, seed, encoding)
     } else {
         return Err(invalid(
             "model",
@@ -115,7 +142,13 @@ fn make(kind: &str, spec: Dynamic) -> RhaiResult<ModelHandle> {
         base
     } else {
         let known = super::convert::serde_keys(&base, &["kind"]);
-        let handled = ["preset", "device", "seed"];
+        let handled = [
+            "preset",
+            "device",
+            "seed",
+            "condition_encoding",
+            "embeddings",
+        ];
         let over =
             super::convert::overrides(&fields, &known, &handled, &format!("{kind} settings"))?;
         base.merged(
@@ -131,7 +164,37 @@ fn make(kind: &str, spec: Dynamic) -> RhaiResult<ModelHandle> {
         device,
         seed,
         model: None,
+        encoding,
     }))))
+}
+
+/// The `condition_encoding` and `embeddings` keys of a model map: the mode
+/// (default multi-hot, or embedding when a table is named) and the table.
+fn encoding_arg(o: &Opts) -> RhaiResult<(ConditionEncoding, Option<EmbeddingTable>)> {
+    let path = o.string("embeddings")?;
+    let mode = match (o.string("condition_encoding")?, &path) {
+        (Some(m), _) => ConditionEncoding::parse(&m).map_err(to_rhai)?,
+        (None, Some(_)) => ConditionEncoding::Embedding,
+        (None, None) => ConditionEncoding::MultiHot,
+    };
+    let table = match path {
+        Some(p) => {
+            let p = path_arg("embeddings", &p)?;
+            Some(EmbeddingTable::read(Path::new(&p)).map_err(to_rhai)?)
+        }
+        None => None,
+    };
+    match (mode, &table) {
+        (ConditionEncoding::MultiHot, Some(_)) => Err(invalid(
+            "model",
+            "'embeddings' is given but condition_encoding is \"multi-hot\"; use \"embedding\" or \"both\"",
+        )),
+        (m, None) if m != ConditionEncoding::MultiHot => Err(invalid(
+            "model",
+            format!("condition_encoding \"{}\" needs 'embeddings': the table's file", m.name()),
+        )),
+        _ => Ok((mode, table)),
+    }
 }
 
 /// Loads a model folder; with `kind`, the folder must hold that kind.
@@ -156,6 +219,7 @@ fn load(kind: Option<&str>, dir: &str) -> RhaiResult<ModelHandle> {
         preset: "loaded".into(),
         device,
         seed: None,
+        encoding: (model.vocab.encoding, model.vocab.embeddings.clone()),
         model: Some(model),
     }))))
 }

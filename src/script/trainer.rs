@@ -272,6 +272,7 @@ pub mod trainer_api {
             preset: "resumed".into(),
             device,
             seed: None,
+            encoding: (model.vocab.encoding, model.vocab.embeddings.clone()),
             model: Some(model),
         }))))
     }

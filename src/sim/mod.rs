@@ -28,6 +28,7 @@
 
 pub mod config;
 pub mod counts;
+pub mod embeddings;
 pub mod layout;
 pub mod preprocess;
 pub mod truth;
@@ -43,6 +44,7 @@ use crate::error::{Error, Result};
 
 pub use config::{SimConfig, PRESETS};
 pub use counts::{CellDraw, CellSampler};
+pub use embeddings::{embedding_paths, truth_embeddings, write_truth_embeddings, EmbeddingOptions};
 pub use layout::{Layout, SimUnit};
 pub use truth::{SimCondition, SimTruth};
 

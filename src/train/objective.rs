@@ -235,8 +235,8 @@ fn ot_batch(
     Ok((x0.f_reshape([c * s, d])?, x1.f_reshape([c * s, d])?, cond))
 }
 
-/// `cond` `[b, n_c]` with its covariate columns (after the perturbations'
-/// multi-hot block) zeroed in each row with probability `p`, drawn from
+/// `cond` `[b, n_c]` with its covariate columns (after the perturbation
+/// block) zeroed in each row with probability `p`, drawn from
 /// libtorch's current generator; `p = 0` returns `cond` and draws nothing.
 /// The network then also learns each perturbation's response without the
 /// covariate, the part that transfers to covariates it never saw with it.
@@ -246,7 +246,7 @@ fn drop_covariates(model: &Model, cond: &Tensor, p: f64) -> Result<Tensor> {
     }
     let size = cond.size();
     let (b, n_c) = (size[0], size[1]);
-    let n_p = (model.vocab.perturbations.len() as i64).min(n_c);
+    let n_p = (model.vocab.perturbation_width() as i64).min(n_c);
     let opts = (tch::Kind::Float, cond.device());
     let drop = Tensor::f_rand([b, 1], opts)?
         .f_lt(p)?

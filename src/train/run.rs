@@ -266,8 +266,9 @@ impl Run {
         bar: &ProgressBar,
     ) -> Result<()> {
         let cfg = &self.cfg;
-        let validate = cfg.val_every.is_some_and(|k| step % k == 0) && self.val_cells.is_some();
-        if !(step % cfg.log_every == 0 || step == cfg.steps || validate || interrupted) {
+        let validate =
+            cfg.val_every.is_some_and(|k| step.is_multiple_of(k)) && self.val_cells.is_some();
+        if !(step.is_multiple_of(cfg.log_every) || step == cfg.steps || validate || interrupted) {
             return Ok(());
         }
         let Some(objective) = self.objective.as_ref() else {
@@ -329,7 +330,7 @@ impl Run {
 
     /// True when `step` is a periodic checkpoint step or the last one.
     pub(super) fn checkpoint_due(&self, step: usize) -> bool {
-        (self.cfg.checkpoint_every > 0 && step % self.cfg.checkpoint_every == 0)
+        (self.cfg.checkpoint_every > 0 && step.is_multiple_of(self.cfg.checkpoint_every))
             || step == self.cfg.steps
     }
 

@@ -7,6 +7,7 @@ mod anndata_index_types;
 mod anndata_io;
 mod cli;
 mod data;
+mod embedding;
 mod exit_codes;
 mod export;
 mod floors;

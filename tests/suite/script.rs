@@ -630,3 +630,97 @@ fn solver_curve_runs_at_tiny_size() {
     let html = std::fs::read_to_string(out.join("report.html")).unwrap();
     assert!(html.contains("mmd_gex against velocity evaluations"));
 }
+
+#[test]
+fn vcc_script_runs_at_tiny_size() {
+    // scripts/vcc.rhai at its CI size: simulate, truth-derived embeddings,
+    // unseen-perturbation split, embedding MLP and the two floors, export,
+    // cell-eval's VCC profile, report.
+    let out = tmpdir("script_vcc");
+    let (code, stdout, stderr) = primeflow(&[
+        "run",
+        root().join("scripts/vcc.rhai").to_str().unwrap(),
+        "--set",
+        "preset=tiny",
+        "--set",
+        &format!("out={}", out.display()),
+    ]);
+    assert_eq!(code, 0, "stdout: {stdout}\nstderr: {stderr}");
+    for f in [
+        "embeddings.tsv",
+        "embeddings_shuffled.tsv",
+        "real.h5ad",
+        "submission.h5ad",
+        "submission_control.h5ad",
+        "submission_mean.h5ad",
+        "vcc.json",
+        "report.html",
+    ] {
+        assert!(out.join(f).is_file(), "no {f}: {stdout}");
+    }
+    for row in [
+        "| model | overlap_at_N | mae | discrimination_score_l1 |",
+        "| mlp + embeddings |",
+        "| mean of training perturbations (floor) |",
+    ] {
+        assert!(stdout.contains(row), "no '{row}' in\n{stdout}");
+    }
+    // The submission is what the challenge reads: target_gene with
+    // non-targeting controls, the data's genes.
+    let sub = primeflow::data::Dataset::load(
+        &out.join("submission.h5ad"),
+        &primeflow::data::LoadOptions {
+            columns: primeflow::data::ObsColumns {
+                perturbation: "target_gene".into(),
+                covariates: vec![],
+                control: "non-targeting".into(),
+            },
+            allow_negative: true,
+            ..Default::default()
+        },
+    )
+    .unwrap();
+    assert_eq!(sub.n_genes(), 48);
+    let labels = sub.conditions();
+    assert!(labels.contains(&"non-targeting".to_string()), "{labels:?}");
+    assert!(labels.len() >= 2, "{labels:?}");
+}
+
+#[test]
+fn model_maps_take_embedding_conditions_and_sample_unseen_perturbations() {
+    let dir = tmpdir("script_embedding_model");
+    let mut s = session();
+    // Simulated data with its truth-derived table; P000 is held out of
+    // training, then sampled from the table's vector.
+    let setup = format!(
+        r#"let data = Dataset::simulate(#{{preset: "tiny", n_cell_lines: 1, n_combinations: 0, seed: 0}});
+           let files = simulated_embeddings(data, "{}/emb.tsv", #{{dim: 8}});
+           let train = data.subset(#{{condition: data.conditions().filter(|c| c != "P000")}});"#,
+        dir.display()
+    );
+    assert_eq!(s.eval_line(&setup), Outcome::Nothing);
+    assert!(dir.join("emb_shuffled.tsv").is_file());
+    let e =
+        error(s.eval_line(r#"MlpVelocity(#{preset: "tiny", condition_encoding: "embedding"})"#));
+    assert!(e.contains("needs 'embeddings'"), "{e}");
+    let e = error(s.eval_line(r#"MlpVelocity(#{preset: "tiny", embeddings: "/no/such.tsv"})"#));
+    assert!(e.contains("/no/such.tsv"), "{e}");
+    assert_eq!(
+        s.eval_line(
+            r#"let m = MlpVelocity(#{preset: "tiny", embeddings: files.embeddings});
+               let fit = Trainer(#{steps: 3}).fit(m, train);"#
+        ),
+        Outcome::Nothing
+    );
+    let n = text(s.eval_line(r#"Sampler(#{cells: 4, steps: 2}).sample(m, "P000 @ K562").n_cells"#));
+    assert_eq!(n, "4");
+    // A multi-hot model cannot encode it.
+    assert_eq!(
+        s.eval_line(
+            r#"let h = MlpVelocity("tiny"); let fit2 = Trainer(#{steps: 1}).fit(h, train);"#
+        ),
+        Outcome::Nothing
+    );
+    let e = error(s.eval_line(r#"Sampler(#{cells: 4, steps: 2}).sample(h, "P000 @ K562")"#));
+    assert!(e.contains("P000"), "{e}");
+}
