@@ -42,7 +42,14 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         },
         ..Default::default()
     };
-    let pred = Dataset::load(&args.pred, &opts)?;
+    // Predictions are exported as generated: an unclipped flow sample
+    // spreads near-zero genes around 0 (as `evaluate` scores it); the
+    // measured controls must still be log1p data.
+    let pred_opts = LoadOptions {
+        allow_negative: true,
+        ..opts.clone()
+    };
+    let pred = Dataset::load(&args.pred, &pred_opts)?;
     let controls = match &args.controls {
         Some(p) => Some(Dataset::load(p, &opts)?),
         None => None,

@@ -160,6 +160,25 @@ fn export_vcc_cli_and_cell_eval_prep() {
     ]);
     assert_eq!(code, 0, "{err}");
     assert!(stdout.contains("4 cells x 4 genes"), "{stdout}");
+    // An unclipped flow sample has small negative values: exported as
+    // generated (evaluate scores it the same way), not refused.
+    let neg = dir.join("neg.h5ad");
+    let ad = prediction(&[
+        ("control", [1.0, 0.0, 2.0, 3.0]),
+        ("KLF1", [-0.02, 4.0, 0.5, 0.0]),
+    ]);
+    write_h5ad(&neg, &ad, &WriteOptions::default()).unwrap();
+    let (code, stdout, err) = common::primeflow(&[
+        "export-vcc",
+        "--pred",
+        &s(&neg),
+        "--genes",
+        &s(&genes),
+        "--out",
+        &s(&dir.join("neg_submission.h5ad")),
+    ]);
+    assert_eq!(code, 0, "{err}");
+    assert!(stdout.contains("2 cells x 4 genes"), "{stdout}");
     let bad = dir.join("bad.csv");
     write_genes(&bad, &["G0", "MISSING1"]);
     let (code, _, err) = common::primeflow(&[
