@@ -241,6 +241,39 @@ pub(crate) fn alloc_dense(n: usize, m: usize, path: &Path, field: &str) -> Resul
     Array2::from_shape_vec((n, m), vec![0f32; len]).map_err(|e| ferr(path, field, e.to_string()))
 }
 
+/// Reads the rows `rows` (all when `None`; the caller checked they are in
+/// range) of the dense `[n, m]` dataset `ds` into the rows of `out`
+/// (`[rows.len(), m]`), in bounded runs of nearby rows.
+pub(super) fn read_dense_rows(
+    ds: &hdf5::Dataset,
+    rows: Option<&[usize]>,
+    out: &mut Array2<f32>,
+    path: &Path,
+    field: &str,
+) -> Result<()> {
+    let n = ds.shape().first().copied().unwrap_or(0);
+    let m = out.ncols();
+    for run in plan_runs(rows, n, |a, b| (b - a).saturating_mul(m.max(1))) {
+        let block = ds
+            .read_slice_2d::<f32, _>(ndarray_h5::s![run.start..run.end, ..])
+            .map_err(|e| {
+                ferr(
+                    path,
+                    field,
+                    format!("reading rows {}..{} failed: {e}", run.start, run.end),
+                )
+            })?;
+        for &(row, pos) in &run.targets {
+            // Element-wise: `block` is HDF5's ndarray version.
+            let src = block.row(row - run.start);
+            for (o, v) in out.row_mut(pos).iter_mut().zip(src.iter()) {
+                *o = *v;
+            }
+        }
+    }
+    Ok(())
+}
+
 /// Reads matrix `name` of `parent` (full path `field`) in its own layout:
 /// CSR stays CSR, dense and CSC become dense; `[rows.len(), n_cols]` (all
 /// rows when `rows` is `None`).
@@ -297,25 +330,7 @@ pub(crate) fn read_matrix(
     match meta.encoding {
         Encoding::Dense => {
             let ds = parent.dataset(name).map_err(h5::rerr(path, field))?;
-            let runs = plan_runs(rows, n, |a, b| (b - a).saturating_mul(m.max(1)));
-            for run in runs {
-                let block = ds
-                    .read_slice_2d::<f32, _>(ndarray_h5::s![run.start..run.end, ..])
-                    .map_err(|e| {
-                        ferr(
-                            path,
-                            field,
-                            format!("reading rows {}..{} failed: {e}", run.start, run.end),
-                        )
-                    })?;
-                for &(row, pos) in &run.targets {
-                    // Element-wise: `block` is HDF5's ndarray version.
-                    let src = block.row(row - run.start);
-                    for (o, v) in out.row_mut(pos).iter_mut().zip(src.iter()) {
-                        *o = *v;
-                    }
-                }
-            }
+            read_dense_rows(&ds, rows, &mut out, path, field)?;
         }
         Encoding::Csr => {
             let g = parent.group(name).map_err(h5::rerr(path, field))?;

@@ -19,7 +19,7 @@ use std::path::{Path, PathBuf};
 
 use super::expr::Expr;
 use super::h5::{self, ferr};
-use super::matrix::{self, plan_runs, Encoding};
+use super::matrix::{self, Encoding};
 use super::sparse::{read_csr_rows, Sparse};
 use crate::error::Result;
 
@@ -141,24 +141,7 @@ impl RowReader {
                 .into()),
             Source::Dense(ds) => {
                 let mut out = matrix::alloc_dense(rows.len(), m, path, field)?;
-                for run in plan_runs(Some(rows), n, |a, b| (b - a).saturating_mul(m.max(1))) {
-                    let block = ds
-                        .read_slice_2d::<f32, _>(ndarray_h5::s![run.start..run.end, ..])
-                        .map_err(|e| {
-                            ferr(
-                                path,
-                                field,
-                                format!("reading rows {}..{} failed: {e}", run.start, run.end),
-                            )
-                        })?;
-                    for &(row, pos) in &run.targets {
-                        // Element-wise: `block` is HDF5's ndarray version.
-                        let src = block.row(row - run.start);
-                        for (o, v) in out.row_mut(pos).iter_mut().zip(src.iter()) {
-                            *o = *v;
-                        }
-                    }
-                }
+                matrix::read_dense_rows(ds, Some(rows), &mut out, path, field)?;
                 Ok(out.into())
             }
         }

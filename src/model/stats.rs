@@ -174,21 +174,7 @@ impl DataStats {
             }
             Ok(())
         })?;
-        let nf = n as f64;
-        let mean: Vec<f32> = sum.iter().map(|s| (s / nf) as f32).collect();
-        let std: Vec<f32> = sum
-            .iter()
-            .zip(&sq)
-            .map(|(s, q)| {
-                let mu = s / nf;
-                let var = if n > 1 {
-                    ((q - nf * mu * mu) / (nf - 1.0)).max(0.0)
-                } else {
-                    0.0
-                };
-                var.sqrt().max(MIN_STD) as f32
-            })
-            .collect();
+        let (mean, std) = mean_std(&sum, &sq, n);
         let pca = match opts.pca_components {
             Some(k) => {
                 let rows: Vec<usize> = (0..n).collect();
@@ -378,4 +364,25 @@ impl DataStats {
         }
         Ok(Tensor::f_stack(&all, 0)?.f_mean_dim(Some(&[0i64][..]), false, Kind::Float)?)
     }
+}
+
+/// Per-gene mean and standard deviation (ddof = 1, floored at [`MIN_STD`])
+/// of `n` cells from their f64 sums `sum` and sums of squares `sq` `[m]`.
+pub(crate) fn mean_std(sum: &[f64], sq: &[f64], n: usize) -> (Vec<f32>, Vec<f32>) {
+    let nf = n as f64;
+    let mean = sum.iter().map(|s| (s / nf) as f32).collect();
+    let std = sum
+        .iter()
+        .zip(sq)
+        .map(|(s, q)| {
+            let mu = s / nf;
+            let var = if n > 1 {
+                ((q - nf * mu * mu) / (nf - 1.0)).max(0.0)
+            } else {
+                0.0
+            };
+            var.sqrt().max(MIN_STD) as f32
+        })
+        .collect();
+    (mean, std)
 }

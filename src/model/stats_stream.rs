@@ -15,9 +15,7 @@ use tch::Tensor;
 
 use crate::data::Dataset;
 use crate::error::{Error, Result};
-use crate::model::stats::{
-    ControlSet, DataStats, MeanShift, StatsOptions, MIN_STD, RESPONSE_MIN_STD,
-};
+use crate::model::stats::{ControlSet, DataStats, MeanShift, StatsOptions, RESPONSE_MIN_STD};
 use crate::train::stream::StreamSource;
 
 /// Cells per read in the statistics passes.
@@ -63,21 +61,7 @@ impl DataStats {
                 Ok(())
             })
         })?;
-        let nf = n as f64;
-        let mean: Vec<f32> = sum.iter().map(|s| (s / nf) as f32).collect();
-        let std: Vec<f32> = sum
-            .iter()
-            .zip(&sq)
-            .map(|(s, q)| {
-                let mu = s / nf;
-                let var = if n > 1 {
-                    ((q - nf * mu * mu) / (nf - 1.0)).max(0.0)
-                } else {
-                    0.0
-                };
-                var.sqrt().max(MIN_STD) as f32
-            })
-            .collect();
+        let (mean, std) = super::stats::mean_std(&sum, &sq, n);
         let unit_mean = |u: usize| -> Vec<f32> {
             let k = ds.units()[u].cells.len().max(1) as f64;
             unit_sum[u * m..(u + 1) * m]
