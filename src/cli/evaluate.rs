@@ -18,6 +18,8 @@ use primeflow::metrics::{evaluate_cell_eval, CellEvalOptions, Metrics, MetricsCo
 use primeflow::train::data::parse_filter;
 use primeflow::train::{DataSpec, SplitSpec};
 
+use super::args::ColumnArgs;
+
 /// Arguments.
 #[derive(Debug, clap::Args)]
 pub struct Args {
@@ -50,21 +52,8 @@ pub struct Args {
     /// cores).
     #[arg(long, default_value_t = 0)]
     pub threads: usize,
-    /// obs column with the perturbation labels (default `condition`;
-    /// `target_gene` with a cell-eval profile).
-    #[arg(long = "perturbation-col")]
-    pub perturbation_col: Option<String>,
-    /// obs covariate column (repeatable; default cell_type). Units are
-    /// (covariates joined with '_', perturbation).
-    #[arg(long = "covariate-col")]
-    pub covariate_cols: Vec<String>,
-    /// Use no covariate column (one covariate key for all cells).
-    #[arg(long = "no-covariates", conflicts_with = "covariate_cols")]
-    pub no_covariates: bool,
-    /// Label of control cells (default `control`; `non-targeting` with a
-    /// cell-eval profile).
-    #[arg(long)]
-    pub control: Option<String>,
+    #[command(flatten)]
+    pub columns: ColumnArgs,
     /// Comma-separated metric names, or `all` (default: the ten PerturBench
     /// metrics rmse_average, rmse_rank_average, cosine_logfc,
     /// cosine_rank_logfc, deg_recall, deg_recall_rank, mmd_gex, mmd_gex_rank,
@@ -159,22 +148,8 @@ pub fn run(args: Args) -> anyhow::Result<()> {
     if args.profile.trim() != "perturbench" {
         return run_cell_eval(&args);
     }
-    let covariates = if args.no_covariates {
-        Vec::new()
-    } else if args.covariate_cols.is_empty() {
-        vec!["cell_type".to_string()]
-    } else {
-        args.covariate_cols.clone()
-    };
     let opts = LoadOptions {
-        columns: ObsColumns {
-            perturbation: args
-                .perturbation_col
-                .clone()
-                .unwrap_or_else(|| "condition".into()),
-            covariates,
-            control: args.control.clone().unwrap_or_else(|| "control".into()),
-        },
+        columns: args.columns.resolve(ObsColumns::default()),
         ..Default::default()
     };
     let mut cfg = MetricsConfig {
@@ -231,17 +206,11 @@ pub fn run(args: Args) -> anyhow::Result<()> {
 fn run_cell_eval(args: &Args) -> anyhow::Result<()> {
     let profile = args.profile.parse()?;
     let opts = LoadOptions {
-        columns: ObsColumns {
-            perturbation: args
-                .perturbation_col
-                .clone()
-                .unwrap_or_else(|| primeflow::export::vcc::TARGET_GENE.into()),
+        columns: args.columns.resolve(ObsColumns {
+            perturbation: primeflow::export::vcc::TARGET_GENE.into(),
             covariates: Vec::new(),
-            control: args
-                .control
-                .clone()
-                .unwrap_or_else(|| primeflow::export::vcc::NON_TARGETING.into()),
-        },
+            control: primeflow::export::vcc::NON_TARGETING.into(),
+        }),
         ..Default::default()
     };
     let reference = reference(args, &opts)?;

@@ -1,5 +1,6 @@
 //! Subcommands, one file each.
 
+pub mod args;
 pub mod batch;
 pub mod evaluate;
 pub mod export_vcc;

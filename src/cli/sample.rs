@@ -20,6 +20,8 @@ use primeflow::train::data::parse_filter;
 use primeflow::train::{run_dir, DataSpec, SplitSpec};
 use primeflow::Error;
 
+use super::args::RuntimeArgs;
+
 /// Arguments of `primeflow sample`.
 #[derive(Debug, clap::Args)]
 pub struct Args {
@@ -82,19 +84,11 @@ pub struct Args {
     /// generated; clamping biases the means of sparse genes upwards).
     #[arg(long)]
     pub clip: bool,
-    /// auto, cpu, cuda or cuda:N.
-    #[arg(long, default_value = "auto")]
-    pub device: String,
     /// The output .h5ad.
     #[arg(long, value_name = "PRED.h5ad")]
     pub out: PathBuf,
-    /// CPU threads for libtorch's operators (default: libtorch's choice,
-    /// one per core). 1 is faster for small models on a busy machine.
-    #[arg(long, value_name = "N")]
-    pub threads: Option<usize>,
-    /// No progress bar.
-    #[arg(long)]
-    pub quiet: bool,
+    #[command(flatten)]
+    pub runtime: RuntimeArgs,
 }
 
 /// The data set-up for sampling a split.
@@ -154,16 +148,9 @@ fn data_spec(args: &Args, model: &Model) -> anyhow::Result<DataSpec> {
 
 /// Runs the subcommand.
 pub fn run(args: Args) -> anyhow::Result<()> {
-    primeflow::progress::set_quiet(args.quiet);
-    if let Some(n) = args.threads {
-        if n == 0 {
-            return Err(Error::invalid("--threads", "must be at least 1").into());
-        }
-        tch::set_num_threads(n.min(i32::MAX as usize) as i32);
-    }
+    let device = args.runtime.apply()?;
     primeflow::progress::clear_interrupt();
     let started = Instant::now();
-    let device = primeflow::device::parse_device(&args.device)?;
     let model = Model::load(&args.checkpoint, device)?;
     let sampler = Sampler::new(SampleConfig {
         steps: args.steps,

@@ -18,6 +18,8 @@ use primeflow::model::{Family, Model};
 use primeflow::train::{run_dir, RunRecord, Trainer};
 use primeflow::Error;
 
+use super::args::{ColumnArgs, RuntimeArgs};
+
 /// Arguments of `primeflow train`.
 #[derive(Debug, Clone, clap::Args)]
 pub struct Args {
@@ -77,37 +79,20 @@ pub struct Args {
     /// Record the loss every N steps.
     #[arg(long, value_name = "N")]
     pub log_every: Option<usize>,
-    /// auto, cpu, cuda or cuda:N.
-    #[arg(long, default_value = "auto")]
-    pub device: String,
     /// Output folder (checkpoints, final model, history).
     #[arg(long, value_name = "DIR")]
     pub out: PathBuf,
     /// Continue the run in --out from its latest checkpoint.
     #[arg(long)]
     pub resume: bool,
-    /// obs column with the perturbation labels.
-    #[arg(long, value_name = "COL")]
-    pub perturbation_col: Option<String>,
-    /// obs covariate column (repeatable) [default: cell_type].
-    #[arg(long = "covariate-col", value_name = "COL")]
-    pub covariate_cols: Vec<String>,
-    /// Use no covariate columns.
-    #[arg(long, conflicts_with = "covariate_cols")]
-    pub no_covariates: bool,
-    /// The control label [default: control].
-    #[arg(long, value_name = "LABEL")]
-    pub control: Option<String>,
+    #[command(flatten)]
+    pub columns: ColumnArgs,
     /// Train on layers/NAME instead of X.
     #[arg(long, value_name = "NAME")]
     pub layer: Option<String>,
     /// Keep only cells with obs COL == VALUE (repeatable), e.g. dataset=norman19.
     #[arg(long = "filter", value_name = "COL=VALUE")]
     pub filters: Vec<String>,
-    /// CPU threads for libtorch's operators (default: libtorch's choice,
-    /// one per core). 1 is faster for small models on a busy machine.
-    #[arg(long, value_name = "N")]
-    pub threads: Option<usize>,
     /// How a condition's perturbations are encoded: multi-hot (the
     /// paper's: one bit per training perturbation), embedding (the sum of
     /// their rows of --embeddings, so perturbations never seen in training
@@ -120,9 +105,8 @@ pub struct Args {
     /// or .h5ad (obs_names, rows of X). Saved with the model.
     #[arg(long, value_name = "FILE")]
     pub embeddings: Option<PathBuf>,
-    /// No progress bar.
-    #[arg(long)]
-    pub quiet: bool,
+    #[command(flatten)]
+    pub runtime: RuntimeArgs,
     /// Stream the training cells from the file instead of loading X
     /// (files larger than memory): chunks of consecutive cells read by a
     /// background thread, shuffled within a buffer of random chunks
@@ -139,14 +123,7 @@ pub struct Args {
 
 /// Runs the subcommand.
 pub fn run(args: Args) -> anyhow::Result<()> {
-    primeflow::progress::set_quiet(args.quiet);
-    if let Some(n) = args.threads {
-        if n == 0 {
-            return Err(Error::invalid("--threads", "must be at least 1").into());
-        }
-        tch::set_num_threads(n.min(i32::MAX as usize) as i32);
-    }
-    let device = primeflow::device::parse_device(&args.device)?;
+    let device = args.runtime.apply()?;
     let started = Instant::now();
     if args.resume {
         resume_run(&args, device, started)

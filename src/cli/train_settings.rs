@@ -174,11 +174,7 @@ pub fn check_resume(
         path: args.data.clone().unwrap_or_else(|| spec.path.clone()),
         ..data_spec_parts(args, spec)?
     };
-    if args.perturbation_col.is_some()
-        || !args.covariate_cols.is_empty()
-        || args.no_covariates
-        || args.control.is_some()
-    {
+    if args.columns.given() {
         differ(
             &mut diffs,
             "--perturbation-col/--covariate-col/--control",
@@ -232,11 +228,7 @@ fn data_spec_parts(args: &Args, saved: &DataSpec) -> anyhow::Result<DataSpec> {
         a.data = Some(saved.path.clone());
     }
     let mut spec = data_spec(&a)?;
-    if args.perturbation_col.is_none()
-        && args.covariate_cols.is_empty()
-        && !args.no_covariates
-        && args.control.is_none()
-    {
+    if !args.columns.given() {
         spec.columns = saved.columns.clone();
     }
     if args.split.is_none() && args.task.is_none() {
@@ -337,21 +329,7 @@ pub(super) fn data_spec(args: &Args) -> anyhow::Result<DataSpec> {
         .data
         .clone()
         .ok_or_else(|| Error::invalid("--data", "the training data file is required"))?;
-    let defaults = ObsColumns::default();
-    let columns = ObsColumns {
-        perturbation: args
-            .perturbation_col
-            .clone()
-            .unwrap_or(defaults.perturbation),
-        covariates: if args.no_covariates {
-            Vec::new()
-        } else if args.covariate_cols.is_empty() {
-            defaults.covariates
-        } else {
-            args.covariate_cols.clone()
-        },
-        control: args.control.clone().unwrap_or(defaults.control),
-    };
+    let columns = args.columns.resolve(ObsColumns::default());
     let split = match (&args.split, &args.task) {
         (Some(p), _) => SplitSpec::File {
             path: p.clone(),
