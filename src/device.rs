@@ -1,5 +1,6 @@
 //! Device and seeding: the one place that decides where tensors live and how
-//! libtorch's generators are seeded (style.md rule 7).
+//! libtorch's generators are seeded, and how the seeds of a run's steps,
+//! epochs and streams derive from its one seed (style.md rule 7).
 
 use tch::Device;
 
@@ -58,6 +59,41 @@ pub fn seed_everything(seed: u64) {
     if tch::Cuda::is_available() {
         tch::Cuda::manual_seed_all(seed);
     }
+}
+
+/// SplitMix64's finaliser: a bijective 64-bit mix.
+fn mix64(mut z: u64) -> u64 {
+    z = z.wrapping_add(0x9E37_79B9_7F4A_7C15);
+    z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+    z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+    z ^ (z >> 31)
+}
+
+/// A seed derived from `seed` and a list of tags (e.g. `[STEP, step,
+/// micro]`); distinct tag lists give unrelated seeds. The result fits in 63
+/// bits, so libtorch's signed seed takes it unchanged.
+pub fn derive_seed(seed: u64, tags: &[u64]) -> u64 {
+    let mut h = mix64(seed);
+    for &t in tags {
+        h = mix64(h ^ mix64(t));
+    }
+    h >> 1
+}
+
+/// Tags that separate the random streams of a run.
+pub mod tags {
+    /// Shuffling of epoch `e`: `[EPOCH, e]`.
+    pub const EPOCH: u64 = 1;
+    /// Noise of micro-batch `a` of step `s`: `[STEP, s, a]`.
+    pub const STEP: u64 = 2;
+    /// Validation subset and noise: `[VAL, batch]`.
+    pub const VAL: u64 = 3;
+    /// Initial weights: `[INIT]`.
+    pub const INIT: u64 = 4;
+    /// Chunk order of streamed epoch `e`: `[STREAM, e]`.
+    pub const STREAM: u64 = 5;
+    /// Shuffle of buffer `g` of streamed epoch `e`: `[STREAM_BUFFER, e, g]`.
+    pub const STREAM_BUFFER: u64 = 6;
 }
 
 /// Exclusive use of libtorch's process-wide random generators.
