@@ -2,21 +2,24 @@
 //! command's `Args` (`#[command(flatten)]`), so a flag means the same thing,
 //! with the same help, everywhere.
 
+use std::path::PathBuf;
+
 use clap::Args;
-use primeflow::data::ObsColumns;
+use primeflow::data::{parse_filter, ObsColumns, SplitSpec, Task};
 use primeflow::Error;
 
 /// Which obs columns hold the perturbation, the covariates and the control
-/// label (`train`, `evaluate`).
+/// label (`train`, `evaluate`, `split`).
 #[derive(Debug, Clone, Default, Args)]
 pub struct ColumnArgs {
     /// obs column with the perturbation labels [default: condition;
     /// target_gene with `evaluate --profile vcc|minimal`].
     #[arg(long = "perturbation-col", value_name = "COL")]
     pub perturbation_col: Option<String>,
-    /// obs covariate column (repeatable) [default: cell_type]. Units are
-    /// (covariates joined with '_', perturbation).
-    #[arg(long = "covariate-col", value_name = "COL")]
+    /// obs covariate column (repeat the flag or list them with commas)
+    /// [default: cell_type]. Units are (covariates joined with '_',
+    /// perturbation).
+    #[arg(long = "covariate-col", value_name = "COL", value_delimiter = ',')]
     pub covariate_cols: Vec<String>,
     /// Use no covariate column (one covariate key for all cells).
     #[arg(long = "no-covariates", conflicts_with = "covariate_cols")]
@@ -81,5 +84,59 @@ impl RuntimeArgs {
             tch::set_num_threads(n.min(i32::MAX as usize) as i32);
         }
         primeflow::device::parse_device(&self.device)
+    }
+}
+
+/// Which cells: a split (a CSV or a generated task) and obs filters
+/// (`train`, `sample`, `evaluate`). A split given here is the one the run's
+/// data set-up records, so `sample` and `evaluate` can name the same split
+/// `train` used.
+#[derive(Debug, Clone, Default, Args)]
+pub struct SplitArgs {
+    /// A split CSV (`primeflow split`): `train` uses its train part,
+    /// `sample` and `evaluate` their --which part.
+    #[arg(long, value_name = "SPLIT.csv", conflicts_with = "task")]
+    pub split: Option<PathBuf>,
+    /// Generate the split of this task instead: covariate-transfer,
+    /// combination or unseen-perturbation (PerturBench's splitter).
+    #[arg(long, value_name = "TASK")]
+    pub task: Option<String>,
+    /// Seed of the generated split (and of the control cells a CSV split
+    /// does not list).
+    #[arg(long, value_name = "S", default_value_t = 42)]
+    pub split_seed: u64,
+    /// Keep only cells with obs COL == VALUE (repeatable), e.g.
+    /// dataset=norman19; applied before the split.
+    #[arg(long = "filter", value_name = "COL=VALUE")]
+    pub filters: Vec<String>,
+}
+
+impl SplitArgs {
+    /// True when --split or --task was given.
+    pub fn split_given(&self) -> bool {
+        self.split.is_some() || self.task.is_some()
+    }
+
+    /// The split the flags name: a CSV, a generated task, or `None` when
+    /// neither --split nor --task was given.
+    pub fn spec(&self) -> primeflow::Result<Option<SplitSpec>> {
+        Ok(match (&self.split, &self.task) {
+            (Some(p), _) => Some(SplitSpec::File {
+                path: p.clone(),
+                seed: self.split_seed,
+            }),
+            (None, Some(t)) => Some(SplitSpec::Task {
+                task: Task::parse(t)?,
+                seed: self.split_seed,
+                holdout_fraction: None,
+                max_holdout: None,
+            }),
+            (None, None) => None,
+        })
+    }
+
+    /// The parsed --filter flags, `(column, value)` (empty when none).
+    pub fn parsed_filters(&self) -> primeflow::Result<Vec<(String, String)>> {
+        self.filters.iter().map(|f| parse_filter(f)).collect()
     }
 }

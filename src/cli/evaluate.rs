@@ -15,10 +15,9 @@ use std::path::PathBuf;
 
 use primeflow::data::{Dataset, LoadOptions, ObsColumns, Part};
 use primeflow::metrics::{evaluate_cell_eval, CellEvalOptions, Metrics, MetricsConfig};
-use primeflow::train::data::parse_filter;
 use primeflow::train::{DataSpec, SplitSpec};
 
-use super::args::ColumnArgs;
+use super::args::{ColumnArgs, SplitArgs};
 
 /// Arguments.
 #[derive(Debug, clap::Args)]
@@ -32,17 +31,14 @@ pub struct Args {
     /// cells; with --split, the file the split was made of.
     #[arg(long = "ref")]
     pub reference: PathBuf,
-    /// A split CSV of the reference file (`primeflow split`): score against
-    /// its --which part only (its perturbed units and control cells).
-    #[arg(long, value_name = "SPLIT.csv")]
-    pub split: Option<PathBuf>,
-    /// Which part of --split is the reference: train, val or test.
-    #[arg(long, default_value = "test", requires = "split")]
+    /// The reference file's split (--split or --task, as given to `train`)
+    /// and filters: score against its --which part only (its perturbed
+    /// units and control cells).
+    #[command(flatten)]
+    pub which_cells: SplitArgs,
+    /// Which part of the split is the reference: train, val or test.
+    #[arg(long, default_value = "test")]
     pub which: String,
-    /// Keep only reference cells with obs COL == VALUE (repeatable), as the
-    /// split was made (e.g. dataset=norman19).
-    #[arg(long = "filter", value_name = "COL=VALUE")]
-    pub filters: Vec<String>,
     /// Which metrics: `perturbench` (PerturBench's, metrics.md), or a
     /// cell-eval 0.8.2 profile, `vcc` (the Virtual Cell Challenge's:
     /// overlap_at_N, mae, discrimination_score_l1) or `minimal`.
@@ -103,18 +99,8 @@ fn reference(args: &Args, opts: &LoadOptions) -> anyhow::Result<Dataset> {
         allow_negative: opts.allow_negative,
         columns: opts.columns.clone(),
         layer: None,
-        filters: args
-            .filters
-            .iter()
-            .map(|f| parse_filter(f))
-            .collect::<primeflow::Result<_>>()?,
-        split: match &args.split {
-            Some(p) => SplitSpec::File {
-                path: p.clone(),
-                seed: 42,
-            },
-            None => SplitSpec::None,
-        },
+        filters: args.which_cells.parsed_filters()?,
+        split: args.which_cells.spec()?.unwrap_or(SplitSpec::None),
     };
     let ds = spec.load()?;
     match spec.split(&ds)? {
@@ -173,7 +159,9 @@ pub fn run(args: Args) -> anyhow::Result<()> {
     // generated (flow models produce some small negative values, which the
     // report counts).
     let reference = reference(&args, &opts)?;
-    let pred = if args.pred == args.reference && args.split.is_none() && args.filters.is_empty() {
+    let pred = if args.pred == args.reference
+        && !args.which_cells.split_given()
+        && args.which_cells.filters.is_empty() {
         reference.clone()
     } else {
         Dataset::load(

@@ -13,14 +13,13 @@ use std::path::PathBuf;
 use std::time::Instant;
 
 use primeflow::anndata::{write_h5ad, WriteOptions, XFormat};
-use primeflow::data::{Condition, ObsColumns, Part, Task};
+use primeflow::data::{Condition, ObsColumns, Part};
 use primeflow::model::Model;
 use primeflow::sample::{SampleConfig, Sampler, Solver};
-use primeflow::train::data::parse_filter;
 use primeflow::train::{run_dir, DataSpec, SplitSpec};
 use primeflow::Error;
 
-use super::args::RuntimeArgs;
+use super::args::{RuntimeArgs, SplitArgs};
 
 /// Arguments of `primeflow sample`.
 #[derive(Debug, clap::Args)]
@@ -32,22 +31,11 @@ pub struct Args {
     /// defaults to the training run's file. Not needed with --conditions.
     #[arg(long, value_name = "FILE.h5ad")]
     pub data: Option<PathBuf>,
-    /// A split CSV.
-    #[arg(long, value_name = "SPLIT.csv", conflicts_with = "task")]
-    pub split: Option<PathBuf>,
-    /// Generate the split of this task (covariate-transfer, combination,
-    /// unseen-perturbation).
-    #[arg(long, value_name = "TASK")]
-    pub task: Option<String>,
-    /// Seed of the generated split.
-    #[arg(long, value_name = "S", default_value_t = 42)]
-    pub split_seed: u64,
+    #[command(flatten)]
+    pub which_cells: SplitArgs,
     /// Which part of the split to sample: train, val or test.
     #[arg(long, default_value = "test")]
     pub which: String,
-    /// Keep only cells with obs COL == VALUE (repeatable).
-    #[arg(long = "filter", value_name = "COL=VALUE")]
-    pub filters: Vec<String>,
     /// Conditions to sample instead of a split, separated by ';'.
     #[arg(long, value_name = "\"A+B @ k562;C @ k562\"", conflicts_with_all = ["split", "task"])]
     pub conditions: Option<String>,
@@ -82,7 +70,7 @@ pub struct Args {
     pub max_batch: Option<usize>,
     /// Clamp generated values at 0 (by default they are written as
     /// generated; clamping biases the means of sparse genes upwards).
-    #[arg(long)]
+    #[arg(long = "clip-negative", alias = "clip")]
     pub clip: bool,
     /// The output .h5ad.
     #[arg(long, value_name = "PRED.h5ad")]
@@ -104,29 +92,17 @@ fn data_spec(args: &Args, model: &Model) -> anyhow::Result<DataSpec> {
             )
         }
     };
-    let filters = if args.filters.is_empty() {
+    let filters = if args.which_cells.filters.is_empty() {
         saved
             .as_ref()
             .map(|s| s.filters.clone())
             .unwrap_or_default()
     } else {
-        args.filters
-            .iter()
-            .map(|f| parse_filter(f))
-            .collect::<primeflow::Result<_>>()?
+        args.which_cells.parsed_filters()?
     };
-    let split = match (&args.split, &args.task, &saved) {
-        (Some(p), _, _) => SplitSpec::File {
-            path: p.clone(),
-            seed: args.split_seed,
-        },
-        (None, Some(t), _) => SplitSpec::Task {
-            task: Task::parse(t)?,
-            seed: args.split_seed,
-            holdout_fraction: None,
-            max_holdout: None,
-        },
-        (None, None, Some(s)) if s.split != SplitSpec::None => s.split.clone(),
+    let split = match (args.which_cells.spec()?, &saved) {
+        (Some(given), _) => given,
+        (None, Some(s)) if s.split != SplitSpec::None => s.split.clone(),
         _ => {
             return Err(Error::invalid("split", "say which units to sample: --split SPLIT.csv, --task TASK, or --conditions \"A+B @ k562\"").into());
         }

@@ -6,6 +6,8 @@ use std::path::PathBuf;
 use anyhow::Context;
 use primeflow::data::{Dataset, LoadOptions, ObsColumns, Split, SplitOptions, Task};
 
+use super::args::ColumnArgs;
+
 /// Arguments.
 #[derive(Debug, clap::Args)]
 pub struct Args {
@@ -21,15 +23,8 @@ pub struct Args {
     /// default 0.3) or of the eligible combinations (default 0.7).
     #[arg(long = "holdout-fraction")]
     pub holdout_fraction: Option<f64>,
-    /// Perturbation column of obs.
-    #[arg(long = "perturbation-col", default_value = "condition")]
-    pub perturbation_col: String,
-    /// Covariate column(s) of obs (repeat or list; default cell_type).
-    #[arg(long = "covariate-col", num_args = 1.., value_delimiter = ',')]
-    pub covariate_col: Vec<String>,
-    /// The control label.
-    #[arg(long, default_value = "control")]
-    pub control: String,
+    #[command(flatten)]
+    pub columns: ColumnArgs,
     /// Output CSV (cell, perturbation, covariates, split).
     #[arg(long)]
     pub out: PathBuf,
@@ -41,17 +36,8 @@ pub struct Args {
 /// Runs the subcommand.
 pub fn run(args: Args) -> anyhow::Result<()> {
     let task = Task::parse(&args.task)?;
-    let covariates = if args.covariate_col.is_empty() {
-        vec!["cell_type".to_string()]
-    } else {
-        args.covariate_col.clone()
-    };
     let opts = LoadOptions {
-        columns: ObsColumns {
-            perturbation: args.perturbation_col.clone(),
-            covariates,
-            control: args.control.clone(),
-        },
+        columns: args.columns.resolve(ObsColumns::default()),
         layer: None,
         allow_negative: true,
     };

@@ -18,7 +18,7 @@ use primeflow::model::{Family, Model};
 use primeflow::train::{run_dir, RunRecord, Trainer};
 use primeflow::Error;
 
-use super::args::{ColumnArgs, RuntimeArgs};
+use super::args::{ColumnArgs, RuntimeArgs, SplitArgs};
 
 /// Arguments of `primeflow train`.
 #[derive(Debug, Clone, clap::Args)]
@@ -42,16 +42,8 @@ pub struct Args {
     /// JSON settings over the preset: {"model": {...}, "train": {...}}.
     #[arg(long, value_name = "CFG.json")]
     pub config: Option<PathBuf>,
-    /// A split CSV (see `primeflow split`); train on its train part.
-    #[arg(long, value_name = "SPLIT.csv", conflicts_with = "task")]
-    pub split: Option<PathBuf>,
-    /// Generate a split for this task: covariate-transfer, combination or
-    /// unseen-perturbation.
-    #[arg(long, value_name = "TASK")]
-    pub task: Option<String>,
-    /// Seed of the generated split (and of unlisted controls of a CSV split).
-    #[arg(long, value_name = "S", default_value_t = 42)]
-    pub split_seed: u64,
+    #[command(flatten)]
+    pub which_cells: SplitArgs,
     /// Optimizer steps in total.
     #[arg(long, value_name = "N")]
     pub steps: Option<usize>,
@@ -90,9 +82,6 @@ pub struct Args {
     /// Train on layers/NAME instead of X.
     #[arg(long, value_name = "NAME")]
     pub layer: Option<String>,
-    /// Keep only cells with obs COL == VALUE (repeatable), e.g. dataset=norman19.
-    #[arg(long = "filter", value_name = "COL=VALUE")]
-    pub filters: Vec<String>,
     /// How a condition's perturbations are encoded: multi-hot (the
     /// paper's: one bit per training perturbation), embedding (the sum of
     /// their rows of --embeddings, so perturbations never seen in training

@@ -5,11 +5,10 @@
 
 use std::path::Path;
 
-use primeflow::data::{ConditionEncoding, EmbeddingTable, ObsColumns, Task};
+use primeflow::data::{ConditionEncoding, EmbeddingTable, ObsColumns, SplitSpec};
 use primeflow::model::config::normalize_kind;
 use primeflow::model::ModelConfig;
-use primeflow::train::data::parse_filter;
-use primeflow::train::{DataSpec, Precision, RunRecord, SplitSpec, TrainConfig};
+use primeflow::train::{DataSpec, Precision, RunRecord, TrainConfig};
 use primeflow::Error;
 
 use super::train::Args;
@@ -190,7 +189,7 @@ pub fn check_resume(
             format!("{:?}", given.layer),
         );
     }
-    if !args.filters.is_empty() {
+    if !args.which_cells.filters.is_empty() {
         differ(
             &mut diffs,
             "--filter",
@@ -198,7 +197,7 @@ pub fn check_resume(
             format!("{:?}", given.filters),
         );
     }
-    if args.split.is_some() || args.task.is_some() {
+    if args.which_cells.split_given() {
         differ(
             &mut diffs,
             "--split/--task/--split-seed",
@@ -231,7 +230,7 @@ fn data_spec_parts(args: &Args, saved: &DataSpec) -> anyhow::Result<DataSpec> {
     if !args.columns.given() {
         spec.columns = saved.columns.clone();
     }
-    if args.split.is_none() && args.task.is_none() {
+    if !args.which_cells.split_given() {
         spec.split = saved.split.clone();
     }
     Ok(spec)
@@ -330,31 +329,14 @@ pub(super) fn data_spec(args: &Args) -> anyhow::Result<DataSpec> {
         .clone()
         .ok_or_else(|| Error::invalid("--data", "the training data file is required"))?;
     let columns = args.columns.resolve(ObsColumns::default());
-    let split = match (&args.split, &args.task) {
-        (Some(p), _) => SplitSpec::File {
-            path: p.clone(),
-            seed: args.split_seed,
-        },
-        (None, Some(t)) => SplitSpec::Task {
-            task: Task::parse(t)?,
-            seed: args.split_seed,
-            holdout_fraction: None,
-            max_holdout: None,
-        },
-        (None, None) => SplitSpec::None,
-    };
     Ok(DataSpec {
         path,
         simulate: None,
         allow_negative: false,
         columns,
         layer: args.layer.clone(),
-        filters: args
-            .filters
-            .iter()
-            .map(|f| parse_filter(f))
-            .collect::<primeflow::Result<_>>()?,
-        split,
+        filters: args.which_cells.parsed_filters()?,
+        split: args.which_cells.spec()?.unwrap_or(SplitSpec::None),
     })
 }
 
