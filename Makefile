@@ -1,8 +1,8 @@
 # primeflow: the two commands of the README.
 #   make demo   set up what is missing, build, run the main job
 #   make test   set up what is missing (with the Python interop tools), build, check that
-#               the core builds without the scripting layer, lint (clippy, warnings are
-#               errors), run every test
+#               the core builds and its unit tests pass without the scripting layer,
+#               lint (clippy, warnings are errors), run every test
 # Both are idempotent; set-up is ./setup.sh.
 
 CARGO ?= cargo
@@ -26,6 +26,7 @@ demo: build
 test: setup-python
 	$(CARGO) build --release
 	$(CARGO) check --release --no-default-features
+	OMP_NUM_THREADS=1 $(CARGO) test --release --no-default-features --lib -- --test-threads=2
 	$(CARGO) clippy --release --all-targets -- -D warnings
 	OMP_NUM_THREADS=1 $(CARGO) test --release -- --test-threads=2
 

@@ -6,6 +6,7 @@
 //! is CSR, dense otherwise (CSC is densified row-chunk by row-chunk so a load
 //! never holds two copies); models and metrics densify the rows they use.
 
+pub mod axis_arrays;
 mod csr_sink;
 mod expr;
 pub mod frame;
@@ -26,6 +27,7 @@ use std::collections::BTreeMap;
 
 use ndarray::Array2;
 
+pub use axis_arrays::{read_axis_matrix, Axis};
 pub use expr::{Csr, Expr, Row};
 pub use frame::{Categorical, Column, DataFrame};
 pub use info::{inspect_h5ad, ColumnInfo, FrameInfo, H5adInfo, LayerInfo, MatrixInfo};

@@ -91,7 +91,8 @@ pub struct Args {
     pub condition_encoding: Option<String>,
     /// Perturbation embedding table keyed by gene (or compound) name: .tsv
     /// or .csv (name, then the values), .npy with FILE.names.txt beside it,
-    /// or .h5ad (obs_names, rows of X). Saved with the model.
+    /// .h5ad (obs_names, rows of X), or FILE.h5ad:varm/KEY (rows named by
+    /// the var index; obsm/KEY: by the obs index). Saved with the model.
     #[arg(long, value_name = "FILE")]
     pub embeddings: Option<PathBuf>,
     #[command(flatten)]

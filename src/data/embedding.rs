@@ -13,6 +13,9 @@
 //!   `genes.npy.names.txt`); else `<stem>.names.txt` (`genes.names.txt`).
 //! * `.h5ad`: the vectors are the rows of X `[n, d]` and the names its
 //!   obs_names (`AnnData(X=emb, obs=pd.DataFrame(index=genes))`).
+//! * `FILE.h5ad:varm/KEY`: the rows of `adata.varm[KEY]` `[n_vars, d]`,
+//!   named by the var index (gene embeddings stored with the expression
+//!   data they annotate); `FILE.h5ad:obsm/KEY` likewise with the obs index.
 //!
 //! Names must be unique; every value must be finite. The table is kept
 //! whole (`[n, d]`), so a model saved with it can encode any of its names.
@@ -88,8 +91,15 @@ impl EmbeddingTable {
         Ok(t)
     }
 
-    /// Reads `path` (format by extension, see the module docs).
+    /// Reads `path` (format by extension, or `FILE.h5ad:varm/KEY` /
+    /// `FILE.h5ad:obsm/KEY`; see the module docs).
     pub fn read(path: &Path) -> Result<Self> {
+        if let Some((file, axis, key)) = axis_entry(path)? {
+            let (names, m) = crate::anndata::read_axis_matrix(&file, axis, &key)?;
+            let dim = m.ncols();
+            let values = m.into_raw_vec_and_offset().0;
+            return Self::new(&path.display().to_string(), names, dim, values);
+        }
         let ext = path
             .extension()
             .and_then(|e| e.to_str())
@@ -286,6 +296,29 @@ fn read_npy(path: &Path) -> Result<Raw> {
         ));
     }
     Ok((names, d, arr.iter().copied().collect()))
+}
+
+/// `FILE.h5ad:varm/KEY` or `FILE.h5ad:obsm/KEY` split into its parts;
+/// `None` for a plain file path. An `.h5ad:` suffix naming another slot is
+/// an error.
+fn axis_entry(path: &Path) -> Result<Option<(std::path::PathBuf, crate::anndata::Axis, String)>> {
+    let s = path.to_string_lossy();
+    let Some(at) = s.rfind(".h5ad:") else {
+        return Ok(None);
+    };
+    let (file, entry) = (&s[..at + 5], &s[at + 6..]);
+    let parsed = entry
+        .split_once('/')
+        .and_then(|(slot, key)| Some((crate::anndata::Axis::parse(slot)?, key)))
+        .filter(|(_, key)| !key.is_empty());
+    match parsed {
+        Some((axis, key)) => Ok(Some((file.into(), axis, key.to_string()))),
+        None => Err(Error::format(
+            file,
+            "embeddings",
+            format!("'{entry}' is not an annotation entry; write FILE.h5ad:varm/KEY or FILE.h5ad:obsm/KEY"),
+        )),
+    }
 }
 
 fn read_h5ad(path: &Path) -> Result<Raw> {

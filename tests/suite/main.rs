@@ -8,6 +8,7 @@ mod anndata_io;
 mod cli;
 mod data;
 mod embedding;
+mod embedding_tables;
 mod exit_codes;
 mod export;
 mod floors;
