@@ -22,11 +22,7 @@ pub struct Args {
 #[cfg(feature = "scripting")]
 pub fn run(args: Args) -> anyhow::Result<()> {
     use primeflow::script;
-    let sets = args
-        .set
-        .iter()
-        .map(|s| script::parse_set(s))
-        .collect::<primeflow::Result<Vec<_>>>()?;
+    let sets = script::parse_sets(&args.set)?;
     let opts = script::repl::ReplOptions {
         engine: script::EngineOptions {
             limits: script::Limits {

@@ -34,11 +34,7 @@ pub struct Args {
 #[cfg(feature = "scripting")]
 pub fn run(args: Args) -> anyhow::Result<()> {
     use primeflow::script;
-    let sets = args
-        .set
-        .iter()
-        .map(|s| script::parse_set(s))
-        .collect::<primeflow::Result<Vec<_>>>()?;
+    let sets = script::parse_sets(&args.set)?;
     let limits = script::Limits {
         max_operations: args.max_operations,
         max_call_levels: args.max_call_depth,

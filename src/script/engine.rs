@@ -447,6 +447,11 @@ pub fn parse_value(text: &str) -> Dynamic {
     Dynamic::from(text.to_string())
 }
 
+/// Every `--set KEY=VALUE` of a command line, parsed (see [`parse_set`]).
+pub fn parse_sets(args: &[String]) -> crate::Result<Vec<(String, Dynamic)>> {
+    args.iter().map(|s| parse_set(s)).collect()
+}
+
 /// Parses `key=value` (for `--set`); the key is an identifier or a dotted
 /// path of identifiers (`train.steps`: only through `param`/`params`).
 pub fn parse_set(arg: &str) -> crate::Result<(String, Dynamic)> {

@@ -50,7 +50,7 @@ pub mod util;
 pub mod vcc;
 
 pub use engine::{
-    build_engine, display_value, notice, parse_set, parse_value, EngineOptions, Limits,
+    build_engine, display_value, notice, parse_set, parse_sets, parse_value, EngineOptions, Limits,
     OutputBuffer, Params, PrintSink,
 };
 pub use error::{describe, guard, script_error, to_rhai, RhaiResult};
