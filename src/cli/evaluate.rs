@@ -39,6 +39,12 @@ pub struct Args {
     /// Which part of the split is the reference: train, val or test.
     #[arg(long, default_value = "test")]
     pub which: String,
+    /// Leave X in both files and read each unit's cells when it is scored
+    /// (files larger than memory; memory is bounded by one covariate's
+    /// reference cells). Values are checked as they are read; the count of
+    /// negative predicted values covers the scored units' cells.
+    #[arg(long)]
+    pub stream: bool,
     /// Which metrics: `perturbench` (PerturBench's, metrics.md), or a
     /// cell-eval 0.8.2 profile, `vcc` (the Virtual Cell Challenge's:
     /// overlap_at_N, mae, discrimination_score_l1) or `minimal`.
@@ -102,7 +108,11 @@ fn reference(args: &Args, opts: &LoadOptions) -> anyhow::Result<Dataset> {
         filters: args.which_cells.parsed_filters()?,
         split: args.which_cells.spec()?.unwrap_or(SplitSpec::None),
     };
-    let ds = spec.load()?;
+    let ds = if args.stream {
+        spec.open_for_streaming()?
+    } else {
+        spec.load()?
+    };
     match spec.split(&ds)? {
         None => Ok(ds),
         Some(split) => {
@@ -132,6 +142,16 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         primeflow::progress::set_quiet(true);
     }
     if args.profile.trim() != "perturbench" {
+        if args.stream {
+            return Err(primeflow::Error::invalid(
+                "--stream",
+                format!(
+                    "streams the perturbench profile only; the '{}' profile loads both files",
+                    args.profile.trim()
+                ),
+            )
+            .into());
+        }
         return run_cell_eval(&args);
     }
     let opts = LoadOptions {
@@ -161,16 +181,19 @@ pub fn run(args: Args) -> anyhow::Result<()> {
     let reference = reference(&args, &opts)?;
     let pred = if args.pred == args.reference
         && !args.which_cells.split_given()
-        && args.which_cells.filters.is_empty() {
+        && args.which_cells.filters.is_empty()
+    {
         reference.clone()
     } else {
-        Dataset::load(
-            &args.pred,
-            &LoadOptions {
-                allow_negative: true,
-                ..opts.clone()
-            },
-        )?
+        let pred_opts = LoadOptions {
+            allow_negative: true,
+            ..opts.clone()
+        };
+        if args.stream {
+            Dataset::open_for_streaming(&args.pred, &pred_opts)?
+        } else {
+            Dataset::load(&args.pred, &pred_opts)?
+        }
     };
     let ev = metrics.evaluate(&pred, &reference)?;
     print!("{ev}");

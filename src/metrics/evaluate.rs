@@ -15,7 +15,7 @@ use std::time::Instant;
 
 use tch::{Device, Kind, Tensor};
 
-use super::aggregate::{logfc, rows_tensor, stack, to_vec2, Moments};
+use super::aggregate::{logfc, stack, to_vec2, Moments};
 use super::config::{Aggregation, MetricSpec, MetricsConfig, Precision, UnitMetric};
 use super::distance::DistanceOptions;
 use super::mmd_acc::{MmdAcc, SideCells};
@@ -24,6 +24,7 @@ use super::per_unit::pairwise;
 use super::plan::{CovPlan, Plan};
 use super::rank::ranks;
 use super::report::{mean_skip_nan, Evaluation, PairwiseMatrix, UnitScores};
+use super::source::RowSource;
 use super::ttest::t_scores;
 use crate::data::Dataset;
 use crate::error::{Error, Result};
@@ -125,6 +126,9 @@ impl Metrics {
             )));
         }
         let needs = self.needs();
+        // X in memory, or read unit by unit from the file (streamed).
+        let pred_src = RowSource::of(pred, true)?;
+        let ref_src = RowSource::of(reference, false)?;
         let pca = if needs.pca {
             let kind = if self.cfg.precision == Precision::F64 {
                 Kind::Double
@@ -132,8 +136,8 @@ impl Metrics {
                 Kind::Float
             };
             let rows: Vec<usize> = (0..reference.n_cells()).collect();
-            Some(Pca::fit(
-                &reference.x,
+            Some(Pca::fit_source(
+                &ref_src,
                 &rows,
                 self.cfg.pca_components,
                 kind,
@@ -147,7 +151,15 @@ impl Metrics {
         let mut pairwise_out: BTreeMap<String, BTreeMap<String, PairwiseMatrix>> = BTreeMap::new();
         let mut pooled: BTreeMap<MetricSpec, Vec<f64>> = BTreeMap::new();
         for cov in &plan.covs {
-            let res = self.evaluate_cov(pred, reference, &plan, cov, pca.as_ref(), needs, &bar)?;
+            let res = self.evaluate_cov(
+                (&pred_src, &ref_src),
+                reference,
+                &plan,
+                cov,
+                pca.as_ref(),
+                needs,
+                &bar,
+            )?;
             let labels: Vec<String> = cov.units.iter().map(|u| u.label.clone()).collect();
             for (i, u) in cov.units.iter().enumerate() {
                 let mut values = BTreeMap::new();
@@ -203,7 +215,12 @@ impl Metrics {
             only_in_pred: plan.only_in_pred.clone(),
             only_in_ref: plan.only_in_ref.clone(),
             dropped_pred_controls: plan.dropped_pred_controls,
-            pred_negative_values: pred.x.count_stored(|v| v < 0.0),
+            // Streamed: the negatives of the scored units' cells.
+            pred_negative_values: if pred_src.is_file() {
+                pred_src.negatives_read()
+            } else {
+                pred.x.count_stored(|v| v < 0.0)
+            },
             pred_values: pred.n_cells() * pred.n_genes(),
             config: self.cfg.clone(),
             seconds: start.elapsed().as_secs_f64(),
@@ -213,7 +230,7 @@ impl Metrics {
     #[allow(clippy::too_many_arguments)]
     fn evaluate_cov(
         &self,
-        pred: &Dataset,
+        (pred, ref_rows): (&RowSource, &RowSource),
         reference: &Dataset,
         plan: &Plan,
         cov: &CovPlan,
@@ -229,7 +246,7 @@ impl Metrics {
         let mut ref_cells: Vec<Tensor> = Vec::new();
         let mut ref_proj: Vec<Tensor> = Vec::new();
         for unit in &cov.units {
-            let t = rows_tensor(&reference.x, &unit.ref_cells, None, dev)?;
+            let t = ref_rows.tensor(&unit.ref_cells, None, dev)?;
             ref_mom.push(Moments::of(&t)?);
             if let Some(p) = pca {
                 ref_proj.push(p.project(&t)?);
@@ -248,12 +265,7 @@ impl Metrics {
                     ),
                 ));
             }
-            Some(Moments::of(&rows_tensor(
-                &reference.x,
-                &cov.controls,
-                None,
-                dev,
-            )?)?)
+            Some(Moments::of(&ref_rows.tensor(&cov.controls, None, dev)?)?)
         } else {
             None
         };
@@ -277,7 +289,7 @@ impl Metrics {
             if crate::progress::interrupted() {
                 return Err(Error::Interrupted);
             }
-            let t = rows_tensor(&pred.x, &unit.pred_cells, plan.gene_map.as_deref(), dev)?;
+            let t = pred.tensor(&unit.pred_cells, plan.gene_map.as_deref(), dev)?;
             pred_mom.push(Moments::of(&t)?);
             if let Some(side) = &gex {
                 gex_acc.add(q, &t, side, &opts)?;

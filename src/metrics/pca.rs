@@ -17,6 +17,7 @@ use ndarray::Array2;
 use tch::{Device, Kind, Tensor};
 
 use super::aggregate::rows_tensor;
+use super::source::RowSource;
 use crate::error::{Error, Result};
 
 /// Cells per chunk while accumulating the covariance.
@@ -47,7 +48,22 @@ impl Pca {
         kind: Kind,
         device: Device,
     ) -> Result<Pca> {
-        let g = x.ncols();
+        Self::fit_source(&RowSource::Memory(x), rows, k, kind, device)
+    }
+
+    /// As [`fit`](Self::fit), reading the cells from `x` (in memory or
+    /// streamed from the file, 4,096 rows at a time).
+    pub fn fit_source(
+        x: &RowSource,
+        rows: &[usize],
+        k: usize,
+        kind: Kind,
+        device: Device,
+    ) -> Result<Pca> {
+        let g = match x {
+            RowSource::Memory(e) => e.ncols(),
+            RowSource::File { reader, .. } => reader.shape().1,
+        };
         let n = rows.len();
         if k > g {
             return Err(Error::invalid(
@@ -64,7 +80,7 @@ impl Pca {
         // Pass 1: the mean.
         let mut sum = Tensor::f_zeros([g as i64], (Kind::Double, device))?;
         for chunk in rows.chunks(CHUNK) {
-            let t = rows_tensor(x, chunk, None, device)?;
+            let t = x.tensor(chunk, None, device)?;
             sum = sum.f_add(&t.f_sum_dim_intlist(Some(&[0i64][..]), false, Kind::Double)?)?;
         }
         let mean = sum.f_div_scalar(n as f64)?;
@@ -72,7 +88,8 @@ impl Pca {
         let mean_k = mean.f_to_kind(kind)?.f_unsqueeze(0)?;
         let mut cov = Tensor::f_zeros([g as i64, g as i64], (Kind::Double, device))?;
         for chunk in rows.chunks(CHUNK) {
-            let t = rows_tensor(x, chunk, None, device)?
+            let t = x
+                .tensor(chunk, None, device)?
                 .f_to_kind(kind)?
                 .f_sub(&mean_k)?;
             cov = cov.f_add(&t.f_transpose(0, 1)?.f_mm(&t)?.f_to_kind(Kind::Double)?)?;

@@ -1011,3 +1011,137 @@ fn compare_builds_the_paper_table() {
     let _: BTreeMap<String, serde_json::Value> =
         serde_json::from_str(&std::fs::read_to_string(dir.join("c.json")).unwrap()).unwrap();
 }
+
+/// `ds` written to a file in `layout` and reopened with X left in the file
+/// (`Dataset::open_for_streaming`, what `evaluate --stream` does).
+fn streamed(ds: &Dataset, layout: common::Layout, name: &str) -> Dataset {
+    let back = common::relayout(ds, layout, name);
+    let path = back.source.clone().unwrap();
+    let opened = Dataset::open_for_streaming(
+        &path,
+        &LoadOptions {
+            columns: ds.columns.clone(),
+            allow_negative: true,
+            ..Default::default()
+        },
+    )
+    .unwrap();
+    assert!(opened.x.is_absent());
+    opened
+}
+
+/// Every summary and per-unit value of `a` equals `b`'s exactly.
+fn assert_same_evaluation(a: &Evaluation, b: &Evaluation, what: &str) {
+    assert_eq!(a.per_unit.len(), b.per_unit.len(), "{what}: units");
+    for (x, y) in a.per_unit.iter().zip(&b.per_unit) {
+        assert_eq!((&x.cov_key, &x.perturbation), (&y.cov_key, &y.perturbation));
+        for (k, v) in &x.values {
+            let w = y.values[k];
+            assert!(
+                v.to_bits() == w.to_bits(),
+                "{what}: {} {} {k}: {v} vs {w}",
+                x.cov_key,
+                x.perturbation
+            );
+        }
+    }
+}
+
+#[test]
+fn devel_streamed_from_files_equals_in_memory_on_both_layouts() {
+    // `evaluate --stream` reads each unit's cells from the files when it
+    // is scored: the same numbers, bit for bit, as the in-memory path, on
+    // dense and CSR files, whole and for a split part (cells selected by
+    // index keep their file rows).
+    let Some(devel) = devel() else { return };
+    let metrics = Metrics::new(config(&ALL10, RankConvention::V2)).unwrap();
+    let pred_mem = cyclic(&devel);
+    let split = primeflow::data::Split::generate(
+        &devel,
+        &primeflow::data::SplitOptions::new(primeflow::data::Task::CovariateTransfer),
+    )
+    .unwrap();
+    let test_rows = split.cells(primeflow::data::Part::Test);
+    for layout in common::LAYOUTS {
+        let reference = streamed(&devel, layout, "stream_ref");
+        let pred = streamed(&pred_mem, layout, "stream_pred");
+        let ev = metrics.evaluate(&pred, &reference).unwrap();
+        check_devel(&ev, 1, &GOLDEN, &format!("cyclic streamed {layout:?}"));
+        let mem = metrics.evaluate(&pred_mem, &devel).unwrap();
+        assert_same_evaluation(&ev, &mem, &format!("{layout:?} whole"));
+        let part = metrics
+            .evaluate(&pred, &reference.subset(&test_rows).unwrap())
+            .unwrap();
+        let part_mem = metrics
+            .evaluate(&pred_mem, &devel.subset(&test_rows).unwrap())
+            .unwrap();
+        assert!(!part.per_unit.is_empty() && part.per_unit.len() < 60);
+        assert_same_evaluation(&part, &part_mem, &format!("{layout:?} test part"));
+    }
+}
+
+#[test]
+fn streamed_evaluation_names_the_file_and_row_of_a_bad_value() {
+    if !common::python_has("anndata") {
+        println!("skipped: Python anndata is not installed in .venv");
+        return;
+    }
+    let Some(devel) = devel() else { return };
+    let dir = common::tmpdir("metrics_stream_bad");
+    let bad = dir.join("nan.h5ad");
+    common::run_python(&format!(
+        r#"
+import numpy as np, anndata as ad
+a = ad.read_h5ad("{}")
+a.X = a.X.toarray()
+a.X[5, 3] = np.nan
+a.write_h5ad("{}")
+"#,
+        common::devel().display(),
+        bad.display()
+    ));
+    let s = |p: &std::path::Path| p.to_str().unwrap().to_string();
+    let d = s(&common::devel());
+    let (code, _, err) = common::primeflow(&[
+        "evaluate",
+        "--stream",
+        "--pred",
+        &s(&bad),
+        "--ref",
+        &d,
+        "--metrics",
+        "rmse_average",
+        "--quiet",
+    ]);
+    assert_eq!(code, 2, "{err}");
+    assert!(
+        err.contains("nan.h5ad") && err.contains("row 5") && err.contains("NaN"),
+        "{err}"
+    );
+    // The CLI's streamed numbers equal the in-memory ones.
+    let json = |name: &str, stream: bool| {
+        let out = dir.join(name);
+        let mut a = vec![
+            "evaluate",
+            "--pred",
+            &d,
+            "--ref",
+            &d,
+            "--task",
+            "covariate-transfer",
+            "--quiet",
+        ];
+        if stream {
+            a.push("--stream");
+        }
+        let o = s(&out);
+        a.extend_from_slice(&["--json", &o]);
+        let (code, _, err) = common::primeflow(&a);
+        assert_eq!(code, 0, "{err}");
+        let v: serde_json::Value =
+            serde_json::from_str(&std::fs::read_to_string(&out).unwrap()).unwrap();
+        (v["summary"].clone(), v["per_unit"].clone())
+    };
+    assert_eq!(json("mem.json", false), json("stream.json", true));
+    let _ = devel;
+}

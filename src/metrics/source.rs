@@ -1,0 +1,138 @@
+//! Where the metrics read a dataset's expression rows: its X in memory, or
+//! straight from its `.h5ad` when X was left in the file
+//! ([`Dataset::open_for_streaming`], `primeflow evaluate --stream`). Then
+//! each unit's cells are read when that unit is scored (HDF5 hyperslabs of
+//! nearby rows, [`RowReader`]), so a prediction file larger than memory is
+//! scored with memory bounded by one covariate's reference cells, and no
+//! copy of the whole matrix is ever made.
+
+use std::cell::Cell;
+
+use tch::{Device, Tensor};
+
+use super::aggregate::rows_tensor;
+use crate::anndata::{Expr, RowReader};
+use crate::data::Dataset;
+use crate::error::{Error, Result};
+
+/// The rows of one dataset, `[n_cells, n_genes]`.
+pub enum RowSource<'a> {
+    /// X in memory.
+    Memory(&'a Expr),
+    /// X in the file: `rows[i]` is the file row of the dataset's cell `i`.
+    File {
+        reader: RowReader,
+        rows: Vec<usize>,
+        /// Negative values are refused (reference data is log1p).
+        allow_negative: bool,
+        /// Negative values seen so far (predictions may have some).
+        negatives: Cell<usize>,
+    },
+}
+
+impl std::fmt::Debug for RowSource<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            RowSource::Memory(x) => write!(f, "RowSource::Memory({:?})", x.dim()),
+            RowSource::File { reader, .. } => write!(f, "RowSource::File({reader:?})"),
+        }
+    }
+}
+
+impl<'a> RowSource<'a> {
+    /// `ds`'s rows: its X when in memory, else a reader of its source file
+    /// (X of the file `ds` was opened from; its genes must be the file's).
+    pub fn of(ds: &'a Dataset, allow_negative: bool) -> Result<RowSource<'a>> {
+        if !ds.x.is_absent() {
+            return Ok(RowSource::Memory(&ds.x));
+        }
+        let path = ds.source.as_ref().ok_or_else(|| {
+            Error::invalid(
+                "expression values",
+                "the dataset has no values in memory and no file to read them from",
+            )
+        })?;
+        let reader = RowReader::open(path, None)?;
+        if reader.shape().1 != ds.n_genes() {
+            return Err(Error::format(
+                path,
+                reader.field(),
+                format!(
+                    "{} genes in the file, {} in the opened dataset",
+                    reader.shape().1,
+                    ds.n_genes()
+                ),
+            ));
+        }
+        Ok(RowSource::File {
+            reader,
+            rows: ds.x.store_rows(),
+            allow_negative,
+            negatives: Cell::new(0),
+        })
+    }
+
+    /// True when the rows are read from the file.
+    pub fn is_file(&self) -> bool {
+        matches!(self, RowSource::File { .. })
+    }
+
+    /// Negative values read so far from the file (0 for memory).
+    pub fn negatives_read(&self) -> usize {
+        match self {
+            RowSource::Memory(_) => 0,
+            RowSource::File { negatives, .. } => negatives.get(),
+        }
+    }
+
+    /// Cells `rows` (dataset rows) as an f32 tensor `[rows.len(), G]` on
+    /// `device`, `G` = `cols.len()` (the columns `cols`, in that order) or
+    /// every gene. Values read from the file are checked: a NaN or infinite
+    /// value (and a negative one unless allowed) is an error naming the
+    /// file, the row and the value.
+    pub fn tensor(&self, rows: &[usize], cols: Option<&[usize]>, device: Device) -> Result<Tensor> {
+        let (reader, map, allow_negative, negatives) = match self {
+            RowSource::Memory(x) => return rows_tensor(x, rows, cols, device),
+            RowSource::File {
+                reader,
+                rows,
+                allow_negative,
+                negatives,
+            } => (reader, rows, *allow_negative, negatives),
+        };
+        let file_rows: Vec<usize> = rows
+            .iter()
+            .map(|&r| {
+                map.get(r).copied().ok_or_else(|| {
+                    Error::invalid("cell index", format!("{r} past the {} cells", map.len()))
+                })
+            })
+            .collect::<Result<_>>()?;
+        let block = reader.read_rows(&file_rows)?;
+        let all: Vec<usize> = (0..file_rows.len()).collect();
+        let buf = block.rows_vec(&all, cols)?;
+        let width = buf.len() / file_rows.len().max(1);
+        let mut neg = 0usize;
+        for (i, v) in buf.iter().enumerate() {
+            if !v.is_finite() || (*v < 0.0 && !allow_negative) {
+                return Err(Error::format(
+                    reader.path(),
+                    reader.field(),
+                    format!(
+                        "row {}: value {v} (expression must be finite{})",
+                        file_rows[i / width.max(1)],
+                        if allow_negative { "" } else { " and >= 0" }
+                    ),
+                ));
+            }
+            neg += (*v < 0.0) as usize;
+        }
+        negatives.set(negatives.get() + neg);
+        let t = Tensor::f_from_slice(&buf)?.f_view([file_rows.len() as i64, width as i64])?;
+        Ok(if device == Device::Cpu {
+            t
+        } else {
+            t.f_to_device(device)?
+        })
+    }
+}
