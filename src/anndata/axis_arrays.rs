@@ -60,7 +60,11 @@ pub fn read_axis_matrix(path: &Path, axis: Axis, key: &str) -> Result<(Vec<Strin
         } else {
             format!("its {slot} keys are: {}", keys.join(", "))
         };
-        return Err(ferr(path, &field, format!("no {slot} entry '{key}'; {have}")));
+        return Err(ferr(
+            path,
+            &field,
+            format!("no {slot} entry '{key}'; {have}"),
+        ));
     }
     let g = h5::group(&file, slot, path, slot)?;
     let values = matrix::read_matrix(&g, key, path, &field, None)?;

@@ -72,7 +72,15 @@ fn split_flags_name_the_same_split_in_split_and_evaluate() {
     assert_ne!(other_seed, from_task);
     // --split and --task together are refused by the shared group.
     let (code, _, err) = common::primeflow(&[
-        "evaluate", "--pred", d, "--ref", d, "--split", &s(&csv), "--task", "combination",
+        "evaluate",
+        "--pred",
+        d,
+        "--ref",
+        d,
+        "--split",
+        &s(&csv),
+        "--task",
+        "combination",
     ]);
     assert_eq!(code, 2, "{err}");
     assert!(err.contains("--task") || err.contains("--split"), "{err}");

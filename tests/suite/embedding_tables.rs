@@ -40,7 +40,10 @@ a.write_h5ad("{}")
     assert_eq!((s.dim, s.get("G1")), (2, Some(&[0.0f32, 1.0][..])));
     // obsm: named by the obs index.
     let o = EmbeddingTable::read(Path::new(&at("obsm/cell"))).unwrap();
-    assert_eq!((o.names.len(), o.dim, o.get("c1")), (3, 2, Some(&[7.0f32, 7.0][..])));
+    assert_eq!(
+        (o.names.len(), o.dim, o.get("c1")),
+        (3, 2, Some(&[7.0f32, 7.0][..]))
+    );
     // A missing key names the file and lists the keys there are.
     let e = EmbeddingTable::read(Path::new(&at("varm/nope")))
         .unwrap_err()
