@@ -94,6 +94,9 @@ pub mod tags {
     pub const STREAM: u64 = 5;
     /// Shuffle of buffer `g` of streamed epoch `e`: `[STREAM_BUFFER, e, g]`.
     pub const STREAM_BUFFER: u64 = 6;
+    /// Control cells kept for the `k`-th control set of a model's data
+    /// statistics: `[CONTROLS, k]`.
+    pub const CONTROLS: u64 = 0x00c0_47a0;
 }
 
 /// Exclusive use of libtorch's process-wide random generators.

@@ -7,6 +7,7 @@
 //! never holds two copies); models and metrics densify the rows they use.
 
 pub mod axis_arrays;
+mod csr;
 mod csr_sink;
 mod expr;
 pub mod frame;
@@ -28,7 +29,8 @@ use std::collections::BTreeMap;
 use ndarray::Array2;
 
 pub use axis_arrays::{read_axis_matrix, Axis};
-pub use expr::{Csr, Expr, Row};
+pub use csr::Csr;
+pub use expr::{Expr, Row};
 pub use frame::{Categorical, Column, DataFrame};
 pub use info::{inspect_h5ad, ColumnInfo, FrameInfo, H5adInfo, LayerInfo, MatrixInfo};
 pub use read::{read_h5ad, ReadOptions};

@@ -10,7 +10,7 @@ use std::path::Path;
 use hdf5::types::{IntSize, TypeDescriptor};
 use hdf5::{Dataset, Group};
 
-use super::expr::Csr;
+use super::csr::Csr;
 use super::h5::{self, ferr};
 use super::matrix::{index_dtype, plan_runs};
 use crate::error::{Error, Result};

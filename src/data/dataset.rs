@@ -11,10 +11,12 @@ use std::path::{Path, PathBuf};
 use serde::{Deserialize, Serialize};
 
 use crate::anndata::{self, AnnData, Column, DataFrame, Expr, ReadOptions};
-use crate::data::condition::{parse_perturbations, Condition, ConditionVocab};
+use crate::data::condition::{Condition, ConditionVocab};
+use crate::data::unit::group_units;
 use crate::error::{Error, Result};
 
 pub use crate::data::summary::{CovSummary, DatasetSummary};
+pub use crate::data::unit::Unit;
 
 /// Which obs columns carry the perturbation and covariates, and the control
 /// label.
@@ -47,41 +49,6 @@ pub struct LoadOptions {
     pub layer: Option<String>,
     /// Allow negative values (by default data must be log1p-like, >= 0).
     pub allow_negative: bool,
-}
-
-/// A (covariate key, perturbation) group of cells.
-#[derive(Debug, Clone, PartialEq, Serialize)]
-pub struct Unit {
-    /// The perturbation label as written in the data (`KLF1+MAP2K6`).
-    pub label: String,
-    /// Covariate values in column order.
-    pub covariates: Vec<String>,
-    /// Covariate values joined with `_`.
-    pub cov_key: String,
-    /// The parsed perturbation set (empty for control).
-    pub perturbations: Vec<String>,
-    /// Row indices of the unit's cells, ascending.
-    pub cells: Vec<usize>,
-}
-
-impl Unit {
-    /// True for a control unit.
-    pub fn is_control(&self) -> bool {
-        self.perturbations.is_empty()
-    }
-
-    /// The unit's condition.
-    pub fn condition(&self) -> Condition {
-        Condition {
-            perturbations: self.perturbations.clone(),
-            covariates: self.covariates.clone(),
-        }
-    }
-
-    /// `cov_key/label`, a readable unique name.
-    pub fn name(&self) -> String {
-        format!("{}/{}", self.cov_key, self.label)
-    }
 }
 
 /// Cells x genes expression with perturbation and covariate annotations.
@@ -464,34 +431,6 @@ pub fn float_covariate_warning(obs: &DataFrame, name: &str, src: &Path) -> Optio
         src.display(),
         distinct.len()
     ))
-}
-
-/// Groups cells into units sorted by (cov key, label).
-fn group_units(perts: &[String], covs: &[Vec<String>], control: &str) -> (Vec<Unit>, Vec<usize>) {
-    let n = perts.len();
-    let mut map: BTreeMap<(String, String), Vec<usize>> = BTreeMap::new();
-    for i in 0..n {
-        let cv: Vec<&str> = covs.iter().map(|c| c[i].as_str()).collect();
-        map.entry((cv.join("_"), perts[i].clone()))
-            .or_default()
-            .push(i);
-    }
-    let mut units = Vec::with_capacity(map.len());
-    let mut cell_unit = vec![0usize; n];
-    for ((cov_key, label), cells) in map {
-        let first = cells[0];
-        for &c in &cells {
-            cell_unit[c] = units.len();
-        }
-        units.push(Unit {
-            perturbations: parse_perturbations(&label, control),
-            covariates: covs.iter().map(|c| c[first].clone()).collect(),
-            cov_key,
-            label,
-            cells,
-        });
-    }
-    (units, cell_unit)
 }
 
 /// Builds an obs frame for generated cells: one categorical column per

@@ -118,6 +118,43 @@ pub fn rows_tensor(ds: &Dataset, rows: &[usize]) -> Result<Tensor> {
     Ok(Tensor::f_from_slice(&flat)?.f_reshape([rows.len() as i64, m as i64])?)
 }
 
+/// The control groups of `ds`, one per covariate key that has control
+/// cells, in key order: the key, its control cells (of every control unit
+/// of the key: `control` and `ctrl` labels) and the key's covariate values.
+pub(crate) fn control_groups(ds: &Dataset) -> Vec<(String, Vec<usize>, Vec<String>)> {
+    ds.cov_keys()
+        .into_iter()
+        .filter_map(|key| {
+            let cells = ds.control_cells(&key);
+            if cells.is_empty() {
+                return None;
+            }
+            let unit = ds
+                .units()
+                .iter()
+                .find(|u| u.is_control() && u.cov_key == key)?;
+            let covariates = unit.covariates.clone();
+            Some((key, cells, covariates))
+        })
+        .collect()
+}
+
+/// The control cells kept for the `k`-th control set (`k`: the sets kept
+/// before it, in covariate-key order): all of `cells` when there are at
+/// most `opts.control_cells`, else a random subset of that many, seeded by
+/// `(opts.seed, [CONTROLS, k])` and in the order of `cells`. The in-memory
+/// and the streamed fits share it, so they keep the same cells.
+pub(crate) fn kept_controls(cells: &[usize], opts: &StatsOptions, k: usize) -> Vec<usize> {
+    if cells.len() <= opts.control_cells {
+        return cells.to_vec();
+    }
+    let seed = crate::device::derive_seed(opts.seed, &[crate::device::tags::CONTROLS, k as u64]);
+    let mut rng = ChaCha8Rng::seed_from_u64(seed);
+    let mut idx = rand::seq::index::sample(&mut rng, cells.len(), opts.control_cells).into_vec();
+    idx.sort_unstable();
+    idx.into_iter().map(|i| cells[i]).collect()
+}
+
 fn mean_tensor(ds: &Dataset, rows: &[usize]) -> Result<Tensor> {
     Ok(Tensor::f_from_slice(&ds.mean_of(rows))?)
 }
@@ -189,34 +226,12 @@ impl DataStats {
         };
         let mut controls = Vec::new();
         let mut control_mean: BTreeMap<String, Tensor> = BTreeMap::new();
-        for key in ds.cov_keys() {
-            let cells = ds.control_cells(&key);
-            if cells.is_empty() {
-                continue;
-            }
-            let Some(unit) = ds
-                .units()
-                .iter()
-                .find(|u| u.is_control() && u.cov_key == key)
-            else {
-                continue;
-            };
+        for (key, cells, covariates) in control_groups(ds) {
             let mean = mean_tensor(ds, &cells)?;
             control_mean.insert(key.clone(), mean.shallow_clone());
-            let kept: Vec<usize> = if cells.len() > opts.control_cells {
-                let mut rng = ChaCha8Rng::seed_from_u64(crate::train::derive_seed(
-                    opts.seed,
-                    &[0x00c0_47a0, controls.len() as u64],
-                ));
-                let mut idx =
-                    rand::seq::index::sample(&mut rng, cells.len(), opts.control_cells).into_vec();
-                idx.sort_unstable();
-                idx.into_iter().map(|i| cells[i]).collect()
-            } else {
-                cells.clone()
-            };
+            let kept = kept_controls(&cells, opts, controls.len());
             controls.push(ControlSet {
-                covariates: unit.covariates.clone(),
+                covariates,
                 cells: rows_tensor(ds, &kept)?,
                 n_train: cells.len(),
                 mean,

@@ -9,13 +9,13 @@
 
 use std::collections::BTreeMap;
 
-use rand::SeedableRng;
-use rand_chacha::ChaCha8Rng;
 use tch::Tensor;
 
 use crate::data::Dataset;
 use crate::error::{Error, Result};
-use crate::model::stats::{ControlSet, DataStats, MeanShift, StatsOptions, RESPONSE_MIN_STD};
+use crate::model::stats::{
+    control_groups, kept_controls, ControlSet, DataStats, MeanShift, StatsOptions, RESPONSE_MIN_STD,
+};
 use crate::train::stream::StreamSource;
 
 /// Cells per read in the statistics passes.
@@ -72,18 +72,7 @@ impl DataStats {
         let reader = src.open()?;
         let mut controls = Vec::new();
         let mut control_mean: BTreeMap<String, Vec<f32>> = BTreeMap::new();
-        for key in ds.cov_keys() {
-            let cells = ds.control_cells(&key);
-            if cells.is_empty() {
-                continue;
-            }
-            let Some(unit) = ds
-                .units()
-                .iter()
-                .find(|u| u.is_control() && u.cov_key == key)
-            else {
-                continue;
-            };
+        for (key, cells, covariates) in control_groups(ds) {
             // Every control unit of the key (`control` and `ctrl` labels).
             let mut acc = vec![0f64; m];
             for (u, _) in ds
@@ -99,23 +88,12 @@ impl DataStats {
             let k = cells.len() as f64;
             let mu: Vec<f32> = acc.iter().map(|s| (s / k) as f32).collect();
             control_mean.insert(key.clone(), mu.clone());
-            let kept: Vec<usize> = if cells.len() > opts.control_cells {
-                let mut rng = ChaCha8Rng::seed_from_u64(crate::train::derive_seed(
-                    opts.seed,
-                    &[0x00c0_47a0, controls.len() as u64],
-                ));
-                let mut idx =
-                    rand::seq::index::sample(&mut rng, cells.len(), opts.control_cells).into_vec();
-                idx.sort_unstable();
-                idx.into_iter().map(|i| cells[i]).collect()
-            } else {
-                cells.clone()
-            };
+            let kept = kept_controls(&cells, opts, controls.len());
             let x = src
                 .read(&reader, &kept)?
                 .rows_vec(&(0..kept.len()).collect::<Vec<_>>(), None)?;
             controls.push(ControlSet {
-                covariates: unit.covariates.clone(),
+                covariates,
                 cells: Tensor::f_from_slice(&x)?.f_reshape([kept.len() as i64, m as i64])?, // [r, m]
                 n_train: cells.len(),
                 mean: Tensor::f_from_slice(&mu)?,

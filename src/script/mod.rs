@@ -36,6 +36,7 @@ pub mod imports;
 pub mod kernel;
 pub mod metrics;
 pub mod model;
+mod model_spec;
 pub mod notebook;
 pub mod plot;
 pub mod repl;

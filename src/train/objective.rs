@@ -30,6 +30,23 @@ use crate::flow::{cfm_loss_with, FlowNoise, Path as FlowPath};
 use crate::model::{Family, Model};
 use crate::train::cells::Cells;
 
+/// The draws and switches of one loss evaluation.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct LossDraws {
+    /// Seed of every draw (noise, time, condition dropout, control
+    /// partners, dropout masks).
+    pub seed: u64,
+    /// Probability of dropping a row's whole condition (flows only).
+    pub prob_unconditional: f64,
+    /// Probability of dropping a row's covariate block alone (flows only;
+    /// drawn after the flow's noise, so 0 draws nothing).
+    pub covariate_dropout: f64,
+    /// Dropout inside the network on (training) or off (validation).
+    pub train: bool,
+    /// Mixed-precision autocast.
+    pub autocast: bool,
+}
+
 /// The loss a model is trained with.
 #[derive(Debug)]
 pub enum Objective {
@@ -73,52 +90,24 @@ impl Objective {
     }
 
     /// The mean loss of the examples `idx` (positions in `cells`; for
-    /// [`Objective::CfmOt`] only their number matters), with every draw from
-    /// `seed`; condition dropout with probability `prob_unconditional`
-    /// (flows only), and of the covariate block alone with probability
-    /// `covariate_dropout` (flows only; drawn after the flow's noise, so 0
-    /// draws nothing); `train` switches dropout on.
-    #[allow(clippy::too_many_arguments)]
+    /// [`Objective::CfmOt`] only their number matters), with every draw
+    /// from `draws.seed` (see [`LossDraws`]).
     pub fn loss(
         &self,
         model: &Model,
         cells: &Cells,
         idx: &[i64],
-        seed: u64,
-        prob_unconditional: f64,
-        covariate_dropout: f64,
-        train: bool,
-        autocast: bool,
+        draws: &LossDraws,
     ) -> Result<Tensor> {
+        let (seed, train, autocast) = (draws.seed, draws.train, draws.autocast);
         match self {
             Objective::Cfm(_) => {
                 let (x1, cond) = cells.batch(idx)?; // [b, d], [b, n_c]
-                self.loss_on(
-                    model,
-                    &x1,
-                    &cond,
-                    seed,
-                    prob_unconditional,
-                    covariate_dropout,
-                    train,
-                    autocast,
-                )
+                self.loss_on(model, &x1, &cond, draws)
             }
             Objective::CfmOt(path, ot) => {
                 let (x0, x1, cond) = ot_batch(cells, ot, idx.len(), seed)?; // [b, d] x2, [b, n_c]
-                let mut noise = FlowNoise::draw(
-                    x0.size()[0],
-                    model.flow_dim() as i64,
-                    path.sigma() > 0.0,
-                    prob_unconditional,
-                    model.device(),
-                    seed,
-                )?;
-                noise.x0 = x0;
-                let cond = drop_covariates(model, &cond, covariate_dropout)?;
-                tch::autocast(autocast, || {
-                    cfm_loss_with(model, path, &x1, &cond, &noise, train)
-                })
+                cfm_loss_drawn(model, path, Some(x0), &x1, &cond, draws)
             }
             Objective::Response => {
                 // Seed libtorch too: dropout inside the network draws from it.
@@ -150,17 +139,12 @@ impl Objective {
     /// (streamed training reads them outside [`Cells`]); the draws as in
     /// [`Objective::loss`]. Only [`Objective::Cfm`]: the others pair cells
     /// within the training data.
-    #[allow(clippy::too_many_arguments)]
     pub fn loss_on(
         &self,
         model: &Model,
         x1: &Tensor,
         cond: &Tensor,
-        seed: u64,
-        prob_unconditional: f64,
-        covariate_dropout: f64,
-        train: bool,
-        autocast: bool,
+        draws: &LossDraws,
     ) -> Result<Tensor> {
         let Objective::Cfm(path) = self else {
             return Err(Error::invalid(
@@ -168,19 +152,39 @@ impl Objective {
                 "only the plain flow-matching objective trains on given cells; models that pair cells with control cells (FM PCA OT, PerturBench's baselines) train without streaming",
             ));
         };
-        let noise = FlowNoise::draw(
-            x1.size().first().copied().unwrap_or(0),
-            model.flow_dim() as i64,
-            path.sigma() > 0.0,
-            prob_unconditional,
-            model.device(),
-            seed,
-        )?;
-        let cond = drop_covariates(model, cond, covariate_dropout)?;
-        tch::autocast(autocast, || {
-            cfm_loss_with(model, path, x1, &cond, &noise, train)
-        })
+        cfm_loss_drawn(model, path, None, x1, cond, draws)
     }
+}
+
+/// The flow-matching loss of targets `x1` `[b, d]` under conditions `cond`
+/// `[b, n_c]` along `path`, in this draw order: the flow's noise (source,
+/// time, condition dropout with probability `draws.prob_unconditional`)
+/// from `draws.seed`, its source then replaced by `x0` `[b, d]` when given
+/// (FM PCA OT's paired control cells), then the covariate dropout (see
+/// [`drop_covariates`]).
+fn cfm_loss_drawn(
+    model: &Model,
+    path: &FlowPath,
+    x0: Option<Tensor>,
+    x1: &Tensor,
+    cond: &Tensor,
+    draws: &LossDraws,
+) -> Result<Tensor> {
+    let mut noise = FlowNoise::draw(
+        x1.size().first().copied().unwrap_or(0),
+        model.flow_dim() as i64,
+        path.sigma() > 0.0,
+        draws.prob_unconditional,
+        model.device(),
+        draws.seed,
+    )?;
+    if let Some(x0) = x0 {
+        noise.x0 = x0;
+    }
+    let cond = drop_covariates(model, cond, draws.covariate_dropout)?;
+    tch::autocast(draws.autocast, || {
+        cfm_loss_with(model, path, x1, &cond, &noise, draws.train)
+    })
 }
 
 /// `k` of `pool`, seeded: without replacement while the pool lasts (a

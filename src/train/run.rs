@@ -28,7 +28,7 @@ use crate::train::checkpoint::{save_checkpoint, TrainState};
 use crate::train::config::TrainConfig;
 use crate::train::ema::Ema;
 use crate::train::history::{History, HistoryRow};
-use crate::train::objective::Objective;
+use crate::train::objective::{LossDraws, Objective};
 use crate::train::optimizer::AdamW;
 use crate::train::stream::{StreamLoader, StreamPlan, StreamSource};
 
@@ -195,7 +195,13 @@ impl Run {
         opt.zero_grad();
         for a in 0..cfg.grad_accum {
             let micro = ((step - 1) * cfg.grad_accum + a) as u64;
-            let seed = derive_seed(cfg.seed, &[tags::STEP, step as u64, a as u64]);
+            let draws = LossDraws {
+                seed: derive_seed(cfg.seed, &[tags::STEP, step as u64, a as u64]),
+                prob_unconditional: cfg.prob_unconditional,
+                covariate_dropout: cfg.covariate_dropout,
+                train: true,
+                autocast: *autocast,
+            };
             let loss = match draw {
                 Draw::None => {
                     return Err(Error::invalid("training", "no batch source"));
@@ -206,31 +212,13 @@ impl Run {
                         .into_iter()
                         .map(|i| examples[i])
                         .collect();
-                    objective.loss(
-                        model,
-                        cells,
-                        &idx,
-                        seed,
-                        cfg.prob_unconditional,
-                        cfg.covariate_dropout,
-                        true,
-                        *autocast,
-                    )?
+                    objective.loss(model, cells, &idx, &draws)?
                 }
                 Draw::Stream(loader) => {
                     let (idx, values) = loader.next_batch(b)?;
                     let x1 = cells.encode_values(&idx, &values)?; // [b, d]
                     let cond = cells.cond(&idx)?; // [b, n_c]
-                    objective.loss_on(
-                        model,
-                        &x1,
-                        &cond,
-                        seed,
-                        cfg.prob_unconditional,
-                        cfg.covariate_dropout,
-                        true,
-                        *autocast,
-                    )?
+                    objective.loss_on(model, &x1, &cond, &draws)?
                 }
             };
             loss.f_div_scalar(cfg.grad_accum as f64)?.f_backward()?;
@@ -380,8 +368,14 @@ fn validation_loss(
         .collect();
     let (mut total, mut count) = (0f64, 0usize);
     for (k, idx) in examples.chunks(cfg.batch_size.max(1)).enumerate() {
-        let seed = derive_seed(cfg.seed, &[tags::VAL, k as u64]);
-        let loss = objective.loss(model, cells, idx, seed, 0.0, 0.0, false, autocast)?;
+        let draws = LossDraws {
+            seed: derive_seed(cfg.seed, &[tags::VAL, k as u64]),
+            prob_unconditional: 0.0,
+            covariate_dropout: 0.0,
+            train: false,
+            autocast,
+        };
+        let loss = objective.loss(model, cells, idx, &draws)?;
         total += loss.f_double_value(&[])? * idx.len() as f64;
         count += idx.len();
     }

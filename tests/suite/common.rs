@@ -68,6 +68,66 @@ pub fn primeflow(args: &[&str]) -> (i32, String, String) {
     )
 }
 
+/// Runs `primeflow args...`, asserts that it succeeded and returns its
+/// stdout.
+pub fn run_ok(args: &[&str]) -> String {
+    let (code, out, err) = primeflow(args);
+    assert_eq!(code, 0, "primeflow {args:?} failed:\n{out}\n{err}");
+    out
+}
+
+/// `primeflow simulate --preset tiny --seed <seed>` (and `extra`) into
+/// `dir/sim.h5ad`; returns that path.
+pub fn simulate_tiny(dir: &Path, seed: &str, extra: &[&str]) -> String {
+    let sim = dir.join("sim.h5ad").display().to_string();
+    let mut args = vec!["simulate", "--preset", "tiny", "--seed", seed];
+    args.extend(extra);
+    args.extend(["--out", &sim]);
+    run_ok(&args);
+    sim
+}
+
+/// `primeflow split <data> --task <task> --out <out>` (and `extra`).
+pub fn split(data: &str, task: &str, out: &str, extra: &[&str]) -> String {
+    let mut args = vec!["split", data, "--task", task, "--out", out];
+    args.extend(extra);
+    run_ok(&args)
+}
+
+/// `primeflow sample --checkpoint <checkpoint> --which test --out <out>
+/// --quiet` (and `extra`): the test part's units.
+pub fn sample_test(checkpoint: &str, out: &str, extra: &[&str]) -> String {
+    let mut args = vec!["sample", "--checkpoint", checkpoint, "--which", "test"];
+    args.extend(extra);
+    args.extend(["--out", out, "--quiet"]);
+    run_ok(&args)
+}
+
+/// `primeflow evaluate --pred <pred> --ref <reference> --split <split>
+/// --which test --json <json> --quiet` (and `extra`): its stdout and the
+/// JSON report it wrote.
+pub fn evaluate_test(
+    pred: &str,
+    reference: &str,
+    split: &str,
+    json: &str,
+    extra: &[&str],
+) -> (String, serde_json::Value) {
+    let mut args = vec![
+        "evaluate", "--pred", pred, "--ref", reference, "--split", split, "--which", "test",
+    ];
+    args.extend(extra);
+    args.extend(["--json", json, "--quiet"]);
+    let out = run_ok(&args);
+    (out, read_json(Path::new(json)))
+}
+
+/// The JSON file at `path`, parsed (panics naming the file).
+pub fn read_json(path: &Path) -> serde_json::Value {
+    let text = std::fs::read_to_string(path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+    serde_json::from_str(&text).unwrap_or_else(|e| panic!("{}: {e}", path.display()))
+}
+
 /// Asserts `path` exists.
 pub fn assert_exists(path: &Path) {
     assert!(path.exists(), "{} does not exist", path.display());
@@ -92,18 +152,9 @@ pub fn relayout(
     layout: Layout,
     name: &str,
 ) -> primeflow::data::Dataset {
-    use primeflow::anndata::{write_h5ad, WriteOptions, XFormat};
     let dir = tmpdir(&format!("layout_{name}_{layout:?}"));
     let path = dir.join("x.h5ad");
-    let x_format = match layout {
-        Layout::Dense => XFormat::Dense,
-        Layout::Csr => XFormat::Csr,
-    };
-    let opts = WriteOptions {
-        x_format,
-        ..Default::default()
-    };
-    write_h5ad(&path, &ds.to_anndata(), &opts).expect("write the layout copy");
+    write_layout(&path, &ds.to_anndata(), layout);
     let back = primeflow::data::Dataset::load(
         &path,
         &primeflow::data::LoadOptions {
@@ -116,4 +167,18 @@ pub fn relayout(
     assert_eq!(back.x.is_csr(), layout == Layout::Csr, "{name}: layout");
     assert_eq!(back.x, ds.x, "{name}: values survive the {layout:?} copy");
     back
+}
+
+/// Writes `ad` to `path` through the library's writer with X in `layout`.
+pub fn write_layout(path: &Path, ad: &primeflow::anndata::AnnData, layout: Layout) {
+    use primeflow::anndata::{write_h5ad, WriteOptions, XFormat};
+    let x_format = match layout {
+        Layout::Dense => XFormat::Dense,
+        Layout::Csr => XFormat::Csr,
+    };
+    let opts = WriteOptions {
+        x_format,
+        ..Default::default()
+    };
+    write_h5ad(path, ad, &opts).expect("write the h5ad file");
 }

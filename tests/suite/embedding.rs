@@ -18,13 +18,7 @@
 //! (commit message of this test: embedding cosine_logfc 0.83 vs 0.30 for
 //! the best floor, mmd_gex 0.69 vs 1.64; shuffled 0.25 and 2.19).
 
-use crate::common::{self, tmpdir};
-
-fn run(args: &[&str]) -> String {
-    let (code, out, err) = common::primeflow(args);
-    assert_eq!(code, 0, "primeflow {args:?} failed:\n{out}\n{err}");
-    out
-}
+use crate::common::{self, evaluate_test, run_ok, sample_test, split, tmpdir};
 
 /// The simulation: strong, program-driven effects so held-out
 /// perturbations share programs with seen ones.
@@ -38,40 +32,26 @@ fn score(dir: &std::path::Path, name: &str) -> (f64, f64) {
     let p = |n: &str| dir.join(n).display().to_string();
     let pred = p(&format!("pred_{name}.h5ad"));
     let json = p(&format!("eval_{name}.json"));
-    run(&[
-        "sample",
-        "--checkpoint",
+    let split_csv = p("split.csv");
+    sample_test(
         &p(&format!("run_{name}")),
-        "--split",
-        &p("split.csv"),
-        "--which",
-        "test",
-        "--cells-per-unit",
-        "200",
-        "--threads",
-        "1",
-        "--out",
         &pred,
-        "--quiet",
-    ]);
-    run(&[
-        "evaluate",
-        "--pred",
+        &[
+            "--split",
+            &split_csv,
+            "--cells-per-unit",
+            "200",
+            "--threads",
+            "1",
+        ],
+    );
+    let (_, ev) = evaluate_test(
         &pred,
-        "--ref",
         &p("sim.h5ad"),
-        "--split",
-        &p("split.csv"),
-        "--which",
-        "test",
-        "--metrics",
-        "cosine_logfc,mmd_gex",
-        "--json",
+        &split_csv,
         &json,
-        "--quiet",
-    ]);
-    let ev: serde_json::Value =
-        serde_json::from_str(&std::fs::read_to_string(&json).unwrap()).unwrap();
+        &["--metrics", "cosine_logfc,mmd_gex"],
+    );
     let get = |m: &str| ev["summary"][m].as_f64().unwrap_or(f64::NAN);
     (get("cosine_logfc"), get("mmd_gex"))
 }
@@ -81,7 +61,7 @@ fn embedding_conditions_predict_unseen_perturbations_and_shuffled_ones_do_not() 
     let dir = tmpdir("embedding_unseen");
     let p = |n: &str| dir.join(n).display().to_string();
     std::fs::write(dir.join("sim.json"), SIM).unwrap();
-    let out = run(&[
+    let out = run_ok(&[
         "simulate",
         "--config",
         &p("sim.json"),
@@ -92,18 +72,12 @@ fn embedding_conditions_predict_unseen_perturbations_and_shuffled_ones_do_not() 
         "--embeddings",
     ]);
     assert!(out.contains("sim.embeddings.tsv"), "{out}");
-    run(&[
-        "split",
+    split(
         &p("sim.h5ad"),
-        "--task",
         "unseen",
-        "--seed",
-        "42",
-        "--holdout-fraction",
-        "0.4",
-        "--out",
         &p("split.csv"),
-    ]);
+        &["--seed", "42", "--holdout-fraction", "0.4"],
+    );
     // MLP on the true and on the shuffled embeddings; the two floors (their
     // vocabulary takes the table's names so they can be asked for unseen
     // perturbations: neither uses the vectors).
@@ -111,7 +85,7 @@ fn embedding_conditions_predict_unseen_perturbations_and_shuffled_ones_do_not() 
         ("emb", "sim.embeddings.tsv"),
         ("shuffled", "sim.embeddings_shuffled.tsv"),
     ] {
-        let out = run(&[
+        let out = run_ok(&[
             "train",
             "--data",
             &p("sim.h5ad"),
@@ -134,7 +108,7 @@ fn embedding_conditions_predict_unseen_perturbations_and_shuffled_ones_do_not() 
         assert!(out.contains("condition width 17 (embedding)"), "{out}");
     }
     for kind in ["control", "mean"] {
-        run(&[
+        run_ok(&[
             "train",
             "--data",
             &p("sim.h5ad"),
@@ -184,7 +158,7 @@ fn embedding_conditions_predict_unseen_perturbations_and_shuffled_ones_do_not() 
     ]);
     assert_ne!(code, 0);
     assert!(err.contains("--controls"), "{err}");
-    let out = run(&[
+    let out = run_ok(&[
         "export-vcc",
         "--pred",
         &p("pred_control.h5ad"),
@@ -213,7 +187,7 @@ fn embedding_conditions_predict_unseen_perturbations_and_shuffled_ones_do_not() 
     std::fs::rename(dir.join("run_emb"), &moved).unwrap();
     std::fs::rename(dir.join("sim.embeddings.tsv"), dir.join("gone.tsv")).unwrap();
     let one = p("one.h5ad");
-    run(&[
+    run_ok(&[
         "sample",
         "--checkpoint",
         &moved,

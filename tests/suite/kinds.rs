@@ -2,45 +2,22 @@
 //! user runs it (separate processes, files between them): simulate, split,
 //! train, sample, evaluate.
 
-use crate::common::{self, tmpdir};
-
-fn run(args: &[&str]) -> String {
-    let (code, out, err) = common::primeflow(args);
-    assert_eq!(code, 0, "primeflow {args:?} failed:\n{out}\n{err}");
-    out
-}
+use crate::common::{self, evaluate_test, run_ok, sample_test, simulate_tiny, split, tmpdir};
 
 #[test]
 fn every_model_kind_trains_samples_and_evaluates_from_the_cli() {
     let dir = tmpdir("kinds_cli");
     let p = |name: &str| dir.join(name).display().to_string();
-    run(&[
-        "simulate",
-        "--preset",
-        "tiny",
-        "--seed",
-        "3",
-        "--out",
-        &p("sim.h5ad"),
-    ]);
-    run(&[
-        "split",
-        &p("sim.h5ad"),
-        "--task",
-        "combination",
-        "--seed",
-        "42",
-        "--out",
-        &p("split.csv"),
-    ]);
+    let sim = simulate_tiny(&dir, "3", &[]);
+    split(&sim, "combination", &p("split.csv"), &["--seed", "42"]);
     for kind in primeflow::model::ModelConfig::KINDS {
         let run_dir = p(&format!("runs/{kind}"));
         let pred = p(&format!("pred_{kind}.h5ad"));
         let json = p(&format!("eval_{kind}.json"));
-        run(&[
+        run_ok(&[
             "train",
             "--data",
-            &p("sim.h5ad"),
+            &sim,
             "--model",
             kind,
             "--preset",
@@ -57,38 +34,12 @@ fn every_model_kind_trains_samples_and_evaluates_from_the_cli() {
             &run_dir,
             "--quiet",
         ]);
-        run(&[
-            "sample",
-            "--checkpoint",
+        sample_test(
             &run_dir,
-            "--which",
-            "test",
-            "--cells-per-unit",
-            "40",
-            "--steps",
-            "5",
-            "--seed",
-            "1",
-            "--out",
             &pred,
-            "--quiet",
-        ]);
-        let out = run(&[
-            "evaluate",
-            "--pred",
-            &pred,
-            "--ref",
-            &p("sim.h5ad"),
-            "--split",
-            &p("split.csv"),
-            "--which",
-            "test",
-            "--json",
-            &json,
-            "--quiet",
-        ]);
-        let ev: serde_json::Value =
-            serde_json::from_str(&std::fs::read_to_string(&json).unwrap()).unwrap();
+            &["--cells-per-unit", "40", "--steps", "5", "--seed", "1"],
+        );
+        let (out, ev) = evaluate_test(&pred, &sim, &p("split.csv"), &json, &[]);
         let summary = ev["summary"].as_object().unwrap();
         assert_eq!(summary.len(), 10, "{kind}: {out}");
         for m in ["rmse_average", "mmd_gex", "mmd_pca", "cosine_logfc"] {
@@ -110,7 +61,7 @@ fn every_model_kind_trains_samples_and_evaluates_from_the_cli() {
     let (code, out, err) = common::primeflow(&[
         "train",
         "--data",
-        &p("sim.h5ad"),
+        &sim,
         "--model",
         "unet",
         "--preset",
@@ -142,19 +93,11 @@ fn every_model_kind_trains_samples_and_evaluates_from_the_cli() {
 fn rerunning_a_train_command_with_resume_appended_continues_it() {
     let dir = tmpdir("kinds_resume_repeat");
     let p = |name: &str| dir.join(name).display().to_string();
-    run(&[
-        "simulate",
-        "--preset",
-        "tiny",
-        "--seed",
-        "4",
-        "--out",
-        &p("sim.h5ad"),
-    ]);
+    let sim = simulate_tiny(&dir, "4", &[]);
     let base = [
         "train",
         "--data",
-        &p("sim.h5ad"),
+        &sim,
         "--model",
         "mlp",
         "--preset",
@@ -171,11 +114,11 @@ fn rerunning_a_train_command_with_resume_appended_continues_it() {
     ];
     let mut first = base.to_vec();
     first.extend(["--steps", "4"]);
-    run(&first);
+    run_ok(&first);
     // The same command with --resume appended (and more steps) continues.
     let mut again = base.to_vec();
     again.extend(["--steps", "8", "--resume"]);
-    let out = run(&again);
+    let out = run_ok(&again);
     assert!(out.contains("Step 8"), "{out}");
     // A changed setting is refused, naming the flag and both values.
     let mut changed: Vec<&str> = base

@@ -6,59 +6,28 @@
 
 use std::path::Path;
 
-use crate::common::{self, tmpdir};
-
-fn run(args: &[&str]) -> String {
-    let (code, out, err) = common::primeflow(args);
-    assert_eq!(code, 0, "primeflow {args:?} failed:\n{out}\n{err}");
-    out
-}
+use crate::common::{self, read_json, run_ok, sample_test, simulate_tiny, tmpdir};
 
 /// Writes `src` to `dir/name` and runs it with `primeflow run`.
 fn run_script(dir: &Path, name: &str, src: &str) -> String {
     let path = dir.join(name);
     std::fs::write(&path, src).unwrap();
-    run(&["run", path.to_str().unwrap()])
-}
-
-/// `primeflow simulate --preset tiny` into `dir/sim.h5ad`.
-fn simulate(dir: &Path, seed: &str) -> String {
-    let sim = dir.join("sim.h5ad").display().to_string();
-    run(&[
-        "simulate", "--preset", "tiny", "--seed", seed, "--out", &sim,
-    ]);
-    sim
-}
-
-fn json(path: &Path) -> serde_json::Value {
-    let text = std::fs::read_to_string(path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
-    serde_json::from_str(&text).unwrap()
+    run_ok(&["run", path.to_str().unwrap()])
 }
 
 /// `primeflow sample --checkpoint RUN --which test` with no data flags.
 fn sample_test_units(run_dir: &str, pred: &str) -> String {
-    run(&[
-        "sample",
-        "--checkpoint",
+    sample_test(
         run_dir,
-        "--which",
-        "test",
-        "--cells-per-unit",
-        "10",
-        "--steps",
-        "3",
-        "--seed",
-        "1",
-        "--out",
         pred,
-        "--quiet",
-    ])
+        &["--cells-per-unit", "10", "--steps", "3", "--seed", "1"],
+    )
 }
 
 #[test]
 fn a_run_trained_in_a_script_is_resumed_and_sampled_by_the_cli() {
     let dir = tmpdir("run_dir_script_to_cli");
-    let sim = simulate(&dir, "5");
+    let sim = simulate_tiny(&dir, "5", &[]);
     let p = |name: &str| dir.join(name).display().to_string();
     // A file, split in the script; a simulation, split in the script; and
     // every row of the file by index (a subset with no recorded set-up).
@@ -99,7 +68,7 @@ t3.fit(MlpVelocity("tiny"), data.subset(rows));
     assert!(out.contains("file run: step 4"), "{out}");
 
     // The script recorded the run as `primeflow train` does.
-    let spec = json(&dir.join("file_run/data.json"));
+    let spec = read_json(&dir.join("file_run/data.json"));
     assert_eq!(
         Path::new(spec["path"].as_str().unwrap()),
         Path::new(&sim).canonicalize().unwrap(),
@@ -108,13 +77,13 @@ t3.fit(MlpVelocity("tiny"), data.subset(rows));
     assert_eq!(spec["split"]["kind"], "task", "{spec}");
     assert_eq!(spec["split"]["task"], "combination", "{spec}");
     assert_eq!(spec["split"]["seed"], 7, "{spec}");
-    let record = json(&dir.join("file_run/run.json"));
+    let record = read_json(&dir.join("file_run/run.json"));
     assert_eq!(record["kind"], "mlp");
     assert_eq!(record["preset"], "tiny");
 
     // The CLI continues it (the model flags agree with run.json) and samples
     // its held-out units with no data flags.
-    let out = run(&[
+    let out = run_ok(&[
         "train",
         "--out",
         &p("file_run"),
@@ -137,10 +106,10 @@ t3.fit(MlpVelocity("tiny"), data.subset(rows));
 
     // The simulated run: data.json holds the simulator's settings, so the
     // CLI rebuilds the same cells (the resume's fingerprint check passes).
-    let spec = json(&dir.join("sim_run/data.json"));
+    let spec = read_json(&dir.join("sim_run/data.json"));
     assert_eq!(spec["simulate"]["seed"], 2, "{spec}");
     assert_eq!(spec["split"]["holdout_fraction"], 0.5, "{spec}");
-    let out = run(&[
+    let out = run_ok(&[
         "train",
         "--out",
         &p("sim_run"),
@@ -153,14 +122,14 @@ t3.fit(MlpVelocity("tiny"), data.subset(rows));
     sample_test_units(&p("sim_run"), &p("pred_sim.h5ad"));
 
     // A subset by one covariate value is recorded as a filter.
-    let spec = json(&dir.join("cov_run/data.json"));
+    let spec = read_json(&dir.join("cov_run/data.json"));
     assert_eq!(
         spec["filters"].as_array().map(|f| f.len()),
         Some(1),
         "{spec}"
     );
     assert_eq!(spec["filters"][0][0], "cell_type", "{spec}");
-    let out = run(&[
+    let out = run_ok(&[
         "train",
         "--out",
         &p("cov_run"),
@@ -204,7 +173,7 @@ t3.fit(MlpVelocity("tiny"), data.subset(rows));
         err.contains("without a recorded data set") && err.contains("--data"),
         "{err}"
     );
-    let out = run(&[
+    let out = run_ok(&[
         "train",
         "--out",
         &p("rows_run"),
@@ -217,7 +186,7 @@ t3.fit(MlpVelocity("tiny"), data.subset(rows));
     ]);
     assert!(out.contains("Step 3"), "{out}");
     assert_eq!(
-        json(&dir.join("rows_run/data.json"))["split"]["kind"],
+        read_json(&dir.join("rows_run/data.json"))["split"]["kind"],
         "none"
     );
 }
@@ -225,9 +194,9 @@ t3.fit(MlpVelocity("tiny"), data.subset(rows));
 #[test]
 fn a_cli_run_is_reopened_resumed_and_sampled_by_a_script() {
     let dir = tmpdir("run_dir_cli_to_script");
-    let sim = simulate(&dir, "6");
+    let sim = simulate_tiny(&dir, "6", &[]);
     let p = |name: &str| dir.join(name).display().to_string();
-    run(&[
+    run_ok(&[
         "train",
         "--data",
         &sim,
@@ -283,13 +252,13 @@ print(`loaded: ${{loaded.kind}}`);
     assert!(sampled > 0 && sampled.is_multiple_of(10), "{out}");
     // The run's record is the CLI's still: the script resumed it and kept
     // its data set-up and preset.
-    assert_eq!(json(&dir.join("run/run.json"))["preset"], "tiny");
+    assert_eq!(read_json(&dir.join("run/run.json"))["preset"], "tiny");
     assert_eq!(
-        json(&dir.join("run/data.json"))["path"].as_str(),
+        read_json(&dir.join("run/data.json"))["path"].as_str(),
         Some(sim.as_str())
     );
     // And the CLI picks the run up where the script left it.
-    let out = run(&[
+    let out = run_ok(&[
         "train",
         "--out",
         &p("run"),

@@ -5,7 +5,7 @@
 
 use std::path::{Path, PathBuf};
 
-use primeflow::anndata::{write_h5ad, AnnData, WriteOptions, XFormat};
+use primeflow::anndata::AnnData;
 use primeflow::data::{DataSpec, Dataset};
 use primeflow::model::stats::StatsOptions;
 use primeflow::model::{DataStats, Model};
@@ -13,8 +13,11 @@ use primeflow::train::stream::{StreamLoader, StreamPlan, StreamSource};
 use primeflow::train::{StreamConfig, TrainConfig, Trainer};
 use tch::Device;
 
-use crate::common::{tmpdir, Layout, LAYOUTS};
-use crate::train::{isolated, quick_train, tiny_mlp, toy_dataset};
+use crate::common::{
+    evaluate_test, read_json, run_ok, sample_test, simulate_tiny, split, tmpdir, write_layout,
+    Layout, LAYOUTS,
+};
+use crate::train::{fit_tiny_mlp, isolated, params_equal, quick_train, tiny_mlp, toy_dataset};
 
 /// The toy data (200 cells, 12 genes; a third of the values zero) written
 /// as `dir/toy.h5ad` with X in `layout`.
@@ -27,17 +30,10 @@ fn toy_file(dir: &Path, layout: Layout) -> PathBuf {
     write(dir, &ad, layout)
 }
 
+/// `ad` written as `dir/toy.h5ad` with X in `layout`.
 fn write(dir: &Path, ad: &AnnData, layout: Layout) -> PathBuf {
     let path = dir.join("toy.h5ad");
-    let x_format = match layout {
-        Layout::Dense => XFormat::Dense,
-        Layout::Csr => XFormat::Csr,
-    };
-    let opts = WriteOptions {
-        x_format,
-        ..Default::default()
-    };
-    write_h5ad(&path, ad, &opts).unwrap();
+    write_layout(&path, ad, layout);
     path
 }
 
@@ -49,15 +45,6 @@ fn small_stream() -> StreamConfig {
     }
 }
 
-fn params_equal(a: &Model, b: &Model) -> bool {
-    let (pa, pb) = (a.named_parameters(), b.named_parameters());
-    pa.len() == pb.len()
-        && pa
-            .iter()
-            .zip(&pb)
-            .all(|((na, ta), (nb, tb))| na == nb && ta.equal(tb))
-}
-
 /// Trains a tiny MLP on the cells of `path` opened for streaming.
 fn fit_streamed(
     path: &Path,
@@ -67,11 +54,7 @@ fn fit_streamed(
 ) -> (Model, primeflow::train::History) {
     let ds = DataSpec::new(path).open_for_streaming().unwrap();
     assert!(ds.x.is_absent(), "X stays in the file");
-    let mut model = Model::for_dataset(tiny_mlp(), &ds, Device::Cpu, cfg.seed).unwrap();
-    let mut t = Trainer::new(cfg).unwrap();
-    t.stop_at = stop_at;
-    let h = t.fit(&mut model, &ds, None, out).unwrap();
-    (model, h)
+    fit_tiny_mlp(&ds, cfg, stop_at, out)
 }
 
 #[test]
@@ -113,10 +96,7 @@ fn streamed_training_is_seeded_and_resumes_bit_identically() {
                 let out = dir.join("run");
                 let (_, h1) = fit_streamed(&path, cfg.clone(), Some(12), Some(&out));
                 assert_eq!(h1.final_step, 12);
-                let state: serde_json::Value = serde_json::from_str(
-                    &std::fs::read_to_string(out.join("step-00000012/state.json")).unwrap(),
-                )
-                .unwrap();
+                let state = read_json(&out.join("step-00000012/state.json"));
                 assert_eq!(
                     state["loader"]["cells_drawn"].as_u64(),
                     Some(12 * 2 * 32),
@@ -346,33 +326,9 @@ h.final_step"#,
 fn cli_stream_train_resume_sample_evaluate() {
     let dir = tmpdir("stream_cli");
     let p = |f: &str| dir.join(f).display().to_string();
-    let run = |args: &[&str]| {
-        let (code, out, err) = crate::common::primeflow(args);
-        assert_eq!(code, 0, "{args:?}\n{out}\n{err}");
-        out
-    };
-    run(&[
-        "simulate",
-        "--preset",
-        "tiny",
-        "--cells",
-        "1500",
-        "--genes",
-        "64",
-        "--seed",
-        "3",
-        "--out",
-        &p("sim.h5ad"),
-    ]);
-    run(&[
-        "split",
-        "--task",
-        "combination",
-        "--out",
-        &p("split.csv"),
-        &p("sim.h5ad"),
-    ]);
-    let (split, data) = (p("split.csv"), p("sim.h5ad"));
+    let data = simulate_tiny(&dir, "3", &["--cells", "1500", "--genes", "64"]);
+    let split_csv = p("split.csv");
+    split(&data, "combination", &split_csv, &[]);
     let train = |steps: &str, resume: bool| {
         let mut a = vec![
             "train",
@@ -383,7 +339,7 @@ fn cli_stream_train_resume_sample_evaluate() {
             "--preset",
             "tiny",
             "--split",
-            &split,
+            &split_csv,
             "--steps",
             steps,
             "--batch-size",
@@ -408,7 +364,7 @@ fn cli_stream_train_resume_sample_evaluate() {
         let mut a: Vec<String> = a.into_iter().map(String::from).collect();
         a.extend(["--out".to_string(), out]);
         let a: Vec<&str> = a.iter().map(|s| s.as_str()).collect();
-        run(&a)
+        run_ok(&a)
     };
     let first = train("6", false);
     // Validation cells are read from the file (X is not in memory).
@@ -421,43 +377,15 @@ fn cli_stream_train_resume_sample_evaluate() {
         resumed.contains("Resuming") && resumed.contains("Step 8"),
         "{resumed}"
     );
-    let state: serde_json::Value = serde_json::from_str(
-        &std::fs::read_to_string(dir.join("run/step-00000008/state.json")).unwrap(),
-    )
-    .unwrap();
+    let state = read_json(&dir.join("run/step-00000008/state.json"));
     assert_eq!(state["loader"]["cells_drawn"].as_u64(), Some(8 * 32));
-    run(&[
-        "sample",
-        "--checkpoint",
+    let pred = p("pred.h5ad");
+    sample_test(
         &p("run"),
-        "--which",
-        "test",
-        "--cells-per-unit",
-        "20",
-        "--steps",
-        "3",
-        "--seed",
-        "1",
-        "--out",
-        &p("pred.h5ad"),
-        "--quiet",
-    ]);
-    run(&[
-        "evaluate",
-        "--pred",
-        &p("pred.h5ad"),
-        "--ref",
-        &p("sim.h5ad"),
-        "--split",
-        &p("split.csv"),
-        "--which",
-        "test",
-        "--json",
-        &p("ev.json"),
-        "--quiet",
-    ]);
-    let ev: serde_json::Value =
-        serde_json::from_str(&std::fs::read_to_string(dir.join("ev.json")).unwrap()).unwrap();
+        &pred,
+        &["--cells-per-unit", "20", "--steps", "3", "--seed", "1"],
+    );
+    let (_, ev) = evaluate_test(&pred, &data, &split_csv, &p("ev.json"), &[]);
     let mmd = ev["summary"]["mmd_gex"].as_f64();
     assert!(mmd.is_some_and(f64::is_finite), "{ev}");
 }

@@ -124,7 +124,9 @@ pub fn isolated(name: &str, body: impl FnOnce()) {
     );
 }
 
-fn params_equal(a: &Model, b: &Model) -> bool {
+/// True when the two models have the same parameters, name by name and bit
+/// for bit.
+pub fn params_equal(a: &Model, b: &Model) -> bool {
     let (pa, pb) = (a.named_parameters(), b.named_parameters());
     pa.len() == pb.len()
         && pa
@@ -356,6 +358,22 @@ fn validation_and_early_stopping() {
     assert!(e.contains("val_every"), "{e}");
 }
 
+/// A [`tiny_mlp`] initialised with `cfg.seed`, trained on `ds` (no
+/// validation) by a Trainer stopping at `stop_at` and checkpointing into
+/// `out`; the model and its history.
+pub fn fit_tiny_mlp(
+    ds: &Dataset,
+    cfg: TrainConfig,
+    stop_at: Option<usize>,
+    out: Option<&std::path::Path>,
+) -> (Model, History) {
+    let mut model = Model::for_dataset(tiny_mlp(), ds, Device::Cpu, cfg.seed).unwrap();
+    let mut t = Trainer::new(cfg).unwrap();
+    t.stop_at = stop_at;
+    let h = t.fit(&mut model, ds, None, out).unwrap();
+    (model, h)
+}
+
 fn fit_to(
     stop_at: Option<usize>,
     out: Option<&std::path::Path>,
@@ -363,11 +381,7 @@ fn fit_to(
     layout: Layout,
 ) -> (Model, History) {
     let ds = relayout(&toy_dataset(12, 10, true), layout, "fit_to");
-    let mut model = Model::for_dataset(tiny_mlp(), &ds, Device::Cpu, cfg.seed).unwrap();
-    let mut t = Trainer::new(cfg).unwrap();
-    t.stop_at = stop_at;
-    let h = t.fit(&mut model, &ds, None, out).unwrap();
-    (model, h)
+    fit_tiny_mlp(&ds, cfg, stop_at, out)
 }
 
 #[test]
