@@ -60,10 +60,7 @@ impl Pca {
         kind: Kind,
         device: Device,
     ) -> Result<Pca> {
-        let g = match x {
-            RowSource::Memory(e) => e.ncols(),
-            RowSource::File { reader, .. } => reader.shape().1,
-        };
+        let g = x.n_genes();
         let n = rows.len();
         if k > g {
             return Err(Error::invalid(

@@ -19,22 +19,26 @@ use crate::error::{Error, Result};
 pub enum RowSource<'a> {
     /// X in memory.
     Memory(&'a Expr),
-    /// X in the file: `rows[i]` is the file row of the dataset's cell `i`.
-    File {
-        reader: RowReader,
-        rows: Vec<usize>,
-        /// Negative values are refused (reference data is log1p).
-        allow_negative: bool,
-        /// Negative values seen so far (predictions may have some).
-        negatives: Cell<usize>,
-    },
+    /// X in the file.
+    File(Box<FileRows>),
+}
+
+/// A file's X read by rows for one dataset.
+pub struct FileRows {
+    reader: RowReader,
+    /// `rows[i]` is the file row of the dataset's cell `i`.
+    rows: Vec<usize>,
+    /// Negative values are refused (reference data is log1p).
+    allow_negative: bool,
+    /// Negative values seen so far (predictions may have some).
+    negatives: Cell<usize>,
 }
 
 impl std::fmt::Debug for RowSource<'_> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
             RowSource::Memory(x) => write!(f, "RowSource::Memory({:?})", x.dim()),
-            RowSource::File { reader, .. } => write!(f, "RowSource::File({reader:?})"),
+            RowSource::File(file) => write!(f, "RowSource::File({:?})", file.reader),
         }
     }
 }
@@ -64,24 +68,32 @@ impl<'a> RowSource<'a> {
                 ),
             ));
         }
-        Ok(RowSource::File {
+        Ok(RowSource::File(Box::new(FileRows {
             reader,
             rows: ds.x.store_rows(),
             allow_negative,
             negatives: Cell::new(0),
-        })
+        })))
     }
 
     /// True when the rows are read from the file.
     pub fn is_file(&self) -> bool {
-        matches!(self, RowSource::File { .. })
+        matches!(self, RowSource::File(_))
     }
 
     /// Negative values read so far from the file (0 for memory).
     pub fn negatives_read(&self) -> usize {
         match self {
             RowSource::Memory(_) => 0,
-            RowSource::File { negatives, .. } => negatives.get(),
+            RowSource::File(file) => file.negatives.get(),
+        }
+    }
+
+    /// Genes `G` of every row.
+    pub fn n_genes(&self) -> usize {
+        match self {
+            RowSource::Memory(x) => x.ncols(),
+            RowSource::File(file) => file.reader.shape().1,
         }
     }
 
@@ -91,15 +103,16 @@ impl<'a> RowSource<'a> {
     /// value (and a negative one unless allowed) is an error naming the
     /// file, the row and the value.
     pub fn tensor(&self, rows: &[usize], cols: Option<&[usize]>, device: Device) -> Result<Tensor> {
-        let (reader, map, allow_negative, negatives) = match self {
+        let file = match self {
             RowSource::Memory(x) => return rows_tensor(x, rows, cols, device),
-            RowSource::File {
-                reader,
-                rows,
-                allow_negative,
-                negatives,
-            } => (reader, rows, *allow_negative, negatives),
+            RowSource::File(file) => file,
         };
+        let (reader, map, allow_negative, negatives) = (
+            &file.reader,
+            &file.rows,
+            file.allow_negative,
+            &file.negatives,
+        );
         let file_rows: Vec<usize> = rows
             .iter()
             .map(|&r| {
