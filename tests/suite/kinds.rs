@@ -56,6 +56,29 @@ fn every_model_kind_trains_samples_and_evaluates_from_the_cli() {
             "{kind}: {out}"
         );
     }
+    // The README's `evaluate --task combination --stream`: the split named by
+    // task (seed 42, as `split` made it) and X read unit by unit give the
+    // --split CSV's numbers.
+    let streamed = p("eval_unet_stream.json");
+    run_ok(&[
+        "evaluate",
+        "--pred",
+        &p("pred_unet.h5ad"),
+        "--ref",
+        &sim,
+        "--task",
+        "combination",
+        "--stream",
+        "--json",
+        &streamed,
+        "--quiet",
+    ]);
+    let (a, b) = (
+        common::read_json(std::path::Path::new(&streamed)),
+        common::read_json(std::path::Path::new(&p("eval_unet.json"))),
+    );
+    assert_eq!(a["summary"], b["summary"]);
+    assert_eq!(a["per_unit"], b["per_unit"]);
     // Settings a kind does not have are clear errors listing the valid keys.
     std::fs::write(dir.join("cfg.json"), r#"{"model": {"tau_a": 0.9}}"#).unwrap();
     let (code, out, err) = common::primeflow(&[
