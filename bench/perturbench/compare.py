@@ -18,7 +18,8 @@ repository: run.sh clones it when the variable is not set.
         [--primeflow target/release/primeflow] [--threads N]
 
 Timing: wall clock of each side in the same process tree, one after the
-other (primeflow first), reading the files included on both sides.
+other (primeflow in memory, primeflow `--stream`, then PerturBench), reading
+the files included on every side.
 """
 import argparse
 import json
@@ -37,14 +38,14 @@ PAIRS = [
 ]
 
 
-def run_primeflow(args, out_dir):
-    js = os.path.join(out_dir, "primeflow.json")
+def run_primeflow(args, out_dir, stream=False):
+    js = os.path.join(out_dir, "primeflow_stream.json" if stream else "primeflow.json")
     metrics = ",".join(m for m, _, _ in PAIRS) + "," + ",".join(
         m.replace("_", "_rank_", 1) for m, _, _ in PAIRS)
     cmd = [args.primeflow, "evaluate", "--pred", args.pred, "--ref", args.ref,
            "--perturbation-col", args.pert_col, "--covariate-col", args.cov_col,
            "--control", args.control, "--metrics", metrics, "--rank", "v1",
-           "--precision", "f64", "--json", js, "--quiet"]
+           "--precision", "f64", "--json", js, "--quiet"] + (["--stream"] if stream else [])
     env = dict(os.environ)
     if args.threads:
         env["OMP_NUM_THREADS"] = str(args.threads)
@@ -122,6 +123,9 @@ def main():
 
     with tempfile.TemporaryDirectory() as tmp:
         pf_wall, pf_summary, pf_units = run_primeflow(args, tmp)
+        # `evaluate --stream`: X left in the files, each unit read when scored.
+        st_wall, st_summary, st_units = run_primeflow(args, tmp, stream=True)
+    stream_same = st_summary == pf_summary and st_units == pf_units
     pb_wall, pb_stages, pb_summary, pb_units = run_perturbench(args)
 
     # Agreement: per unit and per summary, on the units both score. Rank
@@ -146,6 +150,8 @@ def main():
         "ref": args.ref, "pred": args.pred,
         "primeflow_wall_s": pf_wall, "perturbench_wall_s": pb_wall,
         "ratio": pb_wall / pf_wall, "perturbench_stages_s": pb_stages,
+        "primeflow_stream_wall_s": st_wall, "ratio_stream": pb_wall / st_wall,
+        "stream_identical_to_in_memory": stream_same,
         "agreement": diffs,
         "units_primeflow": len(pf_units), "units_perturbench": len(pb_units),
     }

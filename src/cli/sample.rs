@@ -162,7 +162,14 @@ pub fn run(args: Args) -> anyhow::Result<()> {
     } else {
         let part = Part::parse(&args.which)?;
         let spec = data_spec(&args, &model)?;
-        let ds = spec.load()?;
+        // Sampling needs the units (obs) and genes, never X (the source cells
+        // are the model's stored controls): X stays in the file, so a data
+        // file larger than memory is sampled at the cost of its obs.
+        let ds = if spec.simulate.is_some() {
+            spec.load()?
+        } else {
+            spec.open_for_streaming()?
+        };
         model.check_data(&ds)?;
         let split = spec
             .split(&ds)?
