@@ -123,25 +123,35 @@ impl<'a> RowSource<'a> {
             })
             .collect::<Result<_>>()?;
         let block = reader.read_rows(&file_rows)?;
-        let all: Vec<usize> = (0..file_rows.len()).collect();
-        let buf = block.rows_vec(&all, cols)?;
-        let width = buf.len() / file_rows.len().max(1);
-        let mut neg = 0usize;
-        for (i, v) in buf.iter().enumerate() {
-            if !v.is_finite() || (*v < 0.0 && !allow_negative) {
+        // The stored values are checked in one branch-free pass; only a
+        // failing block is searched for its first offender.
+        let ok = |v: f32| v.is_finite() & (allow_negative | (v >= 0.0));
+        if !block.all_stored(ok) {
+            let mut bad = None;
+            let _ = block.for_each_stored(|i, _, v| {
+                if bad.is_none() && !ok(v) {
+                    bad = Some((i, v));
+                }
+                Ok(())
+            });
+            if let Some((i, v)) = bad {
                 return Err(Error::format(
                     reader.path(),
                     reader.field(),
                     format!(
                         "row {}: value {v} (expression must be finite{})",
-                        file_rows[i / width.max(1)],
+                        file_rows[i],
                         if allow_negative { "" } else { " and >= 0" }
                     ),
                 ));
             }
-            neg += (*v < 0.0) as usize;
         }
-        negatives.set(negatives.get() + neg);
+        if allow_negative {
+            negatives.set(negatives.get() + block.count_stored(|v| v < 0.0));
+        }
+        let all: Vec<usize> = (0..file_rows.len()).collect();
+        let buf = block.rows_vec(&all, cols)?;
+        let width = buf.len() / file_rows.len().max(1);
         let t = Tensor::f_from_slice(&buf)?.f_view([file_rows.len() as i64, width as i64])?;
         Ok(if device == Device::Cpu {
             t
