@@ -45,7 +45,8 @@ impl std::fmt::Debug for RowSource<'_> {
 
 impl<'a> RowSource<'a> {
     /// `ds`'s rows: its X when in memory, else a reader of its source file
-    /// (X of the file `ds` was opened from; its genes must be the file's).
+    /// (X, or the layer its data set-up names; its genes must be the
+    /// file's).
     pub fn of(ds: &'a Dataset, allow_negative: bool) -> Result<RowSource<'a>> {
         if !ds.x.is_absent() {
             return Ok(RowSource::Memory(&ds.x));
@@ -56,7 +57,9 @@ impl<'a> RowSource<'a> {
                 "the dataset has no values in memory and no file to read them from",
             )
         })?;
-        let reader = RowReader::open(path, None)?;
+        // The layer the dataset was opened on (its data set-up), else X.
+        let layer = ds.provenance.as_ref().and_then(|p| p.spec.layer.as_deref());
+        let reader = RowReader::open(path, layer)?;
         if reader.shape().1 != ds.n_genes() {
             return Err(Error::format(
                 path,
@@ -150,14 +153,7 @@ impl<'a> RowSource<'a> {
             negatives.set(negatives.get() + block.count_stored(|v| v < 0.0));
         }
         let all: Vec<usize> = (0..file_rows.len()).collect();
-        let buf = block.rows_vec(&all, cols)?;
-        let width = buf.len() / file_rows.len().max(1);
-        let t = Tensor::f_from_slice(&buf)?.f_view([file_rows.len() as i64, width as i64])?;
-        Ok(if device == Device::Cpu {
-            t
-        } else {
-            t.f_to_device(device)?
-        })
+        rows_tensor(&block, &all, cols, device)
     }
 }
 

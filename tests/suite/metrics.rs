@@ -1145,3 +1145,29 @@ a.write_h5ad("{}")
     assert_eq!(json("mem.json", false), json("stream.json", true));
     let _ = devel;
 }
+
+#[test]
+fn streamed_evaluation_reads_the_layer_its_data_set_up_names() {
+    // A dataset opened for streaming on `layers/counts` is scored on the
+    // counts, not on X: the same numbers as the counts loaded in memory,
+    // and different from X's (which would score 0 against X).
+    let dir = common::tmpdir("metrics_stream_layer");
+    let sim = std::path::PathBuf::from(common::simulate_tiny(&dir, "5", &[]));
+    let spec = |layer: Option<&str>| primeflow::data::DataSpec {
+        layer: layer.map(str::to_string),
+        allow_negative: true,
+        ..primeflow::data::DataSpec::new(&sim)
+    };
+    let reference = spec(None).load().unwrap();
+    let counts_mem = spec(Some("counts")).load().unwrap();
+    let counts_stream = spec(Some("counts")).open_for_streaming().unwrap();
+    assert!(counts_stream.x.is_absent());
+    let metrics = Metrics::new(config(&["rmse_average"], RankConvention::V2)).unwrap();
+    let mem = metrics.evaluate(&counts_mem, &reference).unwrap();
+    let streamed = metrics.evaluate(&counts_stream, &reference).unwrap();
+    assert_same_evaluation(&streamed, &mem, "counts layer");
+    assert!(
+        streamed.get("rmse_average").unwrap() > 0.01,
+        "scored X, not the layer"
+    );
+}
