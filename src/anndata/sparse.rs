@@ -112,6 +112,71 @@ impl Sparse {
         })
     }
 
+    /// Reads every stored value and index straight into `data` and
+    /// `indices` (both `nnz` long, the whole matrix in order) in blocks of
+    /// rows, checking each index against `bound`. Only for 4-byte indices
+    /// (anndata writes int32); returns false, reading nothing, for others.
+    pub(super) fn read_all_into(
+        &self,
+        indices: &mut [u32],
+        data: &mut [f32],
+        bound: usize,
+        path: &Path,
+    ) -> Result<bool> {
+        let signed = match self.index_type {
+            TypeDescriptor::Integer(IntSize::U4) => true,
+            TypeDescriptor::Unsigned(IntSize::U4) => false,
+            _ => return Ok(false),
+        };
+        let n = self.indptr.len().saturating_sub(1);
+        for run in plan_runs(None, n, |a, b| self.span(a, b).len()) {
+            let span = self.span(run.start, run.end);
+            let (Some(idx), Some(val)) =
+                (indices.get_mut(span.clone()), data.get_mut(span.clone()))
+            else {
+                return Err(ferr(
+                    path,
+                    &self.data_field,
+                    format!("holds fewer than {} values", span.end),
+                ));
+            };
+            h5::read_range_into(&self.data, span.clone(), val, path, &self.data_field)?;
+            if signed {
+                // SAFETY: i32 and u32 have the same size and alignment and
+                // every bit pattern is valid for both; the view lives only
+                // for this read.
+                let as_i32 = unsafe {
+                    std::slice::from_raw_parts_mut(idx.as_mut_ptr().cast::<i32>(), idx.len())
+                };
+                h5::read_range_into(
+                    &self.indices,
+                    span.clone(),
+                    as_i32,
+                    path,
+                    &self.indices_field,
+                )?;
+            } else {
+                h5::read_range_into(&self.indices, span.clone(), idx, path, &self.indices_field)?;
+            }
+            // A negative int32 reads as a u32 of at least 2^31, so one
+            // comparison catches both; the bound is at most u32::MAX + 1.
+            if let Some(k) = idx.iter().position(|&j| j as usize >= bound) {
+                let bad = if signed {
+                    idx[k] as i32 as i64
+                } else {
+                    idx[k] as i64
+                };
+                let pos = span.start + k;
+                let row = self
+                    .indptr
+                    .partition_point(|&p| p as usize <= pos)
+                    .saturating_sub(1);
+                return Err(self.bad_index(row, pos, bad, bound, path));
+            }
+        }
+        Ok(true)
+    }
+
     pub(super) fn bad_index(
         &self,
         major: usize,
@@ -186,6 +251,14 @@ pub(super) fn read_csr_rows(
     data.try_reserve_exact(total).map_err(|_| too_big())?;
     indices.resize(total, 0);
     data.resize(total, 0.0);
+    if rows.is_none() && sp.read_all_into(&mut indices, &mut data, m, path)? {
+        return Ok(Csr {
+            indptr,
+            indices,
+            data,
+            n_cols: m,
+        });
+    }
     for run in plan_runs(rows, n, |a, b| sp.span(a, b).len()) {
         let span = sp.span(run.start, run.end);
         let lo = span.start;

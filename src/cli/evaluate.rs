@@ -224,14 +224,27 @@ fn run_cell_eval(args: &Args) -> anyhow::Result<()> {
         }),
         ..Default::default()
     };
-    let reference = reference(args, &opts)?;
-    let pred = Dataset::load(
-        &args.pred,
-        &LoadOptions {
-            allow_negative: true,
-            ..opts.clone()
-        },
-    )?;
+    let pred_opts = LoadOptions {
+        allow_negative: true,
+        ..opts.clone()
+    };
+    // The two files load side by side unless one thread was asked for:
+    // reading a large X is mostly page faults and copies, which overlap.
+    let (reference, pred) = if args.threads == 1 {
+        (
+            reference(args, &opts)?,
+            Dataset::load(&args.pred, &pred_opts)?,
+        )
+    } else {
+        std::thread::scope(|s| {
+            let real = s.spawn(|| reference(args, &opts));
+            let pred = Dataset::load(&args.pred, &pred_opts);
+            let real = real
+                .join()
+                .map_err(|_| anyhow::anyhow!("reading {} failed", args.reference.display()))?;
+            anyhow::Ok((real?, pred?))
+        })?
+    };
     let report = evaluate_cell_eval(
         &pred,
         &reference,

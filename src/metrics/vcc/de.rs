@@ -18,9 +18,10 @@
 //! `|log2_fold_change|_f32` descending with ties in gene order (polars'
 //! ordinal rank keeps the order of appearance, which is var order).
 
-use crate::anndata::Expr;
+use crate::anndata::{Expr, Row};
 
-use super::wilcoxon::{benjamini_hochberg, ControlRanks};
+use super::rank_sums::{rank_sum_p_values, NO_GROUP};
+use super::wilcoxon::benjamini_hochberg;
 use crate::error::{Error, Result};
 
 /// The DE table of one perturbation, one value per gene (`[G]` each).
@@ -52,12 +53,25 @@ impl DeTable {
 }
 
 /// Mean of the rows `cells` of `x` per gene in f32, summed in row order and
-/// divided by the count (numpy's `X[cells].mean(axis=0)` on float32). `[G]`.
+/// divided by the count (numpy's `X[cells].mean(axis=0)` on float32; adding
+/// the zeros a CSR row does not store changes no sum). `[G]`.
 pub fn mean_f32(x: &Expr, cells: &[usize]) -> Vec<f32> {
     let mut s = vec![0f32; x.ncols()];
     for &c in cells {
-        for (acc, v) in s.iter_mut().zip(x.row_vec(c)) {
-            *acc += v;
+        match x.row(c) {
+            Some(Row::Dense(r)) => {
+                for (acc, v) in s.iter_mut().zip(r.iter()) {
+                    *acc += v;
+                }
+            }
+            Some(Row::Sparse(idx, val)) => {
+                for (&j, &v) in idx.iter().zip(val) {
+                    if let Some(acc) = s.get_mut(j as usize) {
+                        *acc += v;
+                    }
+                }
+            }
+            None => {}
         }
     }
     let n = cells.len() as f32;
@@ -83,53 +97,49 @@ pub fn log2_fold_change(mean_p: &[f32], mean_ctrl: &[f32]) -> Vec<f32> {
         .collect()
 }
 
-/// `[G][n]` the columns of `x` restricted to the rows `cells`.
-fn columns(x: &Expr, cells: &[usize]) -> Result<Vec<Vec<f32>>> {
-    let block = x.rows_dense(cells)?; // [n, G]
-    Ok(block.columns().into_iter().map(|c| c.to_vec()).collect())
-}
-
-/// The DE tables of `groups` (each a list of row indices of `x`) against
-/// the rows `control`, all genes at once; the control's sorted columns are
-/// built once and shared. Runs on up to `threads` threads (perturbations
-/// split between them). `x`: `[n_cells, G]` log1p expression.
+/// The DE tables of `groups` (each a list of row indices of `x`, disjoint)
+/// against the rows `control`, all genes at once: one sorted walk per gene
+/// gives every group's rank-sum test ([`rank_sum_p_values`]). Runs on up to
+/// `threads` threads. `x`: `[n_cells, G]` log1p expression.
 pub fn de_tables(
     x: &Expr,
     groups: &[Vec<usize>],
     control: &[usize],
     threads: usize,
 ) -> Result<Vec<DeTable>> {
-    let ranks = ControlRanks::new(columns(x, control)?);
-    let mean_ctrl = mean_f32(x, control);
-    let one = |cells: &Vec<usize>| -> Result<DeTable> {
-        let mean_p = mean_f32(x, cells);
-        let lfc = log2_fold_change(&mean_p, &mean_ctrl);
-        let mut cols = columns(x, cells)?;
-        let p: Vec<f64> = (0..ranks.n_genes())
-            .map(|g| ranks.test(g, &mut cols[g]).1)
-            .collect();
-        let fdr = benjamini_hochberg(&p).iter().map(|&q| q as f32).collect();
-        Ok(DeTable { lfc, fdr })
-    };
-    let threads = threads.clamp(1, groups.len().max(1));
-    if threads == 1 {
-        return groups.iter().map(one).collect();
-    }
-    let chunk = groups.len().div_ceil(threads);
-    std::thread::scope(|s| {
-        let handles: Vec<_> = groups
-            .chunks(chunk)
-            .map(|part| s.spawn(move || part.iter().map(one).collect::<Result<Vec<_>>>()))
-            .collect();
-        let mut out = Vec::with_capacity(groups.len());
-        for h in handles {
-            let part = h.join().map_err(|_| {
-                Error::invalid("differential expression", "a worker thread panicked")
-            })??;
-            out.extend(part);
+    let mut group_of = vec![NO_GROUP; x.nrows()];
+    let tagged = groups
+        .iter()
+        .enumerate()
+        .map(|(g, c)| (g as u32, c.as_slice()));
+    for (g, cells) in tagged.chain(std::iter::once((groups.len() as u32, control))) {
+        for &c in cells {
+            let slot = group_of.get_mut(c).ok_or_else(|| {
+                Error::invalid(
+                    "cell index",
+                    format!("{c} is out of range ({} cells)", x.nrows()),
+                )
+            })?;
+            if *slot != NO_GROUP {
+                return Err(Error::invalid(
+                    "differential expression groups",
+                    format!("cell {c} is in two groups"),
+                ));
+            }
+            *slot = g;
         }
-        Ok(out)
-    })
+    }
+    let p = rank_sum_p_values(x, &group_of, groups.len(), threads)?;
+    let mean_ctrl = mean_f32(x, control);
+    Ok(groups
+        .iter()
+        .zip(p)
+        .map(|(cells, p)| {
+            let lfc = log2_fold_change(&mean_f32(x, cells), &mean_ctrl);
+            let fdr = benjamini_hochberg(&p).iter().map(|&q| q as f32).collect();
+            DeTable { lfc, fdr }
+        })
+        .collect())
 }
 
 /// cell-eval's `DEComparison.compute_overlap` for one perturbation.

@@ -23,15 +23,27 @@
 //!   prediction, which happens with duplicated perturbations, not in
 //!   practice.
 
-use crate::anndata::Expr;
+use crate::anndata::{Expr, Row};
 
 /// `[G]` f32 mean of the rows `cells` of `x` (summed in f64, stored in f32
 /// as polars returns a Float32 column's mean).
 pub fn bulk(x: &Expr, cells: &[usize]) -> Vec<f32> {
     let mut s = vec![0f64; x.ncols()];
     for &c in cells {
-        for (acc, v) in s.iter_mut().zip(x.row_vec(c)) {
-            *acc += v as f64;
+        match x.row(c) {
+            Some(Row::Dense(r)) => {
+                for (acc, &v) in s.iter_mut().zip(r.iter()) {
+                    *acc += v as f64;
+                }
+            }
+            Some(Row::Sparse(idx, val)) => {
+                for (&j, &v) in idx.iter().zip(val) {
+                    if let Some(acc) = s.get_mut(j as usize) {
+                        *acc += v as f64;
+                    }
+                }
+            }
+            None => {}
         }
     }
     let n = cells.len() as f64;

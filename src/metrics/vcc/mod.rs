@@ -38,13 +38,15 @@
 //!   here such input is an error, the data must be log1p already. cell-eval
 //!   refuses negative values; here they are scored as given (predictions).
 //!
-//! Speed: the control cells of every gene are sorted once and shared by all
-//! perturbations ([`wilcoxon::ControlRanks`]); perturbations run on
-//! `threads` threads.
+//! Speed: the values of each gene (controls and every perturbation
+//! together) are radix-sorted once and one walk gives every perturbation's
+//! test ([`rank_sums`]); the matrix is read in gene blocks, never densified,
+//! and gene ranges run on `threads` threads.
 
 pub mod de;
 pub mod discrimination;
 pub mod profile;
+pub mod rank_sums;
 pub mod report;
 pub mod wilcoxon;
 

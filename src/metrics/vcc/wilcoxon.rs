@@ -15,15 +15,21 @@
 //! * `p = 2 Phi(-(U - mu - 0.5) / s) = erfc(z / sqrt 2)`, clipped to
 //!   `[0, 1]`; `p = 1` when `s^2 <= 0` (every value equal).
 //!
-//! The control side is sorted once per gene ([`ControlRanks`]) and reused by
-//! every perturbation: a perturbation costs `n1 log n1` for its own ties and
-//! `log n2` per distinct value, never a re-ranking of the pooled cells.
+//! The evaluation computes every perturbation's statistics from one sorted
+//! walk per gene ([`super::rank_sums`]). This file holds the formula
+//! ([`u_to_p`]), Benjamini-Hochberg, and, for the tests, the direct
+//! per-perturbation formulation ([`ControlRanks`]: controls sorted once per
+//! gene, each perturbation's values sorted and walked through them) that
+//! the single walk must reproduce bit for bit.
 
+#[cfg(test)]
 use std::cmp::Ordering;
 
-/// The control cells of every gene, sorted, with their tie term.
+/// The control cells of every gene, sorted, with their tie term (the test
+/// oracle of [`super::rank_sums`]).
+#[cfg(test)]
 #[derive(Debug, Clone)]
-pub struct ControlRanks {
+pub(crate) struct ControlRanks {
     /// `[G][n2]` each gene's control values, ascending (f32 as stored:
     /// pdex widens them to f64 exactly, so comparisons are the same).
     sorted: Vec<Vec<f32>>,
@@ -31,6 +37,7 @@ pub struct ControlRanks {
     tie_term: Vec<f64>,
 }
 
+#[cfg(test)]
 /// `sum (t^3 - t)` over the runs of equal values of a sorted slice.
 fn tie_term_sorted(v: &[f32]) -> f64 {
     let mut t = 0.0;
@@ -47,6 +54,7 @@ fn tie_term_sorted(v: &[f32]) -> f64 {
     t
 }
 
+#[cfg(test)]
 /// The first index `i >= from` of the sorted `v` where `below(v[i])` is
 /// false (`below` true on a prefix): exponential search from `from`, then
 /// binary search, so walking ascending queries through `v` costs
@@ -68,13 +76,15 @@ fn gallop(v: &[f32], from: usize, below: impl Fn(f32) -> bool) -> usize {
     lo + 1 + v[lo + 1..hi].partition_point(|&a| below(a))
 }
 
+#[cfg(test)]
 fn total_cmp(a: &f32, b: &f32) -> Ordering {
     a.total_cmp(b)
 }
 
+#[cfg(test)]
 impl ControlRanks {
     /// `columns`: `[G][n2]` the control cells of each gene (any order).
-    pub fn new(columns: Vec<Vec<f32>>) -> ControlRanks {
+    pub(crate) fn new(columns: Vec<Vec<f32>>) -> ControlRanks {
         let mut sorted = columns;
         let mut tie_term = Vec::with_capacity(sorted.len());
         for col in sorted.iter_mut() {
@@ -84,14 +94,9 @@ impl ControlRanks {
         ControlRanks { sorted, tie_term }
     }
 
-    /// Number of genes.
-    pub fn n_genes(&self) -> usize {
-        self.sorted.len()
-    }
-
     /// The test of gene `g` for the perturbation's values `x` (`n1`, any
     /// order; sorted in place). Returns `(U1, p)`.
-    pub fn test(&self, g: usize, x: &mut [f32]) -> (f64, f64) {
+    pub(crate) fn test(&self, g: usize, x: &mut [f32]) -> (f64, f64) {
         let ctrl = &self.sorted[g];
         let n1 = x.len();
         // Single-cell data is mostly zeros: only the non-zero values are
@@ -123,6 +128,7 @@ impl ControlRanks {
     }
 }
 
+#[cfg(test)]
 /// The running sums of [`ControlRanks::test`] over ascending values.
 struct Acc<'a> {
     /// The gene's sorted control values.
@@ -133,6 +139,7 @@ struct Acc<'a> {
     tie: f64,
 }
 
+#[cfg(test)]
 impl Acc<'_> {
     /// Adds `b` perturbation cells of value `v` (values must come ascending).
     fn add(&mut self, v: f32, b: f64) {
