@@ -258,9 +258,32 @@ impl Expr {
                 format!("{j} is out of range ({} genes)", self.n_cols),
             ));
         }
+        let width = cols.map_or(self.n_cols, |c| c.len());
+        let mut buf = vec![0f32; rows.len() * width];
+        self.rows_into(rows, cols, &mut buf)?;
+        Ok(buf)
+    }
+
+    /// [`rows_vec`](Self::rows_vec) written into `buf` (`[rows.len(), c]`
+    /// row-major, every element overwritten), for callers that own the
+    /// memory (a tensor's).
+    pub fn rows_into(&self, rows: &[usize], cols: Option<&[usize]>, buf: &mut [f32]) -> Result<()> {
+        self.require_values()?;
+        if let Some(&j) = cols.and_then(|c| c.iter().find(|&&j| j >= self.n_cols)) {
+            return Err(Error::invalid(
+                "gene index",
+                format!("{j} is out of range ({} genes)", self.n_cols),
+            ));
+        }
         let m = self.n_cols;
         let width = cols.map_or(m, |c| c.len());
-        let mut buf = vec![0f32; rows.len() * width];
+        if buf.len() != rows.len() * width {
+            return Err(Error::Mismatch(format!(
+                "a buffer of {} values for {} rows x {width} columns",
+                buf.len(),
+                rows.len()
+            )));
+        }
         let mut scratch = if cols.is_some() {
             vec![0f32; m]
         } else {
@@ -278,7 +301,7 @@ impl Expr {
                 }
             }
         }
-        Ok(buf)
+        Ok(())
     }
 
     /// The rows `rows` as a dense `[rows.len(), m]` array.

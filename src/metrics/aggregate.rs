@@ -23,8 +23,20 @@ pub fn rows_tensor(
     device: Device,
 ) -> Result<Tensor> {
     let n_genes = cols.map(|c| c.len()).unwrap_or(x.ncols());
-    let buf = x.rows_vec(rows, cols)?;
-    let t = Tensor::f_from_slice(&buf)?.f_view([rows.len() as i64, n_genes as i64])?;
+    // Written straight into the tensor's memory: a Vec first and then a
+    // copy into the tensor allocated (and faulted in) every unit twice.
+    let t = Tensor::f_empty(
+        [rows.len() as i64, n_genes as i64],
+        (Kind::Float, Device::Cpu),
+    )?;
+    let len = rows.len() * n_genes;
+    if len > 0 {
+        // SAFETY: `t` was just allocated here: a contiguous CPU f32 tensor
+        // of exactly `len` elements that nothing else references while
+        // this slice lives (it ends before `t` is used or returned).
+        let buf = unsafe { std::slice::from_raw_parts_mut(t.data_ptr().cast::<f32>(), len) };
+        x.rows_into(rows, cols, buf)?;
+    }
     Ok(if device == Device::Cpu {
         t
     } else {

@@ -51,7 +51,7 @@ pub fn pairwise(
     match metric {
         UnitMetric::Mse => sq_mean(&pred, &reference, u),
         UnitMetric::Rmse => Ok(sq_mean(&pred, &reference, u)?.f_sqrt()?),
-        UnitMetric::Mae => pair_mean(&pred, &reference, u, |d| d.f_abs()),
+        UnitMetric::Mae => pair_mean(&pred, &reference, u, |d| d.f_abs_()),
         UnitMetric::Cosine => cosine(&pred, &reference),
         UnitMetric::Pearson => {
             let pc = pred.f_sub(&pred.f_mean_dim(Some(&[1i64][..]), true, Kind::Double)?)?;
@@ -107,27 +107,35 @@ fn dims(t: &Tensor) -> Result<(i64, i64)> {
 
 /// Mean squared difference of every row pair, `[U, V]`.
 fn sq_mean(pred: &Tensor, reference: &Tensor, u: i64) -> Result<Tensor> {
-    pair_mean(pred, reference, u, |d| d.f_square())
+    pair_mean(pred, reference, u, |d| d.f_square_())
 }
 
 /// Mean over genes of `f(pred_i - reference_j)` for every row pair, `[U, V]`,
 /// `ROWS` prediction rows at a time (the `[rows, V, G]` difference is the
-/// memory bound).
+/// memory bound). `f` works in place on the difference, which lives in one
+/// buffer reused by every block: a fresh one per block (and another for
+/// `f`'s result) faulted in about 1 GB of new pages per covariate at
+/// Srivatsan20 size, more time in the kernel than in the arithmetic.
 fn pair_mean(
     pred: &Tensor,
     reference: &Tensor,
     u: i64,
-    f: impl Fn(&Tensor) -> std::result::Result<Tensor, tch::TchError>,
+    f: impl Fn(&mut Tensor) -> std::result::Result<Tensor, tch::TchError>,
 ) -> Result<Tensor> {
     let v = reference.size().first().copied().unwrap_or(0);
+    let g = reference.size().get(1).copied().unwrap_or(0);
+    let right = reference.f_unsqueeze(0)?;
+    let buf = Tensor::f_empty([ROWS.min(u).max(0), v, g], (pred.kind(), pred.device()))?;
     let mut blocks = Vec::new();
     for r0 in (0..u).step_by(ROWS as usize) {
         let len = ROWS.min(u - r0);
-        let d = pred
+        let mut d = buf.f_narrow(0, 0, len)?;
+        let _ = pred
             .f_narrow(0, r0, len)?
             .f_unsqueeze(1)?
-            .f_sub(&reference.f_unsqueeze(0)?)?;
-        blocks.push(f(&d)?.f_mean_dim(Some(&[2i64][..]), false, Kind::Double)?);
+            .f_sub_out(&d, &right)?;
+        let _ = f(&mut d)?;
+        blocks.push(d.f_mean_dim(Some(&[2i64][..]), false, Kind::Double)?);
     }
     cat_rows(blocks, v)
 }
