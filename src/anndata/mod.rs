@@ -14,6 +14,7 @@ pub mod frame;
 mod frame_io;
 mod h5;
 mod h5_guard;
+mod h5_range;
 mod h5_write;
 pub mod info;
 mod matrix;

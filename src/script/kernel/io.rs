@@ -34,6 +34,10 @@ use super::{info, introspect};
 /// The longest a send may wait on a slow or vanished client.
 pub const SEND_TIMEOUT: Duration = Duration::from_secs(5);
 
+/// How long the socket thread lets zeromq's writer tasks flush the last
+/// messages before it ends.
+const FLUSH_GRACE: Duration = Duration::from_millis(300);
+
 /// How long a shutdown waits for the running cell before the process ends.
 pub const SHUTDOWN_GRACE: Duration = Duration::from_secs(5);
 
@@ -138,6 +142,12 @@ pub fn start(
                 }
                 ctx.outbox.status(ExecutionState::Starting, None);
                 send_all(outgoing, shell_tx, control_tx, sockets.iopub, signer).await;
+                // zeromq's send hands a message to the peer's writer task
+                // and returns before the bytes are written; leaving the
+                // runtime at once cancels those tasks, and the last replies
+                // (the shutdown reply: lost once in CI, under load) with
+                // them. Let them run first.
+                tokio::time::sleep(FLUSH_GRACE).await;
             });
         })
         .map_err(|e| format!("cannot start the socket thread: {e}"))?;
