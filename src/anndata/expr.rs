@@ -13,6 +13,7 @@ use std::sync::Arc;
 
 use ndarray::{Array2, ArrayView1};
 
+use super::buffers::XBuffers;
 use super::csr::Csr;
 use crate::error::{Error, Result};
 
@@ -184,6 +185,24 @@ impl Expr {
             Store::Dense(x) => x.len() * 4,
             Store::Csr(c) => c.bytes(),
             Store::Absent { .. } => 0,
+        }
+    }
+
+    /// The memory of the values, for the next read to fill
+    /// ([`read_h5ad_reusing`](super::read_h5ad_reusing)); empty when the
+    /// store is shared with another `Expr` (nothing is freed early) or
+    /// absent.
+    pub fn into_buffers(self) -> XBuffers {
+        match Arc::try_unwrap(self.store) {
+            Ok(Store::Csr(c)) => XBuffers {
+                values: c.data,
+                indices: c.indices,
+            },
+            Ok(Store::Dense(x)) => XBuffers {
+                values: x.into_raw_vec_and_offset().0,
+                indices: Vec::new(),
+            },
+            _ => XBuffers::default(),
         }
     }
 

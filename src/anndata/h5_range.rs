@@ -1,8 +1,9 @@
 //! Reads of a range of elements of a 1-D HDF5 dataset: into a new `Vec`
-//! ([`read_range`]) or straight into the caller's buffer
+//! ([`read_range`]) or straight into the caller's (uninitialised) buffer
 //! ([`read_range_into`]), converted to the element type by HDF5; errors
 //! name the file, the field and the range.
 
+use std::mem::MaybeUninit;
 use std::ops::Range;
 use std::path::Path;
 
@@ -36,15 +37,16 @@ pub(crate) fn read_range<T: H5Type>(
 }
 
 /// Reads elements `range` of a 1-D dataset straight into `out`
-/// (`range.len()` long), converted to `T` by HDF5, with no buffer of its
-/// own: X's values and indices are read into their final place, so a
-/// multi-gigabyte matrix is not copied through fresh temporary buffers
-/// whose pages fault in for every block. A failed read is retried through
-/// [`read_range`] for its error message.
+/// (`range.len()` long, possibly uninitialised), converted to `T` by HDF5,
+/// with no buffer of its own: X's values and indices are read into their
+/// final place, so a multi-gigabyte matrix is neither zeroed first nor
+/// copied through fresh temporary buffers whose pages fault in for every
+/// block. On `Ok` every element of `out` is initialised. A failed read is
+/// retried through [`read_range`] for its error message.
 pub(crate) fn read_range_into<T: H5Type + Copy>(
     ds: &Dataset,
     range: Range<usize>,
-    out: &mut [T],
+    out: &mut [MaybeUninit<T>],
     path: &Path,
     field: &str,
 ) -> Result<()> {
@@ -72,7 +74,8 @@ pub(crate) fn read_range_into<T: H5Type + Copy>(
     if let Ok((fspace, mspace, mem)) = spaces {
         // SAFETY: `out` holds exactly as many `T` as the memory space
         // selects, and `mem` is `T`'s own HDF5 type, so H5Dread writes
-        // only inside `out`, in `T`'s layout; all ids are alive for the
+        // only inside `out`, in `T`'s layout (MaybeUninit<T> has T's), and
+        // on success it has written every element; all ids are alive for the
         // call (owned by the values above), made under the HDF5 lock.
         let status = hdf5::sync::sync(|| unsafe {
             hdf5_sys::h5d::H5Dread(
@@ -98,6 +101,8 @@ pub(crate) fn read_range_into<T: H5Type + Copy>(
             format!("reading elements {}..{} failed", range.start, range.end),
         ));
     }
-    out.copy_from_slice(&v);
+    for (o, x) in out.iter_mut().zip(v) {
+        o.write(x);
+    }
     Ok(())
 }

@@ -19,6 +19,7 @@ use hdf5::types::TypeDescriptor;
 use hdf5::{Dataset, Group};
 use ndarray::Array2;
 
+use super::buffers::XBuffers;
 use super::expr::Expr;
 use super::h5::{self, ferr, Node};
 use super::sparse::Sparse;
@@ -275,14 +276,16 @@ pub(super) fn read_dense_rows(
 }
 
 /// Reads matrix `name` of `parent` (full path `field`) in its own layout:
-/// CSR stays CSR, dense and CSC become dense; `[rows.len(), n_cols]` (all
-/// rows when `rows` is `None`).
+/// CSR stays CSR (in `reuse`'s memory as far as it holds it), dense and
+/// CSC become dense; `[rows.len(), n_cols]` (all rows when `rows` is
+/// `None`).
 pub(crate) fn read_expr(
     parent: &Group,
     name: &str,
     path: &Path,
     field: &str,
     rows: Option<&[usize]>,
+    reuse: XBuffers,
 ) -> Result<Expr> {
     let meta = inspect(parent, name, path, field)?;
     if meta.encoding != Encoding::Csr {
@@ -290,7 +293,15 @@ pub(crate) fn read_expr(
     }
     check_rows(rows, meta.shape.0, path)?;
     let g = parent.group(name).map_err(h5::rerr(path, field))?;
-    let csr = super::sparse::read_csr(&g, path, field, meta.shape, meta.nnz.unwrap_or(0), rows)?;
+    let csr = super::sparse::read_csr(
+        &g,
+        path,
+        field,
+        meta.shape,
+        meta.nnz.unwrap_or(0),
+        rows,
+        reuse,
+    )?;
     Ok(csr.into())
 }
 

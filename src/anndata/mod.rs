@@ -7,6 +7,7 @@
 //! never holds two copies); models and metrics densify the rows they use.
 
 pub mod axis_arrays;
+mod buffers;
 mod csr;
 mod csr_sink;
 mod expr;
@@ -17,6 +18,7 @@ mod h5_guard;
 mod h5_range;
 mod h5_write;
 pub mod info;
+mod prefault;
 mod matrix;
 pub mod read;
 pub mod row_reader;
@@ -30,11 +32,12 @@ use std::collections::BTreeMap;
 use ndarray::Array2;
 
 pub use axis_arrays::{read_axis_matrix, Axis};
+pub use buffers::XBuffers;
 pub use csr::Csr;
 pub use expr::{Expr, Row};
 pub use frame::{Categorical, Column, DataFrame};
 pub use info::{inspect_h5ad, ColumnInfo, FrameInfo, H5adInfo, LayerInfo, MatrixInfo};
-pub use read::{read_h5ad, ReadOptions};
+pub use read::{read_h5ad, read_h5ad_reusing, ReadOptions};
 pub use row_reader::RowReader;
 pub use stream::H5adStreamWriter;
 pub use write::{write_h5ad, WriteOptions, XFormat};

@@ -11,7 +11,7 @@
 use std::path::Path;
 
 use super::h5::{self, ferr, Node};
-use super::{frame_io, matrix, uns, AnnData, Expr};
+use super::{frame_io, matrix, uns, AnnData, Expr, XBuffers};
 use crate::error::Result;
 
 /// Options for [`read_h5ad`].
@@ -31,6 +31,12 @@ pub struct ReadOptions {
 /// Reads `path`: `x` is `[n_rows, n_vars]` f32 (CSR when the file's is) where `n_rows` is the file's
 /// cell count or `opts.rows.len()`.
 pub fn read_h5ad(path: &Path, opts: &ReadOptions) -> Result<AnnData> {
+    read_h5ad_reusing(path, opts, XBuffers::default())
+}
+
+/// [`read_h5ad`], with a CSR `x` read into the memory of `reuse` (an X
+/// no longer needed, [`Expr::into_buffers`]) as far as it holds it.
+pub fn read_h5ad_reusing(path: &Path, opts: &ReadOptions, reuse: XBuffers) -> Result<AnnData> {
     let file = h5::open_read(path)?;
     check_root(&file, path)?;
     let rows = opts.rows.as_deref();
@@ -104,11 +110,11 @@ pub fn read_h5ad(path: &Path, opts: &ReadOptions) -> Result<AnnData> {
             absent_rows(n_obs, n_vars, rows, path)?
         }
         None if opts.obs_only => absent_rows(n_obs, n_vars, rows, path)?,
-        None => matrix::read_expr(&file, "X", path, "X", rows)?,
+        None => matrix::read_expr(&file, "X", path, "X", rows, reuse)?,
         Some(name) => {
             check_layer(name)?;
             let lg = h5::group(&file, "layers", path, "layers")?;
-            matrix::read_expr(&lg, name, path, &format!("layers/{name}"), rows)?
+            matrix::read_expr(&lg, name, path, &format!("layers/{name}"), rows, reuse)?
         }
     };
     let mut layers = std::collections::BTreeMap::new();

@@ -4,14 +4,17 @@
 //! into the output, and [`read_csr`]: a CSR element read as CSR (rows chosen
 //! by index, in bounded runs, nothing densified).
 
+use std::mem::MaybeUninit;
 use std::ops::Range;
 use std::path::Path;
 
 use hdf5::types::{IntSize, TypeDescriptor};
 use hdf5::{Dataset, Group};
 
+use super::buffers::XBuffers;
 use super::csr::Csr;
 use super::h5::{self, ferr};
+use super::prefault::with_prefault;
 use super::matrix::{index_dtype, plan_runs};
 use crate::error::{Error, Result};
 
@@ -113,13 +116,15 @@ impl Sparse {
     }
 
     /// Reads every stored value and index straight into `data` and
-    /// `indices` (both `nnz` long, the whole matrix in order) in blocks of
-    /// rows, checking each index against `bound`. Only for 4-byte indices
-    /// (anndata writes int32); returns false, reading nothing, for others.
+    /// `indices` (both `nnz` long, the whole matrix in order, possibly
+    /// uninitialised) in blocks of rows, checking each index against
+    /// `bound`. Only for 4-byte indices (anndata writes int32); returns
+    /// false, reading nothing, for others. On `Ok(true)` both are
+    /// initialised.
     pub(super) fn read_all_into(
         &self,
-        indices: &mut [u32],
-        data: &mut [f32],
+        indices: &mut [MaybeUninit<u32>],
+        data: &mut [MaybeUninit<f32>],
         bound: usize,
         path: &Path,
     ) -> Result<bool> {
@@ -129,6 +134,7 @@ impl Sparse {
             _ => return Ok(false),
         };
         let n = self.indptr.len().saturating_sub(1);
+        let mut done = 0;
         for run in plan_runs(None, n, |a, b| self.span(a, b).len()) {
             let span = self.span(run.start, run.end);
             let (Some(idx), Some(val)) =
@@ -146,7 +152,10 @@ impl Sparse {
                 // every bit pattern is valid for both; the view lives only
                 // for this read.
                 let as_i32 = unsafe {
-                    std::slice::from_raw_parts_mut(idx.as_mut_ptr().cast::<i32>(), idx.len())
+                    std::slice::from_raw_parts_mut(
+                        idx.as_mut_ptr().cast::<MaybeUninit<i32>>(),
+                        idx.len(),
+                    )
                 };
                 h5::read_range_into(
                     &self.indices,
@@ -158,6 +167,10 @@ impl Sparse {
             } else {
                 h5::read_range_into(&self.indices, span.clone(), idx, path, &self.indices_field)?;
             }
+            // SAFETY: the read above succeeded, so it initialised every
+            // element of `idx`; MaybeUninit<u32> has u32's layout.
+            let idx: &[u32] =
+                unsafe { std::slice::from_raw_parts(idx.as_ptr().cast::<u32>(), idx.len()) };
             // A negative int32 reads as a u32 of at least 2^31, so one
             // comparison catches both; the bound is at most u32::MAX + 1.
             if let Some(k) = idx.iter().position(|&j| j as usize >= bound) {
@@ -173,6 +186,15 @@ impl Sparse {
                     .saturating_sub(1);
                 return Err(self.bad_index(row, pos, bad, bound, path));
             }
+            done = span.end;
+        }
+        if done != indices.len() || done != data.len() {
+            // indptr ends at nnz (checked on open), so the runs cover it.
+            return Err(ferr(
+                path,
+                &self.data_field,
+                format!("{done} of {} values read", data.len()),
+            ));
         }
         Ok(true)
     }
@@ -196,7 +218,8 @@ impl Sparse {
 /// Reads the CSR matrix of group `g` (`field` its HDF5 path, `shape`
 /// `(n, m)`, `nnz` stored values) keeping the rows `rows` in that order (all
 /// when `None`; the caller checked they are `< n`) as a [`Csr`]
-/// `[rows.len(), m]`. Memory: the result plus one bounded run.
+/// `[rows.len(), m]`, in `reuse`'s memory as far as it holds it. Memory:
+/// the result plus one bounded run.
 pub(super) fn read_csr(
     g: &Group,
     path: &Path,
@@ -204,6 +227,7 @@ pub(super) fn read_csr(
     shape: (usize, usize),
     nnz: usize,
     rows: Option<&[usize]>,
+    reuse: XBuffers,
 ) -> Result<Csr> {
     let m = shape.1;
     if u32::try_from(m).is_err() {
@@ -214,18 +238,20 @@ pub(super) fn read_csr(
         ));
     }
     let sp = Sparse::open(g, path, field, nnz)?;
-    read_csr_rows(&sp, path, field, shape, rows)
+    read_csr_rows(&sp, path, field, shape, rows, reuse)
 }
 
 /// The rows `rows` (all when `None`; the caller checked they are `< n`)
 /// of the open CSR matrix `sp` (`shape` `(n, m)`, `m < 2^32`) as a [`Csr`]
-/// `[rows.len(), m]`. Memory: the result plus one bounded run.
+/// `[rows.len(), m]`, in `reuse`'s memory as far as it holds it. Memory:
+/// the result plus one bounded run.
 pub(super) fn read_csr_rows(
     sp: &Sparse,
     path: &Path,
     field: &str,
     shape: (usize, usize),
     rows: Option<&[usize]>,
+    reuse: XBuffers,
 ) -> Result<Csr> {
     let (n, m) = shape;
     let n_out = rows.map_or(n, |r| r.len());
@@ -246,19 +272,43 @@ pub(super) fn read_csr_rows(
             format!("{total} stored values do not fit in memory"),
         )
     };
-    let (mut indices, mut data) = (Vec::<u32>::new(), Vec::<f32>::new());
+    let XBuffers {
+        values: mut data,
+        mut indices,
+    } = reuse;
+    indices.clear();
+    data.clear();
     indices.try_reserve_exact(total).map_err(|_| too_big())?;
     data.try_reserve_exact(total).map_err(|_| too_big())?;
+    if rows.is_none() {
+        let (Some(idx), Some(val)) = (
+            indices.spare_capacity_mut().get_mut(..total),
+            data.spare_capacity_mut().get_mut(..total),
+        ) else {
+            return Err(too_big());
+        };
+        let regions = [
+            (idx.as_ptr() as usize, std::mem::size_of_val(idx)),
+            (val.as_ptr() as usize, std::mem::size_of_val(val)),
+        ];
+        if with_prefault(&regions, || sp.read_all_into(idx, val, m, path))? {
+            // SAFETY: both have capacity for `total` (reserved above) and
+            // `read_all_into` returned true, so it initialised all `total`
+            // elements of each.
+            unsafe {
+                indices.set_len(total);
+                data.set_len(total);
+            }
+            return Ok(Csr {
+                indptr,
+                indices,
+                data,
+                n_cols: m,
+            });
+        }
+    }
     indices.resize(total, 0);
     data.resize(total, 0.0);
-    if rows.is_none() && sp.read_all_into(&mut indices, &mut data, m, path)? {
-        return Ok(Csr {
-            indptr,
-            indices,
-            data,
-            n_cols: m,
-        });
-    }
     for run in plan_runs(rows, n, |a, b| sp.span(a, b).len()) {
         let span = sp.span(run.start, run.end);
         let lo = span.start;

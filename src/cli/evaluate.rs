@@ -14,7 +14,9 @@
 use std::path::PathBuf;
 
 use primeflow::data::{Dataset, LoadOptions, ObsColumns, Part};
-use primeflow::metrics::{evaluate_cell_eval, CellEvalOptions, Metrics, MetricsConfig};
+use primeflow::metrics::{
+    check_cell_eval_pair, score_cell_eval, CellEvalOptions, CellEvalSide, Metrics, MetricsConfig,
+};
 use primeflow::train::{DataSpec, SplitSpec};
 
 use super::args::{ColumnArgs, SplitArgs};
@@ -228,32 +230,27 @@ fn run_cell_eval(args: &Args) -> anyhow::Result<()> {
         allow_negative: true,
         ..opts.clone()
     };
-    // The two files load side by side unless one thread was asked for:
-    // reading a large X is mostly page faults and copies, which overlap.
-    let (reference, pred) = if args.threads == 1 {
-        (
-            reference(args, &opts)?,
-            Dataset::load(&args.pred, &pred_opts)?,
-        )
-    } else {
-        std::thread::scope(|s| {
-            let real = s.spawn(|| reference(args, &opts));
-            let pred = Dataset::load(&args.pred, &pred_opts);
-            let real = real
-                .join()
-                .map_err(|_| anyhow::anyhow!("reading {} failed", args.reference.display()))?;
-            anyhow::Ok((real?, pred?))
-        })?
+    // One X in memory at a time: the real file is read and summarised
+    // (pseudobulks, DE tables), then the prediction is read into the real
+    // X's memory, so a pair of multi-gigabyte files touches fresh memory
+    // once. The prediction's obs and genes are checked first, so a
+    // mismatched pair fails before any X is read.
+    let pred_head = Dataset::open_for_streaming(&args.pred, &pred_opts)?;
+    let real = reference(args, &opts)?;
+    check_cell_eval_pair(&pred_head, &real)?;
+    let ce = CellEvalOptions {
+        profile,
+        threads: args.threads,
+        ..Default::default()
     };
-    let report = evaluate_cell_eval(
-        &pred,
-        &reference,
-        &CellEvalOptions {
-            profile,
-            threads: args.threads,
-            ..Default::default()
-        },
-    )?;
+    let threads = ce.worker_threads();
+    let real_side = CellEvalSide::of(&real, true, threads)?;
+    let (genes, control) = (real.genes.clone(), real.columns.control.clone());
+    let pred = Dataset::load_reusing(&args.pred, &pred_opts, real.into_x_buffers())?;
+    check_cell_eval_pair(&pred, &pred_head)?;
+    let pred_side = CellEvalSide::of(&pred, false, threads)?;
+    drop(pred);
+    let report = score_cell_eval(&pred_side, &real_side, &genes, &control, &ce)?;
     print!("{report}");
     if args.per_unit {
         print!("{}", report.results_csv());

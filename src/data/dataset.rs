@@ -10,7 +10,7 @@ use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
 
-use crate::anndata::{self, AnnData, Column, DataFrame, Expr, ReadOptions};
+use crate::anndata::{self, AnnData, Column, DataFrame, Expr, ReadOptions, XBuffers};
 use crate::data::condition::{Condition, ConditionVocab};
 use crate::data::unit::group_units;
 use crate::error::{Error, Result};
@@ -112,14 +112,30 @@ impl Dataset {
     /// Reads `path` (.h5ad) and checks it: columns present with no missing
     /// values, X finite and (unless allowed) non-negative.
     pub fn load(path: &Path, opts: &LoadOptions) -> Result<Dataset> {
-        let ad = anndata::read_h5ad(
+        Self::load_reusing(path, opts, XBuffers::default())
+    }
+
+    /// [`load`](Self::load), with a CSR X read into the memory of `reuse`
+    /// (the X of a dataset no longer needed, [`Dataset::into_x_buffers`]):
+    /// a command that reads two large files one after the other touches
+    /// fresh memory once.
+    pub fn load_reusing(path: &Path, opts: &LoadOptions, reuse: XBuffers) -> Result<Dataset> {
+        let ad = anndata::read_h5ad_reusing(
             path,
             &ReadOptions {
                 layer: opts.layer.clone(),
                 ..ReadOptions::default()
             },
+            reuse,
         )?;
         Self::from_anndata(ad, opts.columns.clone(), Some(path), opts.allow_negative)
+    }
+
+    /// Drops everything but the memory of X, for the next
+    /// [`load_reusing`](Self::load_reusing) (empty when X is shared with
+    /// another dataset, e.g. a subset still alive).
+    pub fn into_x_buffers(self) -> XBuffers {
+        self.x.into_buffers()
     }
 
     /// Reads obs and var of `path` and leaves X (or the layer) in the file

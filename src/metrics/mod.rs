@@ -64,4 +64,7 @@ pub use evaluate::Metrics;
 pub use pca::Pca;
 pub use report::{Evaluation, PairwiseMatrix, UnitScores};
 pub use source::RowSource;
-pub use vcc::{evaluate_cell_eval, CellEvalOptions, CellEvalProfile, CellEvalReport};
+pub use vcc::{
+    check_cell_eval_pair, evaluate_cell_eval, score_cell_eval, CellEvalOptions, CellEvalProfile,
+    CellEvalReport, CellEvalSide,
+};

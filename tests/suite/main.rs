@@ -5,6 +5,7 @@ mod common;
 
 mod anndata_index_types;
 mod anndata_io;
+mod anndata_reuse;
 mod cli;
 mod data;
 mod embedding;

@@ -50,5 +50,8 @@ pub mod rank_sums;
 pub mod report;
 pub mod wilcoxon;
 
-pub use profile::{evaluate_cell_eval, CellEvalOptions, CellEvalProfile, CELL_EVAL_VERSION};
+pub use profile::{
+    check_cell_eval_pair, evaluate_cell_eval, score_cell_eval, CellEvalOptions, CellEvalProfile,
+    CellEvalSide, CELL_EVAL_VERSION,
+};
 pub use report::{CellEvalReport, MetricColumn};

@@ -126,17 +126,25 @@ fn check_log1p(ds: &Dataset) -> Result<()> {
     ))
 }
 
-/// Scores `pred` against `real` with cell-eval's metrics of `opts.profile`.
-///
-/// Both datasets: `[cells, G]` log1p expression with the same genes in the
-/// same order, the perturbation column and control label of their
-/// `columns`, and the same set of perturbation labels (cell-eval's
-/// requirements, checked here with errors that name the file and value).
-pub fn evaluate_cell_eval(
-    pred: &Dataset,
-    real: &Dataset,
-    opts: &CellEvalOptions,
-) -> Result<CellEvalReport> {
+impl CellEvalOptions {
+    /// `threads`, or every core when 0.
+    pub fn worker_threads(&self) -> usize {
+        if self.threads == 0 {
+            std::thread::available_parallelism()
+                .map(|n| n.get())
+                .unwrap_or(1)
+        } else {
+            self.threads
+        }
+    }
+}
+
+/// Checks that `pred` can be scored against `real` (cell-eval's
+/// requirements, with errors that name the file and value): the same genes
+/// in the same order, control cells in both and the same set of
+/// perturbation labels besides them. Reads only obs and genes, so either
+/// may have X left in its file ([`Dataset::open_for_streaming`]).
+pub fn check_cell_eval_pair(pred: &Dataset, real: &Dataset) -> Result<()> {
     if pred.genes != real.genes {
         let at = pred
             .genes
@@ -155,11 +163,9 @@ pub fn evaluate_cell_eval(
             real.genes.get(at).map(String::as_str).unwrap_or("(none)"),
         )));
     }
-    check_log1p(real)?;
-    let (real_groups, real_ctrl) = groups(real, "real")?;
-    let (pred_groups, pred_ctrl) = groups(pred, "predicted")?;
-    let perts: Vec<String> = real_groups.keys().cloned().collect();
-    if let Some(p) = perts.iter().find(|p| !pred_groups.contains_key(*p)) {
+    let (real_groups, _) = groups(real, "real")?;
+    let (pred_groups, _) = groups(pred, "predicted")?;
+    if let Some(p) = real_groups.keys().find(|p| !pred_groups.contains_key(*p)) {
         return Err(Error::Mismatch(format!(
             "perturbation '{p}' of {} has no cells in {} (cell-eval needs the same perturbations)",
             real.source_name(),
@@ -173,7 +179,7 @@ pub fn evaluate_cell_eval(
             real.source_name()
         )));
     }
-    if perts.is_empty() {
+    if real_groups.is_empty() {
         return Err(Error::invalid(
             format!(
                 "obs column '{}' of {}",
@@ -183,50 +189,106 @@ pub fn evaluate_cell_eval(
             "has no perturbation besides the control",
         ));
     }
-    let real_cells: Vec<Vec<usize>> = real_groups.into_values().collect();
-    let pred_cells: Vec<Vec<usize>> = pred_groups.into_values().collect();
+    Ok(())
+}
 
-    // Pseudobulk metrics.
-    let real_bulk: Vec<Vec<f32>> = real_cells.iter().map(|c| bulk(&real.x, c)).collect();
-    let pred_bulk: Vec<Vec<f32>> = pred_cells.iter().map(|c| bulk(&pred.x, c)).collect();
-    let real_ctrl_bulk = bulk(&real.x, &real_ctrl);
-    let pred_ctrl_bulk = bulk(&pred.x, &pred_ctrl);
-    let real_eff: Vec<Vec<f32>> = real_bulk
+/// One file's share of the cell-eval metrics, everything its X is needed
+/// for: per perturbation (labels sorted) the pseudobulk `[G]` and the DE
+/// table against the file's own controls, and the controls' pseudobulk.
+/// Small next to X, so a caller can drop X (or reuse its memory for the
+/// other file) before computing the other side.
+#[derive(Debug, Clone)]
+pub struct CellEvalSide {
+    perts: Vec<String>,
+    bulk: Vec<Vec<f32>>,
+    ctrl_bulk: Vec<f32>,
+    de: Vec<DeTable>,
+}
+
+impl CellEvalSide {
+    /// The summary of `ds`; `real`: the observed file (its X must be
+    /// log1p, not counts) rather than the prediction. `threads` workers
+    /// run the differential expression.
+    pub fn of(ds: &Dataset, real: bool, threads: usize) -> Result<CellEvalSide> {
+        if real {
+            check_log1p(ds)?;
+        }
+        let (by, ctrl) = groups(ds, if real { "real" } else { "predicted" })?;
+        let perts: Vec<String> = by.keys().cloned().collect();
+        let cells: Vec<Vec<usize>> = by.into_values().collect();
+        let ctrl_bulk = bulk(&ds.x, &ctrl);
+        let bulks = cells.iter().map(|c| bulk(&ds.x, c)).collect();
+        let de = de_tables(&ds.x, &cells, &ctrl, threads)?;
+        Ok(CellEvalSide {
+            perts,
+            bulk: bulks,
+            ctrl_bulk,
+            de,
+        })
+    }
+}
+
+/// Scores `pred` against `real` with cell-eval's metrics of `opts.profile`.
+///
+/// Both datasets: `[cells, G]` log1p expression with the same genes in the
+/// same order, the perturbation column and control label of their
+/// `columns`, and the same set of perturbation labels (cell-eval's
+/// requirements, [`check_cell_eval_pair`]).
+pub fn evaluate_cell_eval(
+    pred: &Dataset,
+    real: &Dataset,
+    opts: &CellEvalOptions,
+) -> Result<CellEvalReport> {
+    check_cell_eval_pair(pred, real)?;
+    let threads = opts.worker_threads();
+    let real_side = CellEvalSide::of(real, true, threads)?;
+    let pred_side = CellEvalSide::of(pred, false, threads)?;
+    score_cell_eval(&pred_side, &real_side, &real.genes, &real.columns.control, opts)
+}
+
+/// The report of `opts.profile` from the two sides of a pair that passed
+/// [`check_cell_eval_pair`]; `genes` `[G]` (the pair's), `control` the
+/// control label (reported).
+pub fn score_cell_eval(
+    pred: &CellEvalSide,
+    real: &CellEvalSide,
+    genes: &[String],
+    control: &str,
+    opts: &CellEvalOptions,
+) -> Result<CellEvalReport> {
+    if pred.perts != real.perts {
+        return Err(Error::Mismatch(format!(
+            "the predicted and real files have different perturbations ({} and {})",
+            pred.perts.len(),
+            real.perts.len()
+        )));
+    }
+    let real_eff: Vec<Vec<f32>> = real
+        .bulk
         .iter()
-        .map(|b| effect(b, &real_ctrl_bulk))
+        .map(|b| effect(b, &real.ctrl_bulk))
         .collect();
-    let pred_eff: Vec<Vec<f32>> = pred_bulk
+    let pred_eff: Vec<Vec<f32>> = pred
+        .bulk
         .iter()
-        .map(|b| effect(b, &pred_ctrl_bulk))
+        .map(|b| effect(b, &pred.ctrl_bulk))
         .collect();
-    let gene_pos: BTreeMap<&str, usize> = real
-        .genes
+    let gene_pos: BTreeMap<&str, usize> = genes
         .iter()
         .enumerate()
         .map(|(i, g)| (g.as_str(), i))
         .collect();
-    let exclude: Vec<Option<usize>> = perts
+    let exclude: Vec<Option<usize>> = real
+        .perts
         .iter()
         .map(|p| gene_pos.get(p.as_str()).copied())
         .collect();
     let zip_map = |f: &dyn Fn(&[f32], &[f32]) -> f64, a: &[Vec<f32>], b: &[Vec<f32>]| -> Vec<f64> {
         a.iter().zip(b).map(|(x, y)| f(x, y)).collect()
     };
-
-    // Differential expression, real and predicted, each against its own
-    // file's controls.
-    let threads = if opts.threads == 0 {
-        std::thread::available_parallelism()
-            .map(|n| n.get())
-            .unwrap_or(1)
-    } else {
-        opts.threads
-    };
-    let real_de: Vec<DeTable> = de_tables(&real.x, &real_cells, &real_ctrl, threads)?;
-    let pred_de: Vec<DeTable> = de_tables(&pred.x, &pred_cells, &pred_ctrl, threads)?;
     let fdr = opts.fdr_threshold;
-    let real_top: Vec<Vec<usize>> = real_de.iter().map(|t| t.top_genes(fdr)).collect();
-    let pred_top: Vec<Vec<usize>> = pred_de.iter().map(|t| t.top_genes(fdr)).collect();
+    let real_top: Vec<Vec<usize>> = real.de.iter().map(|t| t.top_genes(fdr)).collect();
+    let pred_top: Vec<Vec<usize>> = pred.de.iter().map(|t| t.top_genes(fdr)).collect();
     let overlaps = |precision: bool| -> Vec<f64> {
         real_top
             .iter()
@@ -240,17 +302,19 @@ pub fn evaluate_cell_eval(
         let values = match name {
             "overlap_at_N" => overlaps(false),
             "precision_at_N" => overlaps(true),
-            "de_nsig_counts_real" => real_de
+            "de_nsig_counts_real" => real
+                .de
                 .iter()
                 .map(|t| t.n_significant(fdr) as f64)
                 .collect(),
-            "de_nsig_counts_pred" => pred_de
+            "de_nsig_counts_pred" => pred
+                .de
                 .iter()
                 .map(|t| t.n_significant(fdr) as f64)
                 .collect(),
             "pearson_delta" => zip_map(&pearson, &pred_eff, &real_eff),
-            "mse" => zip_map(&mean_squared_error, &pred_bulk, &real_bulk),
-            "mae" => zip_map(&mean_abs_error, &pred_bulk, &real_bulk),
+            "mse" => zip_map(&mean_squared_error, &pred.bulk, &real.bulk),
+            "mae" => zip_map(&mean_abs_error, &pred.bulk, &real.bulk),
             "discrimination_score_l1" => discrimination_l1(&real_eff, &pred_eff, &exclude),
             other => {
                 return Err(Error::unknown(
@@ -265,8 +329,8 @@ pub fn evaluate_cell_eval(
     Ok(CellEvalReport {
         profile: opts.profile.as_str().to_string(),
         cell_eval_version: CELL_EVAL_VERSION.to_string(),
-        control: real.columns.control.clone(),
-        perturbations: perts,
+        control: control.to_string(),
+        perturbations: real.perts.clone(),
         metrics,
     })
 }
