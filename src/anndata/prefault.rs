@@ -39,7 +39,11 @@ fn populate(regions: &[(usize, usize)], stop: &AtomicBool) {
         .iter()
         .map(|&(addr, len)| (addr.next_multiple_of(PAGE), addr + len))
         .collect();
-    let longest = spans.iter().map(|&(a, e)| e.saturating_sub(a)).max().unwrap_or(0);
+    let longest = spans
+        .iter()
+        .map(|&(a, e)| e.saturating_sub(a))
+        .max()
+        .unwrap_or(0);
     let mut off = 0;
     while off < longest {
         for &(start, end) in &spans {

@@ -17,10 +17,10 @@
 
 use std::path::{Path, PathBuf};
 
+use super::buffers::XBuffers;
 use super::expr::Expr;
 use super::h5::{self, ferr};
 use super::matrix::{self, Encoding};
-use super::buffers::XBuffers;
 use super::sparse::{read_csr_rows, Sparse};
 use crate::error::Result;
 
@@ -137,9 +137,13 @@ impl RowReader {
         };
         let with_rows = |e: crate::Error| ferr(path, field, format!("reading {}: {e}", span()));
         match &self.source {
-            Source::Csr(sp) => Ok(read_csr_rows(sp, path, field, self.shape, Some(rows), XBuffers::default())
-                .map_err(with_rows)?
-                .into()),
+            Source::Csr(sp) => {
+                Ok(
+                    read_csr_rows(sp, path, field, self.shape, Some(rows), XBuffers::default())
+                        .map_err(with_rows)?
+                        .into(),
+                )
+            }
             Source::Dense(ds) => {
                 let mut out = matrix::alloc_dense(rows.len(), m, path, field)?;
                 matrix::read_dense_rows(ds, Some(rows), &mut out, path, field)?;

@@ -14,8 +14,8 @@ use hdf5::{Dataset, Group};
 use super::buffers::XBuffers;
 use super::csr::Csr;
 use super::h5::{self, ferr};
-use super::prefault::with_prefault;
 use super::matrix::{index_dtype, plan_runs};
+use super::prefault::with_prefault;
 use crate::error::{Error, Result};
 
 /// Column (CSR) or row (CSC) indices of one run, in their stored width.

@@ -243,7 +243,13 @@ pub fn evaluate_cell_eval(
     let threads = opts.worker_threads();
     let real_side = CellEvalSide::of(real, true, threads)?;
     let pred_side = CellEvalSide::of(pred, false, threads)?;
-    score_cell_eval(&pred_side, &real_side, &real.genes, &real.columns.control, opts)
+    score_cell_eval(
+        &pred_side,
+        &real_side,
+        &real.genes,
+        &real.columns.control,
+        opts,
+    )
 }
 
 /// The report of `opts.profile` from the two sides of a pair that passed
