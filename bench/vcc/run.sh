@@ -4,6 +4,11 @@
 # machine, same thread count; prints both times, their ratio and the largest
 # difference between the two tools' reported values.
 #
+# cell-eval2 (Arc's GPU-oriented reimplementation, 0.20.0, CPU path with
+# pdex's DE) is timed too, from its own venv (CE2_VENV, default
+# ~/.cache/primeflow/venv-cell-eval2, installed on first use; CELL_EVAL2=0
+# skips it); its values are compared with cell-eval's per metric.
+#
 # Size (env): PERTS (default 50), CELLS per perturbation (150), CONTROLS
 # (1000), GENES (18080), THREADS (2). The challenge's size is PERTS=150
 # CELLS=300; it needs ~7 GB per tool in memory and cell-eval takes tens of
@@ -61,4 +66,35 @@ for m in r["metrics"]:
 pf, ce = t1 - t0, t2 - t1
 print(f"primeflow {pf:.1f} s, cell-eval {ce:.1f} s: {ce / pf:.1f}x; "
       f"largest difference of a reported value {diff:.2e}")
+PYEOF
+
+if [ "${CELL_EVAL2:-1}" != 1 ]; then
+  exit 0
+fi
+CE2_VENV=${CE2_VENV:-$HOME/.cache/primeflow/venv-cell-eval2}
+if [ ! -x "$CE2_VENV/bin/cell-eval2" ]; then
+  if ! { python3 -m venv "$CE2_VENV" \
+      && "$CE2_VENV/bin/pip" install -q --disable-pip-version-check "cell-eval2==0.20.0" "pdex==0.3.0"; }; then
+    echo "skipped cell-eval2: it could not be installed into $CE2_VENV"
+    exit 0
+  fi
+fi
+rm -rf "$D/cell-eval2"
+t3=$(now)
+"$CE2_VENV/bin/cell-eval2" run -ap "$D/pred.h5ad" -ar "$D/real.h5ad" --profile vcc \
+  --pert-col target_gene --control non-targeting --input-type lognorm --version v1 \
+  --set de.backend=pdex --set num_threads="$THREADS" -o "$D/cell-eval2" >"$D/cell-eval2.log" 2>&1
+t4=$(now)
+"$PY" - "$D" "$t0" "$t1" "$t3" "$t4" <<'PYEOF'
+import json, sys
+import polars as pl
+d, t0, t1, t3, t4 = sys.argv[1], *map(float, sys.argv[2:])
+r = json.load(open(f"{d}/primeflow.json"))
+res = pl.read_csv(f"{d}/cell-eval2/results.csv")
+ce2 = {(p, m): v for p, m, v in zip(res["perturbation"], res["metric"], res["value"])}
+for m in r["metrics"]:
+    diff = max(abs(v - ce2[(p, m["name"])]) for p, v in zip(r["perturbations"], m["values"]))
+    print(f"  cell-eval2 vs cell-eval/primeflow, {m['name']:<24} largest difference {diff:.2e}")
+pf, ce2t = t1 - t0, t4 - t3
+print(f"primeflow {pf:.1f} s, cell-eval2 {ce2t:.1f} s: {ce2t / pf:.1f}x")
 PYEOF

@@ -400,6 +400,27 @@ impl Expr {
         Ok(())
     }
 
+    /// Calls `f(j, v)` for each stored value of rows `rows`, row by row in
+    /// that order (every value of a dense row, the stored ones of a CSR
+    /// row; rows past the end are skipped): the walk of a pseudobulk sum.
+    pub fn for_each_in_rows(&self, rows: &[usize], mut f: impl FnMut(usize, f32)) {
+        for &i in rows {
+            match self.row(i) {
+                None => {}
+                Some(Row::Dense(r)) => {
+                    for (j, &v) in r.iter().enumerate() {
+                        f(j, v);
+                    }
+                }
+                Some(Row::Sparse(idx, val)) => {
+                    for (&j, &v) in idx.iter().zip(val) {
+                        f(j as usize, v);
+                    }
+                }
+            }
+        }
+    }
+
     /// True when every stored value satisfies `ok` (the zeros a CSR matrix
     /// does not store are not tested). One branch-free pass over the whole
     /// store's values when no row selection applies (it vectorises), else a

@@ -18,7 +18,7 @@
 //! `|log2_fold_change|_f32` descending with ties in gene order (polars'
 //! ordinal rank keeps the order of appearance, which is var order).
 
-use crate::anndata::{Expr, Row};
+use crate::anndata::Expr;
 
 use super::rank_sums::{rank_sum_p_values, NO_GROUP};
 use super::wilcoxon::benjamini_hochberg;
@@ -57,23 +57,11 @@ impl DeTable {
 /// the zeros a CSR row does not store changes no sum). `[G]`.
 pub fn mean_f32(x: &Expr, cells: &[usize]) -> Vec<f32> {
     let mut s = vec![0f32; x.ncols()];
-    for &c in cells {
-        match x.row(c) {
-            Some(Row::Dense(r)) => {
-                for (acc, v) in s.iter_mut().zip(r.iter()) {
-                    *acc += v;
-                }
-            }
-            Some(Row::Sparse(idx, val)) => {
-                for (&j, &v) in idx.iter().zip(val) {
-                    if let Some(acc) = s.get_mut(j as usize) {
-                        *acc += v;
-                    }
-                }
-            }
-            None => {}
+    x.for_each_in_rows(cells, |j, v| {
+        if let Some(acc) = s.get_mut(j) {
+            *acc += v;
         }
-    }
+    });
     let n = cells.len() as f32;
     s.iter().map(|v| v / n).collect()
 }

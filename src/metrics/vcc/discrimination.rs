@@ -23,29 +23,17 @@
 //!   prediction, which happens with duplicated perturbations, not in
 //!   practice.
 
-use crate::anndata::{Expr, Row};
+use crate::anndata::Expr;
 
 /// `[G]` f32 mean of the rows `cells` of `x` (summed in f64, stored in f32
 /// as polars returns a Float32 column's mean).
 pub fn bulk(x: &Expr, cells: &[usize]) -> Vec<f32> {
     let mut s = vec![0f64; x.ncols()];
-    for &c in cells {
-        match x.row(c) {
-            Some(Row::Dense(r)) => {
-                for (acc, &v) in s.iter_mut().zip(r.iter()) {
-                    *acc += v as f64;
-                }
-            }
-            Some(Row::Sparse(idx, val)) => {
-                for (&j, &v) in idx.iter().zip(val) {
-                    if let Some(acc) = s.get_mut(j as usize) {
-                        *acc += v as f64;
-                    }
-                }
-            }
-            None => {}
+    x.for_each_in_rows(cells, |j, v| {
+        if let Some(acc) = s.get_mut(j) {
+            *acc += v as f64;
         }
-    }
+    });
     let n = cells.len() as f64;
     s.iter().map(|v| (v / n) as f32).collect()
 }
