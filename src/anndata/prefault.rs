@@ -23,10 +23,19 @@ pub(crate) fn with_prefault<R>(regions: &[(usize, usize)], read: impl FnOnce() -
     let stop = AtomicBool::new(false);
     std::thread::scope(|s| {
         s.spawn(|| populate(regions, &stop));
-        let out = read();
-        stop.store(true, Ordering::Relaxed);
-        out
+        // The helper stops when the read ends, however it ends.
+        let _stop = StopOnDrop(&stop);
+        read()
     })
+}
+
+/// Sets its flag when dropped.
+struct StopOnDrop<'a>(&'a AtomicBool);
+
+impl Drop for StopOnDrop<'_> {
+    fn drop(&mut self) {
+        self.0.store(true, Ordering::Relaxed);
+    }
 }
 
 #[cfg(target_os = "linux")]
