@@ -7,7 +7,9 @@
 //! embedding-conditioned MLP beats the `control` floor and the `mean`
 //! floor (mean of the training perturbations) on cosine_logfc and mmd_gex;
 //! with the shuffled embeddings (same vectors, permuted among
-//! perturbations) it does not.
+//! perturbations) it does not. PRiMeFlow's U-Net is trained for a few
+//! steps on the same conditions and samples every held-out perturbation
+//! (its ordering is bench/unseen/unet.sh's, over three seeds).
 //!
 //! Sizes (CI: about 20 s on 2 cores with OMP_NUM_THREADS=1): 5,000 cells x
 //! 200 genes, one cell line, 50 single perturbations acting on 6 programs of
@@ -174,6 +176,51 @@ fn embedding_conditions_predict_unseen_perturbations_and_shuffled_ones_do_not() 
         out.contains("2500 cells x 200 genes: 10 perturbations, 500 non-targeting cells"),
         "{out}"
     );
+
+    // PRiMeFlow's U-Net takes the same conditions and predicts every
+    // held-out perturbation (its ordering against the floors is measured
+    // by bench/unseen/unet.sh: minutes of training per model here).
+    let out = run_ok(&[
+        "train",
+        "--data",
+        &p("sim.h5ad"),
+        "--model",
+        "unet",
+        "--preset",
+        "tiny",
+        "--split",
+        &p("split.csv"),
+        "--steps",
+        "2",
+        "--embeddings",
+        &p("sim.embeddings.tsv"),
+        "--threads",
+        "1",
+        "--out",
+        &p("run_unet"),
+        "--quiet",
+    ]);
+    assert!(out.contains("(embedding)"), "{out}");
+    sample_test(
+        &p("run_unet"),
+        &p("pred_unet.h5ad"),
+        &[
+            "--split",
+            &p("split.csv"),
+            "--cells-per-unit",
+            "3",
+            "--steps",
+            "2",
+        ],
+    );
+    let pred = primeflow::anndata::read_h5ad(
+        std::path::Path::new(&p("pred_unet.h5ad")),
+        &Default::default(),
+    )
+    .unwrap();
+    let labels = pred.obs.labels("pred_unet.h5ad", "condition").unwrap();
+    let unique: std::collections::BTreeSet<&String> = labels.iter().collect();
+    assert_eq!((labels.len(), unique.len()), (30, 10), "{unique:?}");
 
     // The checkpoint alone encodes a perturbation it never trained on.
     let split = std::fs::read_to_string(dir.join("split.csv")).unwrap();
