@@ -79,6 +79,12 @@ pub struct Args {
     /// cpu, cuda, cuda:N or auto.
     #[arg(long, default_value = "cpu")]
     pub device: String,
+    /// Pairs of units the MMD rank metrics compute: `bounded` (bound every
+    /// pair from the units' moments and compute only those the bounds
+    /// cannot rank; same ranks, far fewer products; CPU with f32) or `all`
+    /// (every pair: the whole pairwise MMD matrix)
+    #[arg(long = "mmd-pairs", default_value = "bounded")]
+    pub mmd_pairs: String,
     /// Write the whole evaluation (summary, per-unit, pairwise) as JSON
     /// (with a cell-eval profile: per-perturbation values and summaries).
     #[arg(long)]
@@ -166,6 +172,7 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         rank: args.rank.parse()?,
         precision: args.precision.parse()?,
         device: args.device.clone(),
+        mmd_pairs: args.mmd_pairs.parse()?,
         ..Default::default()
     };
     if !args.metrics.is_empty() {

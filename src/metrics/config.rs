@@ -279,6 +279,32 @@ impl std::str::FromStr for Precision {
     }
 }
 
+/// Which unit pairs the MMD rank metrics compute.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum MmdPairs {
+    /// Bound every pair's cross distance from the units' moments and
+    /// compute only the pairs the bounds cannot place against their
+    /// column's diagonal (`metrics::mmd_bounds`): the same ranks; the
+    /// pairwise matrix has values for the computed pairs only. Applies on
+    /// the CPU with f32 products; elsewhere every pair is computed.
+    #[default]
+    Bounded,
+    /// Every pair (the whole pairwise matrix).
+    All,
+}
+
+impl std::str::FromStr for MmdPairs {
+    type Err = Error;
+    fn from_str(s: &str) -> Result<Self> {
+        match s.trim().to_ascii_lowercase().as_str() {
+            "bounded" => Ok(MmdPairs::Bounded),
+            "all" => Ok(MmdPairs::All),
+            other => Err(Error::unknown("mmd_pairs", other, &["bounded", "all"])),
+        }
+    }
+}
+
 /// Settings of an evaluation. `Default` is PerturBench v2 as metrics.md
 /// describes it.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -302,6 +328,8 @@ pub struct MetricsConfig {
     /// Reference cells per distance block (bounds memory: a block holds
     /// `unit cells x block_cells` distances).
     pub block_cells: usize,
+    /// Which unit pairs the MMD rank metrics compute (`bounded`, `all`).
+    pub mmd_pairs: MmdPairs,
 }
 
 impl Default for MetricsConfig {
@@ -315,6 +343,7 @@ impl Default for MetricsConfig {
             device: "cpu".into(),
             precision: Precision::F32,
             block_cells: 4096,
+            mmd_pairs: MmdPairs::Bounded,
         }
     }
 }

@@ -21,7 +21,8 @@
 
 use tch::{Kind, Tensor};
 
-use super::fused::add_column_sums;
+use super::fused::{add_column_sums, SqDev};
+pub use super::points::Points;
 use crate::error::{Error, Result};
 
 /// The squared-distance floor of geomloss (`clamp_min(d^2, 1e-8)`).
@@ -58,81 +59,6 @@ impl DistanceOptions {
     }
 }
 
-/// Cells prepared for distance products: the matrix in the product kind,
-/// the same times -2 (so each block is one `addmm` with no scaled copy),
-/// and its squared row norms.
-pub struct Points {
-    /// `[n, D]` in the product kind.
-    pub x: Tensor,
-    /// `-2 x`, `[n, D]`.
-    pub neg2x: Tensor,
-    /// `[n]` squared norms (same kind).
-    pub sq: Tensor,
-    /// max of `sq` (for the rounding threshold).
-    pub max_sq: f64,
-    /// `sq` on the host when the points are f32 on the CPU: such blocks take
-    /// the single-pass [`super::fused`] path.
-    host_sq: Option<Vec<f32>>,
-}
-
-impl Points {
-    /// Prepares `x` (`[n, D]`, any float kind).
-    pub fn new(x: &Tensor, opts: &DistanceOptions) -> Result<Points> {
-        if x.dim() != 2 {
-            return Err(Error::Mismatch(format!(
-                "expected cells as [n, D], got shape {:?}",
-                x.size()
-            )));
-        }
-        let x = x.f_to_kind(opts.kind)?.f_contiguous()?;
-        let sq = x
-            .f_square()?
-            .f_sum_dim_intlist(Some(&[1i64][..]), false, opts.kind)?;
-        let max_sq = if x.size()[0] == 0 {
-            0.0
-        } else {
-            sq.f_max()?.f_double_value(&[])?
-        };
-        let neg2x = x.f_mul_scalar(-2.0)?;
-        let host_sq = if opts.kind == Kind::Float && x.device() == tch::Device::Cpu {
-            Some(Vec::<f32>::try_from(&sq)?)
-        } else {
-            None
-        };
-        Ok(Points {
-            x,
-            neg2x,
-            sq,
-            max_sq,
-            host_sq,
-        })
-    }
-
-    /// Number of cells.
-    pub fn len(&self) -> i64 {
-        self.x.size()[0]
-    }
-
-    /// True when there are no cells.
-    pub fn is_empty(&self) -> bool {
-        self.len() == 0
-    }
-
-    /// Rows `start..start+len` as points of their own (views, no copy).
-    fn rows(&self, start: i64, len: i64) -> Result<Points> {
-        Ok(Points {
-            x: self.x.f_narrow(0, start, len)?,
-            neg2x: self.neg2x.f_narrow(0, start, len)?,
-            sq: self.sq.f_narrow(0, start, len)?,
-            max_sq: self.max_sq,
-            host_sq: self
-                .host_sq
-                .as_ref()
-                .map(|h| h[start as usize..(start + len) as usize].to_vec()),
-        })
-    }
-}
-
 /// `[n, b]` distances between `a` (all rows) and rows `start..start+len` of
 /// `b`, floored as geomloss does.
 fn block(a: &Points, b: &Points, start: i64, len: i64, opts: &DistanceOptions) -> Result<Tensor> {
@@ -147,7 +73,7 @@ fn distances(a: &Points, b: &Points, norm_scale: f64, opts: &DistanceOptions) ->
     // d2 = |a|^2 + |b|^2 - 2 a.b  (one GEMM, one broadcast add)
     let mut d2 =
         a.sq.f_unsqueeze(1)?
-            .f_addmm(&a.neg2x, &bx.f_transpose(0, 1)?)?;
+            .f_addmm(&a.neg2x()?, &bx.f_transpose(0, 1)?)?;
     let _ = d2.f_add_(&b.sq.f_unsqueeze(0)?)?;
     if opts.kind == Kind::Float {
         let thr = DEDUP_TOL * norm_scale;
@@ -179,6 +105,17 @@ fn cache_block(rows: i64, max: i64) -> i64 {
     ((1 << 18) / rows.max(1)).clamp(64, max.max(64))
 }
 
+/// Columns per block for points of dimension `d`: few dimensions take the
+/// direct path ([`super::direct`]), which keeps no `[n, b]` block and
+/// takes the largest.
+fn block_for(rows: i64, d: i64, max: i64) -> i64 {
+    if d as usize <= super::direct::DIRECT_MAX_D {
+        max.max(64)
+    } else {
+        cache_block(rows, max)
+    }
+}
+
 /// Sums of `d(a_i, b_j)` over all `i` and over the `j` of each group of `b`.
 ///
 /// * `groups`: `[m]` int64 group of each row of `b` (in `0..n_groups`).
@@ -200,7 +137,7 @@ pub fn cross_sums(
     if let (Some(a_sq), Some(b_sq)) = (&a.host_sq, &b.host_sq) {
         let groups: Vec<i64> = Vec::<i64>::try_from(&groups.f_to_kind(Kind::Int64)?)?;
         let mut acc = vec![0f64; n_groups.max(0) as usize];
-        let step = cache_block(a.len(), opts.block);
+        let step = block_for(a.len(), a.x.size()[1], opts.block);
         let mut cols = vec![0f64; step as usize];
         let mut buf = Vec::new();
         let thr = DEDUP_TOL * (a.max_sq + b.max_sq);
@@ -210,7 +147,6 @@ pub fn cross_sums(
             cols.iter_mut().for_each(|c| *c = 0.0);
             let bx = b.x.f_narrow(0, start, len)?;
             add_column_sums(
-                &a.neg2x,
                 &a.x,
                 &bx,
                 a_sq,
@@ -218,6 +154,7 @@ pub fn cross_sums(
                 thr,
                 &mut buf,
                 &mut cols,
+                None,
             )?;
             for (&g, &c) in groups[s..e].iter().zip(&cols) {
                 let slot = usize::try_from(g).ok().and_then(|g| acc.get_mut(g));
@@ -253,26 +190,39 @@ const SELF_TILE: i64 = 256;
 
 /// `sum_ii' d(a_i, a_i')` over all ordered pairs, diagonal included.
 pub fn self_sum(a: &Points, opts: &DistanceOptions) -> Result<f64> {
+    Ok(self_sums(a, opts, None)?.0)
+}
+
+/// [`self_sum`], and with `shift` (f32 CPU points only) also
+/// `sum_ii' (|a_i - a_i'|^2 - shift)^2` over the same pairs (NaN without).
+pub(super) fn self_sums(a: &Points, opts: &DistanceOptions, shift: Option<f64>) -> Result<(f64, f64)> {
     let n = a.len();
     let mut total = 0.0;
+    let mut total2 = 0.0;
     let tile = SELF_TILE.min(opts.block.max(1));
     if let Some(sq) = &a.host_sq {
         let thr = DEDUP_TOL * 2.0 * a.max_sq;
         let mut buf = Vec::new();
         let mut cols = Vec::new();
+        let mut cols2 = Vec::new();
         for r0 in (0..n).step_by(tile as usize) {
             let rows = tile.min(n - r0);
             let r = a.rows(r0, rows)?;
-            let step = cache_block(rows, opts.block).max(tile);
+            let step = block_for(rows, a.x.size()[1], opts.block).max(tile);
             let r_sq = &sq[r0 as usize..(r0 + rows) as usize];
             for c0 in (r0..n).step_by(step as usize) {
                 let len = step.min(n - c0);
                 let (s, e) = (c0 as usize, (c0 + len) as usize);
                 cols.clear();
                 cols.resize(len as usize, 0f64);
+                cols2.clear();
+                cols2.resize(if shift.is_some() { len as usize } else { 0 }, 0f64);
                 let cx = a.x.f_narrow(0, c0, len)?;
+                let dev = shift.map(|sh| SqDev {
+                    shift: sh as f32,
+                    out: &mut cols2[..],
+                });
                 add_column_sums(
-                    &r.neg2x,
                     &r.x,
                     &cx,
                     r_sq,
@@ -280,17 +230,24 @@ pub fn self_sum(a: &Points, opts: &DistanceOptions) -> Result<f64> {
                     thr,
                     &mut buf,
                     &mut cols,
+                    dev,
                 )?;
-                let all: f64 = cols.iter().sum();
-                if c0 == r0 {
-                    let diag: f64 = cols[..rows as usize].iter().sum();
-                    total += diag + 2.0 * (all - diag);
-                } else {
-                    total += 2.0 * all;
-                }
+                // The diagonal tile counts once, the tiles to its right
+                // twice (their mirror images below the diagonal).
+                let fold = |c: &[f64]| {
+                    let all: f64 = c.iter().sum();
+                    if c0 == r0 {
+                        let diag: f64 = c[..(rows as usize).min(c.len())].iter().sum();
+                        diag + 2.0 * (all - diag)
+                    } else {
+                        2.0 * all
+                    }
+                };
+                total += fold(&cols);
+                total2 += fold(&cols2);
             }
         }
-        return Ok(total);
+        return Ok((total, if shift.is_some() { total2 } else { f64::NAN }));
     }
     for r0 in (0..n).step_by(tile as usize) {
         let rows = tile.min(n - r0);
@@ -313,7 +270,7 @@ pub fn self_sum(a: &Points, opts: &DistanceOptions) -> Result<f64> {
             }
         }
     }
-    Ok(total)
+    Ok((total, f64::NAN))
 }
 
 /// MMD from the three distance sums of metrics.md's formula.

@@ -16,9 +16,9 @@ use std::time::Instant;
 use tch::{Device, Kind, Tensor};
 
 use super::aggregate::{logfc, stack, to_vec2, Moments};
-use super::config::{Aggregation, MetricSpec, MetricsConfig, Precision, UnitMetric};
+use super::config::{Aggregation, MetricSpec, MetricsConfig, MmdPairs, Precision, UnitMetric};
 use super::distance::DistanceOptions;
-use super::mmd_acc::{MmdAcc, SideCells};
+use super::mmd_acc::{MmdAcc, PairMode, SideCells};
 use super::pca::Pca;
 use super::per_unit::pairwise;
 use super::plan::{CovPlan, Plan};
@@ -54,6 +54,8 @@ struct CovResult {
     values: BTreeMap<MetricSpec, Vec<f64>>,
     /// rank spec -> `[U, U]` row-major matrix.
     matrices: BTreeMap<MetricSpec, Vec<f64>>,
+    /// MMD rank spec -> (pairs computed, off-diagonal pairs).
+    pairs_computed: BTreeMap<MetricSpec, (usize, usize)>,
 }
 
 impl Metrics {
@@ -83,6 +85,19 @@ impl Metrics {
         DistanceOptions {
             kind,
             block: self.cfg.block_cells as i64,
+        }
+    }
+
+    /// The pairs an MMD accumulator computes: its own unit only without
+    /// the rank; with it, bounded (CPU, f32) or all.
+    fn pair_mode(&self, rank: bool) -> PairMode {
+        let bounded = self.cfg.mmd_pairs == MmdPairs::Bounded
+            && self.cfg.precision == Precision::F32
+            && self.device == Device::Cpu;
+        match (rank, bounded) {
+            (false, _) => PairMode::Diagonal,
+            (true, true) => PairMode::Bounded,
+            (true, false) => PairMode::All,
         }
     }
 
@@ -149,6 +164,7 @@ impl Metrics {
         let bar = crate::progress::bar(plan.n_units() as u64, "evaluate");
         let mut per_unit: Vec<UnitScores> = Vec::new();
         let mut pairwise_out: BTreeMap<String, BTreeMap<String, PairwiseMatrix>> = BTreeMap::new();
+        let mut pairs_computed: BTreeMap<String, [usize; 2]> = BTreeMap::new();
         let mut pooled: BTreeMap<MetricSpec, Vec<f64>> = BTreeMap::new();
         for cov in &plan.covs {
             let res = self.evaluate_cov(
@@ -183,6 +199,11 @@ impl Metrics {
             for (s, v) in res.values {
                 pooled.entry(s).or_default().extend(v);
             }
+            for (s, (c, t)) in res.pairs_computed {
+                let e = pairs_computed.entry(s.name()).or_insert([0, 0]);
+                e[0] += c;
+                e[1] += t;
+            }
             let n = labels.len();
             for (s, m) in res.matrices {
                 let values = m.chunks(n.max(1)).map(|r| r.to_vec()).collect();
@@ -212,6 +233,7 @@ impl Metrics {
             metrics: self.specs.iter().map(|s| s.name()).collect(),
             per_unit,
             pairwise: pairwise_out,
+            mmd_pairs_computed: pairs_computed,
             only_in_pred: plan.only_in_pred.clone(),
             only_in_ref: plan.only_in_ref.clone(),
             dropped_pred_controls: plan.dropped_pred_controls,
@@ -245,11 +267,12 @@ impl Metrics {
         let mut ref_mom = Vec::with_capacity(u);
         let mut ref_cells: Vec<Tensor> = Vec::new();
         let mut ref_proj: Vec<Tensor> = Vec::new();
+        let mut proj_buf: Option<Tensor> = None;
         for unit in &cov.units {
             let t = ref_rows.tensor(&unit.ref_cells, None, dev)?;
             ref_mom.push(Moments::of(&t)?);
             if let Some(p) = pca {
-                ref_proj.push(p.project(&t)?);
+                ref_proj.push(p.project_in(&t, &mut proj_buf)?);
             }
             if needs.gex {
                 ref_cells.push(t);
@@ -270,21 +293,25 @@ impl Metrics {
             None
         };
         let n_ref: Vec<usize> = cov.units.iter().map(|x| x.ref_cells.len()).collect();
+        let gex_mode = self.pair_mode(needs.gex_rank);
+        let pca_mode = self.pair_mode(needs.pca_rank);
         let gex = if needs.gex {
-            Some(SideCells::new(&ref_cells, &n_ref, &opts, dev)?)
+            let bounded = gex_mode == PairMode::Bounded;
+            Some(SideCells::new(&ref_cells, &n_ref, &opts, dev, bounded)?)
         } else {
             None
         };
         drop(ref_cells);
         let pcs = if pca.is_some() {
-            Some(SideCells::new(&ref_proj, &n_ref, &opts, dev)?)
+            let bounded = pca_mode == PairMode::Bounded;
+            Some(SideCells::new(&ref_proj, &n_ref, &opts, dev, bounded)?)
         } else {
             None
         };
         // --- prediction side ---
         let mut pred_mom = Vec::with_capacity(u);
-        let mut gex_acc = MmdAcc::new(u, needs.gex_rank);
-        let mut pca_acc = MmdAcc::new(u, needs.pca_rank);
+        let mut gex_acc = MmdAcc::new(u, gex_mode);
+        let mut pca_acc = MmdAcc::new(u, pca_mode);
         for (q, unit) in cov.units.iter().enumerate() {
             if crate::progress::interrupted() {
                 return Err(Error::Interrupted);
@@ -295,22 +322,58 @@ impl Metrics {
                 gex_acc.add(q, &t, side, &opts)?;
             }
             if let (Some(p), Some(side)) = (pca, &pcs) {
-                pca_acc.add(q, &p.project(&t)?, side, &opts)?;
+                pca_acc.add(q, &p.project_in(&t, &mut proj_buf)?, side, &opts)?;
             }
             bar.inc(1);
         }
-        // --- aggregations and matrices ---
         let n_pred: Vec<usize> = cov.units.iter().map(|x| x.pred_cells.len()).collect();
+        // --- MMD rank pairs the bounds left undecided ---
+        let gex_todo = match &gex {
+            Some(side) => gex_acc.undecided(side, &n_pred, &n_ref)?,
+            None => Vec::new(),
+        };
+        let pca_todo = match &pcs {
+            Some(side) => pca_acc.undecided(side, &n_pred, &n_ref)?,
+            None => Vec::new(),
+        };
+        let mut pca_todo = pca_todo.into_iter().peekable();
+        for (q, ps) in &gex_todo {
+            if crate::progress::interrupted() {
+                return Err(Error::Interrupted);
+            }
+            let t = pred.tensor(&cov.units[*q].pred_cells, plan.gene_map.as_deref(), dev)?;
+            if let Some(side) = &gex {
+                gex_acc.add_exact(*q, &t, side, ps, &opts)?;
+            }
+            while let Some((pq, pps)) = pca_todo.next_if(|(pq, _)| pq <= q) {
+                let t = if pq == *q {
+                    t.shallow_clone()
+                } else {
+                    pred.tensor(&cov.units[pq].pred_cells, plan.gene_map.as_deref(), dev)?
+                };
+                if let (Some(p), Some(side)) = (pca, &pcs) {
+                    pca_acc.add_exact(pq, &p.project_in(&t, &mut proj_buf)?, side, &pps, &opts)?;
+                }
+            }
+        }
+        for (pq, pps) in pca_todo {
+            let t = pred.tensor(&cov.units[pq].pred_cells, plan.gene_map.as_deref(), dev)?;
+            if let (Some(p), Some(side)) = (pca, &pcs) {
+                pca_acc.add_exact(pq, &p.project_in(&t, &mut proj_buf)?, side, &pps, &opts)?;
+            }
+        }
+        // --- aggregations and matrices ---
         let mean_p = stack(&pred_mom.iter().map(|m| &m.mean).collect::<Vec<_>>())?;
         let mean_r = stack(&ref_mom.iter().map(|m| &m.mean).collect::<Vec<_>>())?;
         let mut aggs: BTreeMap<Aggregation, (Tensor, Tensor)> = BTreeMap::new();
         let mut out = CovResult {
             values: BTreeMap::new(),
             matrices: BTreeMap::new(),
+            pairs_computed: BTreeMap::new(),
         };
         for spec in &self.specs {
             let base = spec.base();
-            let matrix: Vec<f64> = match spec.metric {
+            let (matrix, reported): (Vec<f64>, Option<Vec<f64>>) = match spec.metric {
                 UnitMetric::Mmd => {
                     let (acc, side) = if spec.aggregation == Aggregation::Pca {
                         (&pca_acc, &pcs)
@@ -320,7 +383,11 @@ impl Metrics {
                     let side = side.as_ref().ok_or_else(|| {
                         Error::invalid("metrics", "internal: MMD cells were not prepared")
                     })?;
-                    acc.matrix(&n_pred, &side.self_sums, &n_ref)
+                    if spec.rank {
+                        out.pairs_computed.insert(*spec, acc.pairs_computed());
+                    }
+                    let (ranked, reported) = acc.matrix(&n_pred, &side.self_sums, &n_ref)?;
+                    (ranked, Some(reported))
                 }
                 _ => {
                     if let std::collections::btree_map::Entry::Vacant(e) =
@@ -342,7 +409,7 @@ impl Metrics {
                         Error::invalid("metrics", "internal: missing aggregation")
                     })?;
                     let m = pairwise(spec.metric, ap, ar, self.cfg.top_k)?;
-                    to_vec2(&m)?.0
+                    (to_vec2(&m)?.0, None)
                 }
             };
             // For MMD without rank only the diagonal was computed (NaN elsewhere).
@@ -354,7 +421,7 @@ impl Metrics {
                     *spec,
                     ranks(&matrix, u, spec.metric.is_similarity(), self.cfg.rank),
                 );
-                out.matrices.insert(*spec, matrix);
+                out.matrices.insert(*spec, reported.unwrap_or(matrix));
             } else {
                 out.values.insert(*spec, diag);
             }

@@ -15,20 +15,24 @@
 
 use tch::{Kind, Tensor};
 
+use super::direct::{self, DIRECT_MAX_D};
 use super::distance::SQ_DIST_FLOOR;
+use super::points::host_slice;
 use crate::error::Result;
 
 /// Adds to `out` (`[b]`, f64) the column sums over the rows of `a` of
 /// `d(a_i, b_j) = sqrt(max(|a_i|^2 + |b_j|^2 - 2 a_i.b_j, 1e-8))`.
 ///
-/// * `a_neg2x`: `[n, D]` f32, `-2 a`; `a_x`: `[n, D]` f32; `b_x`: `[b, D]`
+/// * `a_x`: `[n, D]` f32; `b_x`: `[b, D]`
 ///   f32 (CPU, contiguous);
 /// * `a_sq` (`[n]`), `b_sq` (`[b]`): squared norms (f32); `thr`: squared distances below it are
 ///   recomputed exactly;
-/// * `buf`: scratch, grown as needed and reused across blocks.
+/// * `buf`: scratch, grown as needed and reused across blocks;
+/// * `dev`: when given, also adds `(d2 - shift)^2` of every pair (the
+///   squared distance, not floored) into its per-column sums (the second
+///   moment [`super::mmd_bounds`] needs; exact for the near pairs too).
 #[allow(clippy::too_many_arguments)]
 pub(super) fn add_column_sums(
-    a_neg2x: &Tensor,
     a_x: &Tensor,
     b_x: &Tensor,
     a_sq: &[f32],
@@ -36,57 +40,89 @@ pub(super) fn add_column_sums(
     thr: f64,
     buf: &mut Vec<f32>,
     out: &mut [f64],
+    mut dev: Option<SqDev<'_>>,
 ) -> Result<()> {
     let n = a_sq.len();
     let m = b_sq.len();
     if n == 0 || m == 0 {
         return Ok(());
     }
-    let g = a_neg2x.f_mm(&b_x.f_transpose(0, 1)?)?.f_contiguous()?; // [n, m]
+    let d = a_x.size().get(1).copied().unwrap_or(0).max(0) as usize;
+    if d <= DIRECT_MAX_D {
+        // SAFETY: points are never written after they are built; the
+        // slices end with this call.
+        if let (Some(a), Some(b)) = unsafe { (host_slice(a_x), host_slice(b_x)) } {
+            let dev = dev.map(|v| (v.shift, v.out));
+            direct::add_column_sums(a, b, d, &mut out[..m], dev);
+            return Ok(());
+        }
+    }
+    // a.b (the scan doubles and negates it: -2 (a.b) is exactly the
+    // product of -2 a, so no scaled copy of a is kept).
+    let g = a_x.f_mm(&b_x.f_transpose(0, 1)?)?.f_contiguous()?; // [n, m]
     buf.resize(n * m, 0.0);
     g.f_copy_data(buf.as_mut_slice(), n * m)?;
     let thr32 = thr as f32;
     let out = &mut out[..m];
+    let shift = dev.as_ref().map(|d| d.shift);
 
-    // Rows split over libtorch's thread count (each part its own column
-    // sums, added in part order: the result does not depend on timing).
-    let parts = if n * m >= 1 << 16 {
-        (tch::get_num_threads().max(1) as usize).min(n)
+    // Rows are summed in fixed chunks of ROW_CHUNK (each chunk its own
+    // column sums from 0, added in chunk order), so a column's sum does not
+    // depend on the block it falls in, the thread count or timing: bounded
+    // MMD ranks compare pairs computed against different sets of reference
+    // units, and equal inputs must give equal sums. Large blocks spread
+    // their chunks over libtorch's thread count.
+    let chunks: Vec<&[f32]> = buf.chunks(ROW_CHUNK * m).collect();
+    let threads = if n * m >= 1 << 16 {
+        (tch::get_num_threads().max(1) as usize).min(chunks.len())
     } else {
         1
     };
-    let rows_per = n.div_ceil(parts);
-    let mut near_rows: Vec<usize> = Vec::new();
-    if parts <= 1 {
-        near_rows = scan(buf, 0, m, a_sq, b_sq, thr32, out);
+    let run = |k: usize| {
+        let mut o = vec![0f64; m];
+        let mut o2 = vec![0f64; if shift.is_some() { m } else { 0 }];
+        let part = chunks[k];
+        let first = k * ROW_CHUNK;
+        let near = match shift {
+            Some(s) => scan::<true>(part, first, m, a_sq, b_sq, thr32, s, &mut o, &mut o2),
+            None => scan::<false>(part, first, m, a_sq, b_sq, thr32, 0.0, &mut o, &mut o2),
+        };
+        (o, o2, near)
+    };
+    let results: Vec<(Vec<f64>, Vec<f64>, Vec<usize>)> = if threads <= 1 {
+        (0..chunks.len()).map(run).collect()
     } else {
-        let results: Vec<(Vec<f64>, Vec<usize>)> = std::thread::scope(|sc| {
-            let handles: Vec<_> = buf
-                .chunks(rows_per * m)
-                .enumerate()
-                .map(|(k, part)| {
+        let (count, per) = (chunks.len(), chunks.len().div_ceil(threads));
+        let run = &run;
+        std::thread::scope(|sc| {
+            let handles: Vec<_> = (0..threads)
+                .map(|t| {
                     sc.spawn(move || {
-                        let mut o = vec![0f64; m];
-                        let near = scan(part, k * rows_per, m, a_sq, b_sq, thr32, &mut o);
-                        (o, near)
+                        (t * per..((t + 1) * per).min(count))
+                            .map(run)
+                            .collect::<Vec<_>>()
                     })
                 })
                 .collect();
             handles
                 .into_iter()
-                .map(|h| h.join().unwrap_or_else(|_| (Vec::new(), Vec::new())))
+                .flat_map(|h| h.join().unwrap_or_default())
                 .collect()
-        });
-        for (o, near) in results {
-            if o.len() != m {
-                return Err(crate::error::Error::invalid(
-                    "metrics",
-                    "internal: a distance worker thread failed",
-                ));
-            }
-            out.iter_mut().zip(&o).for_each(|(a, b)| *a += b);
-            near_rows.extend(near);
+        })
+    };
+    if results.len() != chunks.len() {
+        return Err(crate::error::Error::invalid(
+            "metrics",
+            "internal: a distance worker thread failed",
+        ));
+    }
+    let mut near_rows: Vec<usize> = Vec::new();
+    for (o, o2, near) in results {
+        out.iter_mut().zip(&o).for_each(|(a, b)| *a += b);
+        if let Some(d) = dev.as_mut() {
+            d.out.iter_mut().zip(&o2).for_each(|(a, b)| *a += b);
         }
+        near_rows.extend(near);
     }
     if near_rows.is_empty() {
         return Ok(());
@@ -94,14 +130,14 @@ pub(super) fn add_column_sums(
     // Near pairs: replace the product-form distance by the exact one.
     let mut pi: Vec<i64> = Vec::new();
     let mut pj: Vec<i64> = Vec::new();
-    let mut approx: Vec<f64> = Vec::new();
+    let mut approx: Vec<f32> = Vec::new();
     for &i in &near_rows {
         for (j, (&g, &sb)) in buf[i * m..(i + 1) * m].iter().zip(b_sq).enumerate() {
-            let d2 = g + a_sq[i] + sb;
+            let d2 = -2.0 * g + a_sq[i] + sb;
             if d2 < thr32 {
                 pi.push(i as i64);
                 pj.push(j as i64);
-                approx.push(floored_sqrt(d2) as f64);
+                approx.push(d2);
             }
         }
     }
@@ -116,22 +152,40 @@ pub(super) fn add_column_sums(
         .f_to_kind(Kind::Float)?;
     let exact: Vec<f32> = Vec::<f32>::try_from(&exact)?;
     for ((&j, &e), &a) in pj.iter().zip(&exact).zip(&approx) {
-        out[j as usize] += floored_sqrt(e) as f64 - a;
+        out[j as usize] += floored_sqrt(e) as f64 - floored_sqrt(a) as f64;
+        if let Some(d) = dev.as_mut() {
+            let (de, da) = ((e - d.shift) as f64, (a - d.shift) as f64);
+            d.out[j as usize] += de * de - da * da;
+        }
     }
     Ok(())
 }
 
+/// Rows per independently summed chunk of a block (see `add_column_sums`).
+const ROW_CHUNK: usize = 256;
+
+/// The optional second sum of [`add_column_sums`]: `sum (d2 - shift)^2`
+/// per column, added into `out` (`[b]`).
+pub(super) struct SqDev<'a> {
+    pub shift: f32,
+    pub out: &'a mut [f64],
+}
+
 /// Adds the floored distances of the rows `block` (`[k, m]` products
-/// `-2 a.b`, the first being row `first` of `a`) into `out`; returns the
-/// rows with a squared distance under `thr`.
-fn scan(
+/// `a.b`, the first being row `first` of `a`) into `out` (and with `DEV`
+/// their `(d2 - shift)^2` into `out2`); returns the rows with a squared
+/// distance under `thr`.
+#[allow(clippy::too_many_arguments)]
+fn scan<const DEV: bool>(
     block: &[f32],
     first: usize,
     m: usize,
     a_sq: &[f32],
     b_sq: &[f32],
     thr: f32,
+    shift: f32,
     out: &mut [f64],
+    out2: &mut [f64],
 ) -> Vec<usize> {
     let mut near_rows = Vec::new();
     for (k, row) in block.chunks_exact(m).enumerate() {
@@ -140,10 +194,21 @@ fn scan(
         // Branch-free body (an integer flag instead of a float min) so the
         // loop vectorises.
         let mut near = 0u32;
-        for ((&g, &sb), o) in row.iter().zip(b_sq).zip(out.iter_mut()) {
-            let d2 = g + sa + sb;
-            near |= (d2 < thr) as u32;
-            *o += floored_sqrt(d2) as f64;
+        if DEV {
+            for (((&g, &sb), o), o2) in row.iter().zip(b_sq).zip(out.iter_mut()).zip(out2.iter_mut())
+            {
+                let d2 = -2.0 * g + sa + sb;
+                near |= (d2 < thr) as u32;
+                *o += floored_sqrt(d2) as f64;
+                let e = (d2 - shift) as f64;
+                *o2 += e * e;
+            }
+        } else {
+            for ((&g, &sb), o) in row.iter().zip(b_sq).zip(out.iter_mut()) {
+                let d2 = -2.0 * g + sa + sb;
+                near |= (d2 < thr) as u32;
+                *o += floored_sqrt(d2) as f64;
+            }
         }
         if near != 0 {
             near_rows.push(i);

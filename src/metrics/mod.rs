@@ -42,11 +42,14 @@ pub mod compare;
 pub mod config;
 pub mod distance;
 pub mod evaluate;
+mod direct;
 mod fused;
 mod mmd_acc;
+mod mmd_bounds;
 pub mod pca;
 pub mod per_unit;
 pub mod plan;
+mod points;
 pub mod rank;
 pub mod report;
 pub mod source;
@@ -56,7 +59,7 @@ pub mod vcc;
 
 pub use compare::{compare, Comparison, ModelRow, Stat};
 pub use config::{
-    all_metric_names, Aggregation, MetricSpec, MetricsConfig, Precision, RankConvention,
+    all_metric_names, Aggregation, MetricSpec, MetricsConfig, MmdPairs, Precision, RankConvention,
     UnitMetric, DEFAULT_METRICS,
 };
 pub use distance::{energy_mmd, DistanceOptions};

@@ -84,12 +84,14 @@ impl Pca {
         // Pass 2: the covariance of the centred cells.
         let mean_k = mean.f_to_kind(kind)?.f_unsqueeze(0)?;
         let mut cov = Tensor::f_zeros([g as i64, g as i64], (Kind::Double, device))?;
+        // Each chunk's product lands in one reused buffer and is added in
+        // place (fresh 16-32 MB tensors per chunk were mostly page zeroing).
+        let mut prod = Tensor::f_empty([g as i64, g as i64], (kind, device))?;
         for chunk in rows.chunks(CHUNK) {
-            let t = x
-                .tensor(chunk, None, device)?
-                .f_to_kind(kind)?
-                .f_sub(&mean_k)?;
-            cov = cov.f_add(&t.f_transpose(0, 1)?.f_mm(&t)?.f_to_kind(Kind::Double)?)?;
+            let mut t = x.tensor(chunk, None, device)?.f_to_kind(kind)?;
+            let _ = t.f_sub_(&mean_k)?;
+            let _ = t.f_transpose(0, 1)?.f_mm_out(&mut prod, &t)?;
+            let _ = cov.f_add_(&prod)?;
         }
         let cov = cov.f_div_scalar((n - 1) as f64)?;
         let (vals, vecs) = cov.f_linalg_eigh("L")?; // ascending
@@ -116,6 +118,26 @@ impl Pca {
         let xc = x
             .f_to_kind(Kind::Double)?
             .f_sub(&self.mean.f_unsqueeze(0)?)?;
+        Ok(xc.f_mm(&self.components)?)
+    }
+
+    /// [`Pca::project`] with the f64 copy of `x` made in `buf` (grown when
+    /// too small, reused across calls): the same values, no fresh memory
+    /// per call but the `[n, k]` result.
+    pub fn project_in(&self, x: &Tensor, buf: &mut Option<Tensor>) -> Result<Tensor> {
+        let (n, g) = (x.size()[0], x.size().get(1).copied().unwrap_or(0));
+        let fits = buf
+            .as_ref()
+            .is_some_and(|b| b.size()[1] == g && b.size()[0] >= n && b.device() == x.device());
+        if !fits {
+            *buf = Some(Tensor::f_empty([n.max(1), g], (Kind::Double, x.device()))?);
+        }
+        let Some(b) = buf.as_ref() else {
+            return self.project(x);
+        };
+        let mut xc = b.f_narrow(0, 0, n)?;
+        let _ = xc.f_copy_(x)?;
+        let _ = xc.f_sub_(&self.mean.f_unsqueeze(0)?)?;
         Ok(xc.f_mm(&self.components)?)
     }
 

@@ -65,6 +65,11 @@ pub struct Evaluation {
     pub pred_negative_values: usize,
     #[serde(default)]
     pub pred_values: usize,
+    /// MMD rank metric name -> `[computed, total]` off-diagonal unit pairs
+    /// over the covariate keys (`mmd_pairs = bounded` decides the others
+    /// from bounds; their pairwise values are null).
+    #[serde(default)]
+    pub mmd_pairs_computed: BTreeMap<String, [usize; 2]>,
     /// The settings used.
     pub config: MetricsConfig,
     /// Wall time of the evaluation.

@@ -39,7 +39,7 @@ pub struct MetricsHandle(pub Rc<Metrics>, pub Option<CellEvalOptions>);
 #[derive(Debug, Clone)]
 pub struct TableHandle(pub Rc<Evaluation>);
 
-const KEYS: [&str; 10] = [
+const KEYS: [&str; 11] = [
     "profile",
     "threads",
     "metrics",
@@ -50,6 +50,7 @@ const KEYS: [&str; 10] = [
     "device",
     "precision",
     "block_cells",
+    "mmd_pairs",
 ];
 
 /// A `MetricsConfig` from a script map (unknown keys list the valid ones).
@@ -94,6 +95,9 @@ pub fn metrics_settings(map: Map) -> RhaiResult<(MetricsConfig, Option<CellEvalO
     if let Some(v) = o.count("block_cells")? {
         c.block_cells = v;
     }
+    if let Some(v) = o.string("mmd_pairs")? {
+        c.mmd_pairs = v.parse().map_err(to_rhai)?;
+    }
     Ok((c, cell_eval))
 }
 
@@ -135,7 +139,8 @@ pub mod metrics_api {
     /// An evaluator from settings: `metrics` (names or `"all"`), `top_k`
     /// (50), `pca_components` (30), `pseudocount` (0.1), `rank` (`v2`,
     /// `v1`), `device` (`cpu`, `cuda`, `auto`), `precision` (`f32`, `f64`),
-    /// `block_cells`; `profile`: `perturbench` (default) or a cell-eval
+    /// `block_cells`, `mmd_pairs` (`bounded`, `all`); `profile`:
+    /// `perturbench` (default) or a cell-eval
     /// 0.8.2 profile, `vcc` or `minimal` (with `threads`, 0 = all cores).
     /// Unknown keys and metric names are errors listing the valid ones.
     /// ```rhai

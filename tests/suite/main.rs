@@ -19,6 +19,7 @@ mod hdf5_lib;
 mod kernel;
 mod kinds;
 mod metrics;
+mod mmd_pairs;
 mod model;
 mod ot;
 mod presets;
