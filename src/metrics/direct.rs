@@ -167,11 +167,17 @@ unsafe fn chunk_sums_avx512(
         _mm512_storeu_pd(sums.as_mut_ptr().add(8), s_hi);
         let j0 = p * LANES;
         let lanes = LANES.min(m - j0);
-        out[j0..j0 + lanes].iter_mut().zip(&sums).for_each(|(o, s)| *o += s);
+        out[j0..j0 + lanes]
+            .iter_mut()
+            .zip(&sums)
+            .for_each(|(o, s)| *o += s);
         if shift.is_some() {
             _mm512_storeu_pd(sums.as_mut_ptr(), q_lo);
             _mm512_storeu_pd(sums.as_mut_ptr().add(8), q_hi);
-            out2[j0..j0 + lanes].iter_mut().zip(&sums).for_each(|(o, s)| *o += s);
+            out2[j0..j0 + lanes]
+                .iter_mut()
+                .zip(&sums)
+                .for_each(|(o, s)| *o += s);
         }
     }
 }
@@ -179,7 +185,9 @@ unsafe fn chunk_sums_avx512(
 /// The 16 floats of `v` as two vectors of 8 doubles (lanes 0-7, 8-15).
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx512f")]
-unsafe fn halves(v: std::arch::x86_64::__m512) -> (std::arch::x86_64::__m512d, std::arch::x86_64::__m512d) {
+unsafe fn halves(
+    v: std::arch::x86_64::__m512,
+) -> (std::arch::x86_64::__m512d, std::arch::x86_64::__m512d) {
     use std::arch::x86_64::*;
     let lo = _mm512_castps512_ps256(v);
     let hi = _mm256_castpd_ps(_mm512_extractf64x4_pd::<1>(_mm512_castps_pd(v)));
@@ -240,9 +248,15 @@ fn chunk_sums_generic(
         }
         let j0 = p * LANES;
         let lanes = LANES.min(m - j0);
-        out[j0..j0 + lanes].iter_mut().zip(&sums).for_each(|(o, s)| *o += s);
+        out[j0..j0 + lanes]
+            .iter_mut()
+            .zip(&sums)
+            .for_each(|(o, s)| *o += s);
         if shift.is_some() {
-            out2[j0..j0 + lanes].iter_mut().zip(&sums2).for_each(|(o, s)| *o += s);
+            out2[j0..j0 + lanes]
+                .iter_mut()
+                .zip(&sums2)
+                .for_each(|(o, s)| *o += s);
         }
     }
 }
@@ -268,7 +282,11 @@ mod tests {
                 want += z.max(1e-8).sqrt();
                 want2 += (z - 3.0) * (z - 3.0);
             }
-            assert!((out[j] - want).abs() <= 1e-5 * want, "{j}: {} vs {want}", out[j]);
+            assert!(
+                (out[j] - want).abs() <= 1e-5 * want,
+                "{j}: {} vs {want}",
+                out[j]
+            );
             assert!((out2[j] - want2).abs() <= 1e-4 * want2.max(1.0));
         }
         // Column 10 alone, and columns 7..20: the same bits.

@@ -146,16 +146,7 @@ pub fn cross_sums(
             let (s, e) = (start as usize, (start + len) as usize);
             cols.iter_mut().for_each(|c| *c = 0.0);
             let bx = b.x.f_narrow(0, start, len)?;
-            add_column_sums(
-                &a.x,
-                &bx,
-                a_sq,
-                &b_sq[s..e],
-                thr,
-                &mut buf,
-                &mut cols,
-                None,
-            )?;
+            add_column_sums(&a.x, &bx, a_sq, &b_sq[s..e], thr, &mut buf, &mut cols, None)?;
             for (&g, &c) in groups[s..e].iter().zip(&cols) {
                 let slot = usize::try_from(g).ok().and_then(|g| acc.get_mut(g));
                 match slot {
@@ -195,7 +186,11 @@ pub fn self_sum(a: &Points, opts: &DistanceOptions) -> Result<f64> {
 
 /// [`self_sum`], and with `shift` (f32 CPU points only) also
 /// `sum_ii' (|a_i - a_i'|^2 - shift)^2` over the same pairs (NaN without).
-pub(super) fn self_sums(a: &Points, opts: &DistanceOptions, shift: Option<f64>) -> Result<(f64, f64)> {
+pub(super) fn self_sums(
+    a: &Points,
+    opts: &DistanceOptions,
+    shift: Option<f64>,
+) -> Result<(f64, f64)> {
     let n = a.len();
     let mut total = 0.0;
     let mut total2 = 0.0;
@@ -222,16 +217,7 @@ pub(super) fn self_sums(a: &Points, opts: &DistanceOptions, shift: Option<f64>) 
                     shift: sh as f32,
                     out: &mut cols2[..],
                 });
-                add_column_sums(
-                    &r.x,
-                    &cx,
-                    r_sq,
-                    &sq[s..e],
-                    thr,
-                    &mut buf,
-                    &mut cols,
-                    dev,
-                )?;
+                add_column_sums(&r.x, &cx, r_sq, &sq[s..e], thr, &mut buf, &mut cols, dev)?;
                 // The diagonal tile counts once, the tiles to its right
                 // twice (their mirror images below the diagonal).
                 let fold = |c: &[f64]| {

@@ -4,9 +4,10 @@
 //! Per covariate key, one pass over the reference's and one over the
 //! prediction's unit cells (each unit copied to a tensor once) collects: the
 //! moments for `average`, `logfc` and `scores`; the PCA projections; and the
-//! distance sums of the energy MMD (every predicted cell against every
-//! reference cell of the covariate when the MMD rank is requested, else
-//! against its own unit). The per-unit matrices `M[q, p]` of the vector
+//! distance sums of the energy MMD (each predicted unit against its own
+//! reference unit; for the MMD ranks also the moments that bound every other
+//! pair, after which the pairs the bounds leave undecided are computed, or
+//! with `mmd_pairs = all` every pair, [`super::mmd_acc`]). The per-unit matrices `M[q, p]` of the vector
 //! metrics are then a few batched tensor ops, the ranks come from them
 //! ([`super::rank`]), and the summary is the NaN-skipping mean over units.
 

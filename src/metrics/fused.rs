@@ -195,7 +195,11 @@ fn scan<const DEV: bool>(
         // loop vectorises.
         let mut near = 0u32;
         if DEV {
-            for (((&g, &sb), o), o2) in row.iter().zip(b_sq).zip(out.iter_mut()).zip(out2.iter_mut())
+            for (((&g, &sb), o), o2) in row
+                .iter()
+                .zip(b_sq)
+                .zip(out.iter_mut())
+                .zip(out2.iter_mut())
             {
                 let d2 = -2.0 * g + sa + sb;
                 near |= (d2 < thr) as u32;

@@ -133,7 +133,10 @@ fn column_means(parts: &[Tensor]) -> Result<Vec<f64>> {
         });
     }
     match total {
-        Some(s) => Ok(to_vec1(&s)?.into_iter().map(|v| v / n.max(1) as f64).collect()),
+        Some(s) => Ok(to_vec1(&s)?
+            .into_iter()
+            .map(|v| v / n.max(1) as f64)
+            .collect()),
         None => Ok(Vec::new()),
     }
 }
@@ -206,7 +209,8 @@ impl MmdAcc {
         if let Some(m) = m {
             // K[i, p] = x_i . mu_p for every reference unit p.
             let d = px.x.size()[1];
-            let k = px.x.f_mm(&SideCells::means(&side.moments, d as usize)?.f_transpose(0, 1)?)?;
+            let k =
+                px.x.f_mm(&SideCells::means(&side.moments, d as usize)?.f_transpose(0, 1)?)?;
             let k: Vec<f32> = Vec::<f32>::try_from(&k.f_contiguous()?.f_view([-1])?)?;
             let row = var_against(&m.cell, &k, self.u);
             let dst = self.var_alpha.get_mut(q * self.u..(q + 1) * self.u);
@@ -281,7 +285,7 @@ impl MmdAcc {
         // predicted units' means.
         let mut var_beta = vec![f64::NAN; u * u]; // [p, q]
         let d = side.all.x.size()[1];
-        if side.all.len() > 0 {
+        if !side.all.is_empty() {
             let kr = side
                 .all
                 .x
@@ -345,7 +349,10 @@ impl MmdAcc {
         let mut groups: Vec<i64> = Vec::new();
         for (g, &p) in ps.iter().enumerate() {
             let (Some(&s), Some(unit)) = (side.starts.get(p), side.units.get(p)) else {
-                return Err(Error::invalid("metrics", "internal: no such reference unit"));
+                return Err(Error::invalid(
+                    "metrics",
+                    "internal: no such reference unit",
+                ));
             };
             ranges.push((s, unit.len()));
             groups.extend(std::iter::repeat_n(g as i64, unit.len() as usize));
@@ -382,7 +389,10 @@ impl MmdAcc {
     ) -> Result<(Vec<f64>, Vec<f64>)> {
         let u = self.u;
         if n_pred.len() != u || ref_self.len() != u || n_ref.len() != u {
-            return Err(Error::invalid("metrics", "internal: MMD unit counts differ"));
+            return Err(Error::invalid(
+                "metrics",
+                "internal: MMD unit counts differ",
+            ));
         }
         let mut m = vec![f64::NAN; u * u];
         for q in 0..u {

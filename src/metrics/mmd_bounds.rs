@@ -158,7 +158,12 @@ pub(super) fn var_against(cell: &[f64], prod: &[f32], u: usize) -> Vec<f64> {
 /// Lower and upper bounds of the mean distance `A(q, p)` of predicted unit
 /// `q` (`mq`) to reference unit `p` (`mp`), given `Var_i alpha` and
 /// `Var_j beta` of the pair (module docs).
-pub(super) fn cross_bounds(mq: &UnitMoments, mp: &UnitMoments, var_a: f64, var_b: f64) -> (f64, f64) {
+pub(super) fn cross_bounds(
+    mq: &UnitMoments,
+    mp: &UnitMoments,
+    var_a: f64,
+    var_b: f64,
+) -> (f64, f64) {
     let delta2: f64 = mq
         .mean
         .iter()
@@ -245,7 +250,9 @@ mod tests {
 
     /// A small deterministic generator (no dependence on other crates).
     fn noise(seed: &mut u64) -> f64 {
-        *seed = seed.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+        *seed = seed
+            .wrapping_mul(6364136223846793005)
+            .wrapping_add(1442695040888963407);
         ((*seed >> 11) as f64 / (1u64 << 53) as f64) * 2.0 - 1.0
     }
 
@@ -253,7 +260,9 @@ mod tests {
     fn frobenius_norm_from_the_self_pass() {
         let (n, d) = (40, 6);
         let mut seed = 7;
-        let x: Vec<f64> = (0..n * d).map(|i| noise(&mut seed) * (1.0 + (i % d) as f64)).collect();
+        let x: Vec<f64> = (0..n * d)
+            .map(|i| noise(&mut seed) * (1.0 + (i % d) as f64))
+            .collect();
         let m = moments(&x, d);
         // |S|_F directly from the biased covariance.
         let mut s = vec![0f64; d * d];
@@ -297,7 +306,11 @@ mod tests {
             let a = mean_dist(&x, &y, d);
             assert!(lo <= a && a <= hi, "shift {shift}: {lo} <= {a} <= {hi}");
             // Concentration: the interval is a small part of the distance.
-            assert!(hi - lo < 0.05 * a, "shift {shift}: width {} of {a}", hi - lo);
+            assert!(
+                hi - lo < 0.05 * a,
+                "shift {shift}: width {} of {a}",
+                hi - lo
+            );
         }
     }
 

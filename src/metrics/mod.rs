@@ -40,9 +40,9 @@
 pub mod aggregate;
 pub mod compare;
 pub mod config;
+mod direct;
 pub mod distance;
 pub mod evaluate;
-mod direct;
 mod fused;
 mod mmd_acc;
 mod mmd_bounds;

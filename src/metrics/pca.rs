@@ -86,11 +86,11 @@ impl Pca {
         let mut cov = Tensor::f_zeros([g as i64, g as i64], (Kind::Double, device))?;
         // Each chunk's product lands in one reused buffer and is added in
         // place (fresh 16-32 MB tensors per chunk were mostly page zeroing).
-        let mut prod = Tensor::f_empty([g as i64, g as i64], (kind, device))?;
+        let prod = Tensor::f_empty([g as i64, g as i64], (kind, device))?;
         for chunk in rows.chunks(CHUNK) {
             let mut t = x.tensor(chunk, None, device)?.f_to_kind(kind)?;
             let _ = t.f_sub_(&mean_k)?;
-            let _ = t.f_transpose(0, 1)?.f_mm_out(&mut prod, &t)?;
+            let _ = t.f_transpose(0, 1)?.f_mm_out(&prod, &t)?;
             let _ = cov.f_add_(&prod)?;
         }
         let cov = cov.f_div_scalar((n - 1) as f64)?;
@@ -136,7 +136,7 @@ impl Pca {
             return self.project(x);
         };
         let mut xc = b.f_narrow(0, 0, n)?;
-        let _ = xc.f_copy_(x)?;
+        xc.f_copy_(x)?;
         let _ = xc.f_sub_(&self.mean.f_unsqueeze(0)?)?;
         Ok(xc.f_mm(&self.components)?)
     }

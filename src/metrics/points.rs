@@ -239,10 +239,11 @@ impl Points {
     pub(super) fn select(&self, ranges: &[(i64, i64)]) -> Result<Points> {
         let idx: Vec<i64> = ranges.iter().flat_map(|&(s, l)| s..s + l).collect();
         let it = Tensor::f_from_slice(&idx)?.f_to_device(self.x.device())?;
-        let host_sq = self
-            .host_sq
-            .as_ref()
-            .map(|h| idx.iter().map(|&i| h.get(i as usize).copied().unwrap_or(0.0)).collect());
+        let host_sq = self.host_sq.as_ref().map(|h| {
+            idx.iter()
+                .map(|&i| h.get(i as usize).copied().unwrap_or(0.0))
+                .collect()
+        });
         Ok(Points {
             x: self.x.f_index_select(0, &it)?,
             neg2x: match &self.neg2x {
@@ -283,7 +284,9 @@ mod tests {
     fn host_route_equals_tensor_route() {
         let _g = tch::no_grad_guard();
         tch::manual_seed(3);
-        let x = Tensor::randn([37, 11], (Kind::Float, Device::Cpu)).f_mul_scalar(5.0).unwrap();
+        let x = Tensor::randn([37, 11], (Kind::Float, Device::Cpu))
+            .f_mul_scalar(5.0)
+            .unwrap();
         let c = Tensor::randn([1, 11], (Kind::Double, Device::Cpu));
         let host_c: Vec<f64> = Vec::try_from(&c.f_view([-1]).unwrap()).unwrap();
         let opts = DistanceOptions::f32();

@@ -25,7 +25,10 @@ fn evaluate(pred: &Dataset, reference: &Dataset, pairs: MmdPairs) -> Evaluation 
         mmd_pairs: pairs,
         ..Default::default()
     };
-    Metrics::new(cfg).unwrap().evaluate(pred, reference).unwrap()
+    Metrics::new(cfg)
+        .unwrap()
+        .evaluate(pred, reference)
+        .unwrap()
 }
 
 /// A prediction of `reference`'s units built from its own cells: unit `i`
@@ -64,10 +67,16 @@ fn rebuilt(reference: &Dataset, pick: impl Fn(usize, usize) -> usize) -> Dataset
         }
     }
     let mut obs = DataFrame::with_index((0..rows.len()).map(|i| format!("p{i}")).collect());
-    obs.insert("condition", Column::Categorical(Categorical::from_labels(&cond, true)))
-        .unwrap();
-    obs.insert("cell_type", Column::Categorical(Categorical::from_labels(&ct, true)))
-        .unwrap();
+    obs.insert(
+        "condition",
+        Column::Categorical(Categorical::from_labels(&cond, true)),
+    )
+    .unwrap();
+    obs.insert(
+        "cell_type",
+        Column::Categorical(Categorical::from_labels(&ct, true)),
+    )
+    .unwrap();
     let ad = AnnData {
         x: x.into(),
         obs,
@@ -89,7 +98,10 @@ fn same_ranks(pred: &Dataset, reference: &Dataset, what: &str) -> Evaluation {
             if name.ends_with("_rank") {
                 assert_eq!(x, y, "{what}: {name} of {} {}", a.cov_key, a.perturbation);
             } else {
-                assert!((x - y).abs() <= 1e-9 * x.abs().max(1.0), "{what}: {name} {x} vs {y}");
+                assert!(
+                    (x - y).abs() <= 1e-9 * x.abs().max(1.0),
+                    "{what}: {name} {x} vs {y}"
+                );
             }
         }
     }
@@ -121,7 +133,11 @@ fn bounded_mmd_ranks_equal_the_full_matrix_ranks() {
     // cells) and a half-way mix: near and far pairs of every kind.
     let itself = same_ranks(&ds, &ds, "itself");
     for name in ["mmd_gex_rank", "mmd_pca_rank"] {
-        assert_eq!(itself.get(name), Some(0.0), "{name} of the reference itself");
+        assert_eq!(
+            itself.get(name),
+            Some(0.0),
+            "{name} of the reference itself"
+        );
     }
     let next = same_ranks(&rebuilt(&ds, |i, m| (i + 1) % m), &ds, "next");
     // The bounds decide part of the gene-space pairs even here (500 genes,
@@ -130,7 +146,10 @@ fn bounded_mmd_ranks_equal_the_full_matrix_ranks() {
     for ev in [&itself, &next] {
         let [computed, total] = ev.mmd_pairs_computed["mmd_gex_rank"];
         println!("gene space: {computed} of {total} pairs computed");
-        assert!(total > 0 && computed < total, "gene space: {computed} of {total} computed");
+        assert!(
+            total > 0 && computed < total,
+            "gene space: {computed} of {total} computed"
+        );
         // A pair the bounds decided has no value in the reported matrix.
         let nulls: usize = ev
             .pairwise
@@ -152,7 +171,11 @@ fn bounded_mmd_ranks_keep_exact_ties() {
     let ev = same_ranks(&pred, &ds, "control baseline");
     for u in &ev.per_unit {
         for name in ["mmd_gex_rank", "mmd_pca_rank"] {
-            assert_eq!(u.values[name], 0.5, "{name} of {} {}", u.cov_key, u.perturbation);
+            assert_eq!(
+                u.values[name], 0.5,
+                "{name} of {} {}",
+                u.cov_key, u.perturbation
+            );
         }
     }
 }
@@ -166,8 +189,18 @@ fn evaluate_cli_takes_mmd_pairs() {
     let json = |name: &str| dir.join(name).to_str().unwrap().to_string();
     for mode in ["bounded", "all"] {
         common::run_ok(&[
-            "evaluate", "--pred", d, "--ref", d, "--metrics", "mmd_gex_rank", "--mmd-pairs",
-            mode, "--quiet", "--json", &json(&format!("{mode}.json")),
+            "evaluate",
+            "--pred",
+            d,
+            "--ref",
+            d,
+            "--metrics",
+            "mmd_gex_rank",
+            "--mmd-pairs",
+            mode,
+            "--quiet",
+            "--json",
+            &json(&format!("{mode}.json")),
         ]);
     }
     let b = common::read_json(&dir.join("bounded.json"));
@@ -175,11 +208,25 @@ fn evaluate_cli_takes_mmd_pairs() {
     assert_eq!(b["summary"], a["summary"]);
     assert_eq!(b["config"]["mmd_pairs"], "bounded");
     assert_eq!(a["config"]["mmd_pairs"], "all");
-    let (c, t) = (&b["mmd_pairs_computed"]["mmd_gex_rank"][0], &b["mmd_pairs_computed"]["mmd_gex_rank"][1]);
+    let (c, t) = (
+        &b["mmd_pairs_computed"]["mmd_gex_rank"][0],
+        &b["mmd_pairs_computed"]["mmd_gex_rank"][1],
+    );
     assert!(c.as_u64().unwrap() < t.as_u64().unwrap());
     let (code, _, err) = common::primeflow(&[
-        "evaluate", "--pred", d, "--ref", d, "--metrics", "mmd_gex_rank", "--mmd-pairs", "some",
+        "evaluate",
+        "--pred",
+        d,
+        "--ref",
+        d,
+        "--metrics",
+        "mmd_gex_rank",
+        "--mmd-pairs",
+        "some",
     ]);
     assert_ne!(code, 0);
-    assert!(err.contains("mmd_pairs") && err.contains("some") && err.contains("bounded"), "{err}");
+    assert!(
+        err.contains("mmd_pairs") && err.contains("some") && err.contains("bounded"),
+        "{err}"
+    );
 }
