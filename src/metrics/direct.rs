@@ -14,6 +14,8 @@
 //! count or the timing.
 
 use super::distance::SQ_DIST_FLOOR;
+use super::fused::map_chunks;
+use crate::error::Result;
 
 /// Largest dimension that takes this path.
 pub(super) const DIRECT_MAX_D: usize = 64;
@@ -34,11 +36,11 @@ pub(super) fn add_column_sums(
     d: usize,
     out: &mut [f64],
     mut dev: Option<(f32, &mut [f64])>,
-) {
+) -> Result<()> {
     let d = d.max(1);
     let (n, m) = (a.len() / d, b.len() / d);
     if n == 0 || m == 0 {
-        return;
+        return Ok(());
     }
     // Panels of LANES columns: `[panel][k][lane]`, so the inner loop over
     // a row's d coordinates reads one contiguous vector per coordinate and
@@ -66,33 +68,14 @@ pub(super) fn add_column_sums(
         chunk_sums(chunks[k], bt, d, m, shift, &mut o, &mut o2);
         (o, o2)
     };
-    let results: Vec<(Vec<f64>, Vec<f64>)> = if threads <= 1 {
-        (0..chunks.len()).map(run).collect()
-    } else {
-        let (count, per) = (chunks.len(), chunks.len().div_ceil(threads));
-        let run = &run;
-        std::thread::scope(|sc| {
-            let handles: Vec<_> = (0..threads)
-                .map(|t| {
-                    sc.spawn(move || {
-                        (t * per..((t + 1) * per).min(count))
-                            .map(run)
-                            .collect::<Vec<_>>()
-                    })
-                })
-                .collect();
-            handles
-                .into_iter()
-                .flat_map(|h| h.join().unwrap_or_default())
-                .collect()
-        })
-    };
+    let results = map_chunks(chunks.len(), threads, run)?;
     for (o, o2) in results {
         out.iter_mut().zip(&o).for_each(|(a, b)| *a += b);
         if let Some((_, d2)) = dev.as_mut() {
             d2.iter_mut().zip(&o2).for_each(|(a, b)| *a += b);
         }
     }
+    Ok(())
 }
 
 /// The column sums of one chunk of rows of `a` against `bt` (`[d, m]`).
@@ -272,7 +255,7 @@ mod tests {
         let b: Vec<f32> = (0..m * d).map(|i| ((i * 53 % 97) as f32) * 0.1).collect();
         let mut out = vec![0f64; m];
         let mut out2 = vec![0f64; m];
-        add_column_sums(&a, &b, d, &mut out, Some((3.0, &mut out2)));
+        add_column_sums(&a, &b, d, &mut out, Some((3.0, &mut out2))).unwrap();
         for j in 0..m {
             let (mut want, mut want2) = (0f64, 0f64);
             for i in 0..n {
@@ -292,7 +275,7 @@ mod tests {
         // Column 10 alone, and columns 7..20: the same bits.
         for (s, e) in [(10, 11), (7, 20)] {
             let mut part = vec![0f64; e - s];
-            add_column_sums(&a, &b[s * d..e * d], d, &mut part, None);
+            add_column_sums(&a, &b[s * d..e * d], d, &mut part, None).unwrap();
             for (j, v) in (s..e).zip(&part) {
                 assert_eq!(v.to_bits(), out[j].to_bits(), "column {j}");
             }

@@ -53,8 +53,7 @@ pub(super) fn add_column_sums(
         // slices end with this call.
         if let (Some(a), Some(b)) = unsafe { (host_slice(a_x), host_slice(b_x)) } {
             let dev = dev.map(|v| (v.shift, v.out));
-            direct::add_column_sums(a, b, d, &mut out[..m], dev);
-            return Ok(());
+            return direct::add_column_sums(a, b, d, &mut out[..m], dev);
         }
     }
     // a.b (the scan doubles and negates it: -2 (a.b) is exactly the
@@ -89,33 +88,7 @@ pub(super) fn add_column_sums(
         };
         (o, o2, near)
     };
-    let results: Vec<(Vec<f64>, Vec<f64>, Vec<usize>)> = if threads <= 1 {
-        (0..chunks.len()).map(run).collect()
-    } else {
-        let (count, per) = (chunks.len(), chunks.len().div_ceil(threads));
-        let run = &run;
-        std::thread::scope(|sc| {
-            let handles: Vec<_> = (0..threads)
-                .map(|t| {
-                    sc.spawn(move || {
-                        (t * per..((t + 1) * per).min(count))
-                            .map(run)
-                            .collect::<Vec<_>>()
-                    })
-                })
-                .collect();
-            handles
-                .into_iter()
-                .flat_map(|h| h.join().unwrap_or_default())
-                .collect()
-        })
-    };
-    if results.len() != chunks.len() {
-        return Err(crate::error::Error::invalid(
-            "metrics",
-            "internal: a distance worker thread failed",
-        ));
-    }
+    let results = map_chunks(chunks.len(), threads, run)?;
     let mut near_rows: Vec<usize> = Vec::new();
     for (o, o2, near) in results {
         out.iter_mut().zip(&o).for_each(|(a, b)| *a += b);
@@ -159,6 +132,44 @@ pub(super) fn add_column_sums(
         }
     }
     Ok(())
+}
+
+/// `run(k)` for every `k` in `0..count`, in order, spread over `threads`
+/// scoped threads in contiguous runs of `k` (the results do not depend on
+/// the split or the timing).
+pub(super) fn map_chunks<R: Send>(
+    count: usize,
+    threads: usize,
+    run: impl Fn(usize) -> R + Sync,
+) -> Result<Vec<R>> {
+    let results: Vec<R> = if threads <= 1 {
+        (0..count).map(&run).collect()
+    } else {
+        let per = count.div_ceil(threads);
+        let run = &run;
+        std::thread::scope(|sc| {
+            let handles: Vec<_> = (0..threads)
+                .map(|t| {
+                    sc.spawn(move || {
+                        (t * per..((t + 1) * per).min(count))
+                            .map(run)
+                            .collect::<Vec<_>>()
+                    })
+                })
+                .collect();
+            handles
+                .into_iter()
+                .flat_map(|h| h.join().unwrap_or_default())
+                .collect()
+        })
+    };
+    if results.len() != count {
+        return Err(crate::error::Error::invalid(
+            "metrics",
+            "internal: a distance worker thread failed",
+        ));
+    }
+    Ok(results)
 }
 
 /// Rows per independently summed chunk of a block (see `add_column_sums`).

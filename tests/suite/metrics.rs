@@ -12,7 +12,7 @@ use crate::common;
 // ---------------------------------------------------------------- helpers
 
 /// devel.h5ad with condition / [cell_type] / control (None when absent).
-fn devel() -> Option<Dataset> {
+pub(crate) fn devel() -> Option<Dataset> {
     let path = common::devel();
     if !path.exists() {
         println!("skipped: {} not found", path.display());

@@ -3,21 +3,13 @@
 //! keep exact ties, and report only the pairs they computed.
 
 use primeflow::anndata::{AnnData, Categorical, Column, DataFrame};
-use primeflow::data::{Dataset, LoadOptions, ObsColumns};
+use primeflow::data::{Dataset, ObsColumns};
 use primeflow::metrics::{Evaluation, Metrics, MetricsConfig, MmdPairs};
 
 use crate::common;
+use crate::metrics::devel;
 
 const RANKS: [&str; 4] = ["mmd_gex", "mmd_gex_rank", "mmd_pca", "mmd_pca_rank"];
-
-fn devel() -> Option<Dataset> {
-    let path = common::devel();
-    if !path.exists() {
-        println!("skipped: {} not found", path.display());
-        return None;
-    }
-    Some(Dataset::load(&path, &LoadOptions::default()).unwrap())
-}
 
 fn evaluate(pred: &Dataset, reference: &Dataset, pairs: MmdPairs) -> Evaluation {
     let cfg = MetricsConfig {
