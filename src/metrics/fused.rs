@@ -5,7 +5,7 @@
 //! for the rounding check, clamp, sqrt, an f64 cast and a column sum) makes
 //! seven passes over the `[n, b]` block and dispatches as many libtorch ops;
 //! at PCA size (D = 30) those passes, not the GEMM, were most of an
-//! evaluation's time. Here libtorch does only the GEMM `-2 a.b^T`; one loop
+//! evaluation's time. Here libtorch does only the GEMM `a.b^T`; one loop
 //! then adds the norms, floors, takes the square root and adds each column
 //! into f64 sums, while tracking each row's smallest squared distance. Rows
 //! whose minimum falls under the rounding threshold are scanned again and

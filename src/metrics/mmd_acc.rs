@@ -46,6 +46,9 @@ pub(super) struct SideCells {
     pub(super) self_sums: Vec<f64>,
     /// Per unit, its moments (bounded mode; `None` for an empty unit).
     moments: Vec<Option<UnitMoments>>,
+    /// Bounded mode: `[D, U]` f32, the units' means as columns (made once,
+    /// multiplied by every predicted unit's cells).
+    means_t: Option<Tensor>,
 }
 
 impl SideCells {
@@ -93,6 +96,16 @@ impl SideCells {
             start += k as i64;
         }
         let groups = Tensor::f_from_slice(&groups)?.f_to_device(dev)?;
+        let means_t = if bounded {
+            let d = centre_host.len();
+            Some(
+                SideCells::means(&moments, d)?
+                    .f_transpose(0, 1)?
+                    .f_contiguous()?,
+            )
+        } else {
+            None
+        };
         Ok(SideCells {
             all,
             units,
@@ -102,6 +115,7 @@ impl SideCells {
             centre_host,
             self_sums: self_sums_v,
             moments,
+            means_t,
         })
     }
 
@@ -208,9 +222,13 @@ impl MmdAcc {
         }
         if let Some(m) = m {
             // K[i, p] = x_i . mu_p for every reference unit p.
-            let d = px.x.size()[1];
-            let k =
-                px.x.f_mm(&SideCells::means(&side.moments, d as usize)?.f_transpose(0, 1)?)?;
+            let Some(means_t) = &side.means_t else {
+                return Err(Error::invalid(
+                    "metrics",
+                    "internal: reference means missing",
+                ));
+            };
+            let k = px.x.f_mm(means_t)?;
             let k: Vec<f32> = Vec::<f32>::try_from(&k.f_contiguous()?.f_view([-1])?)?;
             let row = var_against(&m.cell, &k, self.u);
             let dst = self.var_alpha.get_mut(q * self.u..(q + 1) * self.u);
