@@ -18,6 +18,7 @@ use tch::{Kind, Tensor};
 use super::direct::{self, DIRECT_MAX_D};
 use super::distance::SQ_DIST_FLOOR;
 use super::points::host_slice;
+use super::team::map_chunks;
 use crate::error::Result;
 
 /// Adds to `out` (`[b]`, f64) the column sums over the rows of `a` of
@@ -53,14 +54,29 @@ pub(super) fn add_column_sums(
         // slices end with this call.
         if let (Some(a), Some(b)) = unsafe { (host_slice(a_x), host_slice(b_x)) } {
             let dev = dev.map(|v| (v.shift, v.out));
-            return direct::add_column_sums(a, b, d, &mut out[..m], dev);
+            return direct::add_column_sums(a, a_sq, b, b_sq, d, thr, &mut out[..m], dev);
         }
     }
     // a.b (the scan doubles and negates it: -2 (a.b) is exactly the
-    // product of -2 a, so no scaled copy of a is kept).
-    let g = a_x.f_mm(&b_x.f_transpose(0, 1)?)?.f_contiguous()?; // [n, m]
+    // product of -2 a, so no scaled copy of a is kept), written by the GEMM
+    // straight into `buf` (a copy out of a fresh tensor was one more pass
+    // over the block and as many freshly faulted pages).
     buf.resize(n * m, 0.0);
-    g.f_copy_data(buf.as_mut_slice(), n * m)?;
+    {
+        // SAFETY: `buf` holds n * m f32 and outlives `g`, the only access
+        // to it until this block ends; `mm_out` writes an `[n, m]`
+        // contiguous result of that size in place (no resize).
+        let g = unsafe {
+            Tensor::f_from_blob(
+                buf.as_mut_ptr().cast::<u8>(),
+                &[n as i64, m as i64],
+                &[],
+                Kind::Float,
+                tch::Device::Cpu,
+            )?
+        };
+        let _ = a_x.f_mm_out(&g, &b_x.f_transpose(0, 1)?)?;
+    }
     let thr32 = thr as f32;
     let out = &mut out[..m];
     let shift = dev.as_ref().map(|d| d.shift);
@@ -100,76 +116,40 @@ pub(super) fn add_column_sums(
     if near_rows.is_empty() {
         return Ok(());
     }
-    // Near pairs: replace the product-form distance by the exact one.
-    let mut pi: Vec<i64> = Vec::new();
-    let mut pj: Vec<i64> = Vec::new();
-    let mut approx: Vec<f32> = Vec::new();
+    // Near pairs: replace the product-form distance by the exact one,
+    // from the difference in f64 on the host.
+    let (a_c, b_c) = (a_x.f_contiguous()?, b_x.f_contiguous()?);
+    // SAFETY: points are never written after they are built; the slices
+    // end with this call.
+    let (Some(ax), Some(bx)) = (unsafe { host_slice(&a_c) }, unsafe { host_slice(&b_c) }) else {
+        return Err(crate::error::Error::invalid(
+            "metrics",
+            "internal: fused distances need contiguous f32 CPU points",
+        ));
+    };
     for &i in &near_rows {
+        let ai = &ax[i * d..(i + 1) * d];
         for (j, (&g, &sb)) in buf[i * m..(i + 1) * m].iter().zip(b_sq).enumerate() {
-            let d2 = -2.0 * g + a_sq[i] + sb;
-            if d2 < thr32 {
-                pi.push(i as i64);
-                pj.push(j as i64);
-                approx.push(d2);
+            let approx = -2.0 * g + a_sq[i] + sb;
+            if approx >= thr32 {
+                continue;
+            }
+            let exact = ai
+                .iter()
+                .zip(&bx[j * d..(j + 1) * d])
+                .map(|(&x, &y)| {
+                    let t = x as f64 - y as f64;
+                    t * t
+                })
+                .sum::<f64>() as f32;
+            out[j] += floored_sqrt(exact) as f64 - floored_sqrt(approx) as f64;
+            if let Some(dv) = dev.as_mut() {
+                let (de, da) = ((exact - dv.shift) as f64, (approx - dv.shift) as f64);
+                dv.out[j] += de * de - da * da;
             }
         }
     }
-    let ii = Tensor::f_from_slice(&pi)?;
-    let jj = Tensor::f_from_slice(&pj)?;
-    let ai = a_x.f_index_select(0, &ii)?.f_to_kind(Kind::Double)?;
-    let bj = b_x.f_index_select(0, &jj)?.f_to_kind(Kind::Double)?;
-    let exact = ai
-        .f_sub(&bj)?
-        .f_square()?
-        .f_sum_dim_intlist(Some(&[1i64][..]), false, Kind::Double)?
-        .f_to_kind(Kind::Float)?;
-    let exact: Vec<f32> = Vec::<f32>::try_from(&exact)?;
-    for ((&j, &e), &a) in pj.iter().zip(&exact).zip(&approx) {
-        out[j as usize] += floored_sqrt(e) as f64 - floored_sqrt(a) as f64;
-        if let Some(d) = dev.as_mut() {
-            let (de, da) = ((e - d.shift) as f64, (a - d.shift) as f64);
-            d.out[j as usize] += de * de - da * da;
-        }
-    }
     Ok(())
-}
-
-/// `run(k)` for every `k` in `0..count`, in order, spread over `threads`
-/// scoped threads in contiguous runs of `k` (the results do not depend on
-/// the split or the timing).
-pub(super) fn map_chunks<R: Send>(
-    count: usize,
-    threads: usize,
-    run: impl Fn(usize) -> R + Sync,
-) -> Result<Vec<R>> {
-    let results: Vec<R> = if threads <= 1 {
-        (0..count).map(&run).collect()
-    } else {
-        let per = count.div_ceil(threads);
-        let run = &run;
-        std::thread::scope(|sc| {
-            let handles: Vec<_> = (0..threads)
-                .map(|t| {
-                    sc.spawn(move || {
-                        (t * per..((t + 1) * per).min(count))
-                            .map(run)
-                            .collect::<Vec<_>>()
-                    })
-                })
-                .collect();
-            handles
-                .into_iter()
-                .flat_map(|h| h.join().unwrap_or_default())
-                .collect()
-        })
-    };
-    if results.len() != count {
-        return Err(crate::error::Error::invalid(
-            "metrics",
-            "internal: a distance worker thread failed",
-        ));
-    }
-    Ok(results)
 }
 
 /// Rows per independently summed chunk of a block (see `add_column_sums`).

@@ -54,6 +54,7 @@ pub mod rank;
 pub mod report;
 pub mod source;
 pub mod table;
+mod team;
 pub mod ttest;
 pub mod vcc;
 
