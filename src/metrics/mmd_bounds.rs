@@ -30,6 +30,8 @@
 //! ranks equal those of the full matrix; only the undecided pairs' values
 //! are known.
 
+use super::points::{lane_sum, LANES};
+
 /// The variance bound is inflated by this factor (f32 products feed it).
 const VAR_INFLATE: f64 = 1.05;
 
@@ -74,13 +76,28 @@ impl CellTerms {
         mean.iter_mut().for_each(|m| *m *= inv);
         let mut norms = Vec::with_capacity(n);
         let mut cell = Vec::with_capacity(n);
+        // Each row's two sums over LANES partial sums: one running sum
+        // waited on the add latency at every gene.
+        let body = d - d % LANES;
         for row in x.chunks_exact(d) {
-            let (mut na, mut xm) = (0f64, 0f64);
-            for (&v, &m) in row.iter().zip(&mean) {
-                let v = v as f64;
-                na += (v - m) * (v - m);
-                xm += v * m;
+            let (mut na, mut xm) = ([0f64; LANES], [0f64; LANES]);
+            for (v, m) in row[..body]
+                .chunks_exact(LANES)
+                .zip(mean[..body].chunks_exact(LANES))
+            {
+                for l in 0..LANES {
+                    let (v, m) = (v[l] as f64, m[l]);
+                    na[l] += (v - m) * (v - m);
+                    xm[l] += v * m;
+                }
             }
+            let (mut na_t, mut xm_t) = (0f64, 0f64);
+            for (&v, &m) in row[body..].iter().zip(&mean[body..]) {
+                let v = v as f64;
+                na_t += (v - m) * (v - m);
+                xm_t += v * m;
+            }
+            let (na, xm) = (lane_sum(&na) + na_t, lane_sum(&xm) + xm_t);
             norms.push(na);
             cell.push(na + 2.0 * xm);
         }

@@ -258,7 +258,8 @@ impl Points {
 }
 
 /// One pass over the rows of `src` (`[n, D]`): `x = (src - centre) as f32`
-/// into `dx`, `|x|^2` (summed in f64) into `sq`.
+/// into `dx`, `|x|^2` (summed in f64 over [`LANES`] partial sums, so the
+/// adds do not wait on each other) into `sq`.
 fn write_centred(src: &[f32], centre: &[f64], dx: &mut [f32], sq: &mut [f32]) {
     let d = centre.len().max(1);
     for ((row, ox), s) in src
@@ -266,14 +267,36 @@ fn write_centred(src: &[f32], centre: &[f64], dx: &mut [f32], sq: &mut [f32]) {
         .zip(dx.chunks_exact_mut(d))
         .zip(sq.iter_mut())
     {
-        let mut acc = 0f64;
-        for ((&v, &c), x) in row.iter().zip(centre).zip(ox.iter_mut()) {
+        let mut acc = [0f64; LANES];
+        let mut tail = 0f64;
+        let body = d - d % LANES;
+        for ((v, c), x) in row[..body]
+            .chunks_exact(LANES)
+            .zip(centre[..body].chunks_exact(LANES))
+            .zip(ox[..body].chunks_exact_mut(LANES))
+        {
+            for l in 0..LANES {
+                let y = (v[l] as f64 - c[l]) as f32;
+                x[l] = y;
+                acc[l] += (y as f64) * (y as f64);
+            }
+        }
+        for ((&v, &c), x) in row[body..].iter().zip(&centre[body..]).zip(&mut ox[body..]) {
             let y = (v as f64 - c) as f32;
             *x = y;
-            acc += (y as f64) * (y as f64);
+            tail += (y as f64) * (y as f64);
         }
-        *s = acc as f32;
+        *s = (lane_sum(&acc) + tail) as f32;
     }
+}
+
+/// Partial sums per row in [`write_centred`] and the cell terms of
+/// [`super::mmd_bounds`].
+pub(super) const LANES: usize = 8;
+
+/// The sum of the partial sums, in a fixed order.
+pub(super) fn lane_sum(acc: &[f64; LANES]) -> f64 {
+    ((acc[0] + acc[4]) + (acc[1] + acc[5])) + ((acc[2] + acc[6]) + (acc[3] + acc[7]))
 }
 
 #[cfg(test)]
