@@ -313,6 +313,10 @@ impl Metrics {
         let mut pred_mom = Vec::with_capacity(u);
         let mut gex_acc = MmdAcc::new(u, gex_mode);
         let mut pca_acc = MmdAcc::new(u, pca_mode);
+        // Each unit's projection is kept for its undecided PCA pairs
+        // (`[n_q, k]`, 240 kB per 1,000 cells at k = 30): projecting it
+        // again cost a GEMM over every gene.
+        let mut pred_proj: Vec<Option<Tensor>> = Vec::with_capacity(u);
         for (q, unit) in cov.units.iter().enumerate() {
             if crate::progress::interrupted() {
                 return Err(Error::Interrupted);
@@ -322,9 +326,14 @@ impl Metrics {
             if let Some(side) = &gex {
                 gex_acc.add(q, &t, side, &opts)?;
             }
-            if let (Some(p), Some(side)) = (pca, &pcs) {
-                pca_acc.add(q, &p.project_in(&t, &mut proj_buf)?, side, &opts)?;
-            }
+            pred_proj.push(match (pca, &pcs) {
+                (Some(p), Some(side)) => {
+                    let pp = p.project_in(&t, &mut proj_buf)?;
+                    pca_acc.add(q, &pp, side, &opts)?;
+                    (pca_mode == PairMode::Bounded).then_some(pp)
+                }
+                _ => None,
+            });
             bar.inc(1);
         }
         let n_pred: Vec<usize> = cov.units.iter().map(|x| x.pred_cells.len()).collect();
@@ -337,7 +346,6 @@ impl Metrics {
             Some(side) => pca_acc.undecided(side, &n_pred, &n_ref)?,
             None => Vec::new(),
         };
-        let mut pca_todo = pca_todo.into_iter().peekable();
         for (q, ps) in &gex_todo {
             if crate::progress::interrupted() {
                 return Err(Error::Interrupted);
@@ -346,22 +354,18 @@ impl Metrics {
             if let Some(side) = &gex {
                 gex_acc.add_exact(*q, &t, side, ps, &opts)?;
             }
-            while let Some((pq, pps)) = pca_todo.next_if(|(pq, _)| pq <= q) {
-                let t = if pq == *q {
-                    t.shallow_clone()
-                } else {
-                    pred.tensor(&cov.units[pq].pred_cells, plan.gene_map.as_deref(), dev)?
-                };
-                if let (Some(p), Some(side)) = (pca, &pcs) {
-                    pca_acc.add_exact(pq, &p.project_in(&t, &mut proj_buf)?, side, &pps, &opts)?;
-                }
-            }
         }
-        for (pq, pps) in pca_todo {
-            let t = pred.tensor(&cov.units[pq].pred_cells, plan.gene_map.as_deref(), dev)?;
-            if let (Some(p), Some(side)) = (pca, &pcs) {
-                pca_acc.add_exact(pq, &p.project_in(&t, &mut proj_buf)?, side, &pps, &opts)?;
+        for (q, ps) in &pca_todo {
+            if crate::progress::interrupted() {
+                return Err(Error::Interrupted);
             }
+            let (Some(side), Some(Some(pp))) = (&pcs, pred_proj.get(*q)) else {
+                return Err(Error::invalid(
+                    "metrics",
+                    "internal: a PCA projection was not kept",
+                ));
+            };
+            pca_acc.add_exact(*q, pp, side, ps, &opts)?;
         }
         // --- aggregations and matrices ---
         let mean_p = stack(&pred_mom.iter().map(|m| &m.mean).collect::<Vec<_>>())?;
