@@ -48,6 +48,17 @@ fn populate(regions: &[(usize, usize)], stop: &AtomicBool) {
         .iter()
         .map(|&(addr, len)| (addr.next_multiple_of(PAGE), addr + len))
         .collect();
+    // Transparent huge pages where the system leaves them to madvise: one
+    // fault and one zeroing per 2 MiB instead of per 4 kiB (on a VM each
+    // 4 kiB first touch also faults in the host). Advice only: where THP
+    // is off or unsupported the call fails and the pages stay small.
+    for &(start, end) in &spans {
+        if end > start {
+            // SAFETY: as for MADV_POPULATE_WRITE below; MADV_HUGEPAGE only
+            // changes how the range's future pages are backed.
+            unsafe { libc::madvise(start as *mut libc::c_void, end - start, libc::MADV_HUGEPAGE) };
+        }
+    }
     let longest = spans
         .iter()
         .map(|&(a, e)| e.saturating_sub(a))
