@@ -8,12 +8,12 @@
 //! coordinate by coordinate; each squared distance stays in a register,
 //! is floored and square-rooted there and added into f64 column sums.
 //!
-//! With AVX-512, blocks of 8 rows accumulate `a.b` by fused multiply-add
-//! (eight independent accumulators keep both FMA ports busy; one row at a
-//! time waited on the FMA latency) and form `-2 a.b + |a|^2 + |b|^2` with
-//! the fused GEMM path's guard: squared distances under the threshold are
-//! recomputed from the difference. Elsewhere a portable body accumulates
-//! `(a_ik - b_jk)^2`.
+//! With AVX-512, blocks of 16 rows accumulate `a.b` by fused multiply-add
+//! (16 independent accumulators keep both FMA ports busy; one row at a
+//! time waited on the FMA latency, 8 rows still left gaps and 32 spilled)
+//! and form `-2 a.b + |a|^2 + |b|^2` with the fused GEMM path's guard:
+//! squared distances under the threshold are recomputed from the
+//! difference. Elsewhere a portable body accumulates `(a_ik - b_jk)^2`.
 //!
 //! Rows are summed in fixed chunks, each chunk's column sums added in chunk
 //! order, so every column's sum is the same whatever the block, the thread
@@ -131,7 +131,7 @@ fn chunk_sums(
 
 /// Rows of `a` per register block of the AVX-512 body: that many
 /// independent accumulators keep both FMA ports busy (one accumulator was
-/// bound by the FMA latency, 4 cycles per coordinate).
+/// bound by the FMA latency, 4 cycles per coordinate; 32 spill registers).
 const ROWS: usize = 16;
 
 /// AVX-512 body, in the product form: for a block of [`ROWS`] rows and one
@@ -246,8 +246,8 @@ impl Sums {
 }
 
 /// `R` rows (`a`: `[R, d]`, norms `a_sq`) against one panel, their
-/// distances added into `sums` row by row (so a column's sum is the same
-/// for any `R`... given the same products: `R` only groups the rows).
+/// distances added into `sums` row by row (`R` only groups the rows: each
+/// distance and the order of the adds are the same for any `R`).
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx512f")]
 #[inline]
