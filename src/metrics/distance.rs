@@ -28,6 +28,17 @@ use crate::error::{Error, Result};
 /// The squared-distance floor of geomloss (`clamp_min(d^2, 1e-8)`).
 pub const SQ_DIST_FLOOR: f64 = 1e-8;
 
+/// `|x - y|^2` from the differences in f64, rounded to f32: the exact form
+/// the f32 product paths fall back to for near pairs.
+pub(super) fn exact_sq_dist(x: impl Iterator<Item = f32>, y: impl Iterator<Item = f32>) -> f32 {
+    x.zip(y)
+        .map(|(a, b)| {
+            let t = a as f64 - b as f64;
+            t * t
+        })
+        .sum::<f64>() as f32
+}
+
 /// A squared distance below `DEDUP_TOL * (max|a|^2 + max|b|^2)` is recomputed
 /// exactly in f32 mode (f32 rounding of the product form is ~1e-6 of that).
 const DEDUP_TOL: f64 = 1e-3;

@@ -16,7 +16,7 @@
 use tch::{Kind, Tensor};
 
 use super::direct::{self, DIRECT_MAX_D};
-use super::distance::SQ_DIST_FLOOR;
+use super::distance::{exact_sq_dist, SQ_DIST_FLOOR};
 use super::points::host_slice;
 use super::team::map_chunks;
 use crate::error::Result;
@@ -134,14 +134,7 @@ pub(super) fn add_column_sums(
             if approx >= thr32 {
                 continue;
             }
-            let exact = ai
-                .iter()
-                .zip(&bx[j * d..(j + 1) * d])
-                .map(|(&x, &y)| {
-                    let t = x as f64 - y as f64;
-                    t * t
-                })
-                .sum::<f64>() as f32;
+            let exact = exact_sq_dist(ai.iter().copied(), bx[j * d..(j + 1) * d].iter().copied());
             out[j] += floored_sqrt(exact) as f64 - floored_sqrt(approx) as f64;
             if let Some(dv) = dev.as_mut() {
                 let (de, da) = ((exact - dv.shift) as f64, (approx - dv.shift) as f64);
